@@ -1,0 +1,17 @@
+# Types shared by the native kernels.
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+# Times reach the as-of kernel as int64 (timestamps, dates, integers) or float64.
+ctypedef fused time_t:
+    int64_t
+    double
+
+cdef extern from "support.h" nogil:
+    int LAKECORE_HAS_OPENMP
+    cdef cppclass TimedRow[T]:
+        T t
+        int64_t row
+    void sort_timed_rows[T](TimedRow[T] *first, TimedRow[T] *last)
+    void *alloc_scratch(size_t nbytes)
+    uint64_t mix64(uint64_t x)
+    uint64_t hash_bytes(const unsigned char *p, int64_t n)

@@ -1,0 +1,322 @@
+# distutils: language = c++
+"""As-of matching: for each left row, the index of the right row it joins, or -1.
+
+Rows carry a dense key code (from ``factorize``; negative means "never matches") and a time.
+With n left rows, m right rows and k key codes, the join is radix-partitioned so that every
+step after the first works inside the CPU caches:
+
+1. Partition both sides by the high bits of the key code (a stable counting sort with a fan-out
+   of at most a few thousand, so every write stream stays cached): O(n + m).
+2. Per partition, in parallel: bucket each side by the low bits of the code (stable), sort each
+   right bucket by (time, row) unless already sorted, keep only the last row of each run of equal
+   times (the winner of a tie), and binary-search every left row in its key's bucket:
+   O(m log b + n log b) for buckets of b rows.
+
+The left side is never sorted by time and results are written straight to the left row's slot,
+so the output is in left order. Extra memory: 16 bytes per row of each side (a time and a row number).
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+import numpy as np
+
+from lakecore._native._types cimport (
+    LAKECORE_HAS_OPENMP, TimedRow, alloc_scratch, sort_timed_rows, time_t,
+)
+
+cpdef enum Direction:
+    BACKWARD = 0
+    FORWARD = 1
+    NEAREST = 2
+
+cdef enum:
+    # Rows (of both sides) a partition should hold: 32768 rows of 16 bytes fit in L2.
+    PARTITION_ROWS = 8192
+    # Most partitions the first pass writes to at once.
+    MAX_PARTITIONS = 4096
+    # Between the two passes a row's number carries its low code bits below this many bits.
+    LOW_BITS = 24
+
+
+def has_openmp():
+    """Whether the native core was compiled with OpenMP (else every kernel uses one thread)."""
+    return bool(LAKECORE_HAS_OPENMP)
+
+
+cdef inline bint within(time_t later, time_t earlier, time_t tolerance) noexcept nogil:
+    """``later - earlier <= tolerance`` for ``later >= earlier``, without int64 overflow."""
+    if time_t is int64_t:
+        return <uint64_t>later - <uint64_t>earlier <= <uint64_t>tolerance
+    else:
+        return later == earlier or later - earlier <= tolerance
+
+
+cdef inline bint backward_is_closer(time_t t, time_t before, time_t after) noexcept nogil:
+    """For ``before <= t <= after``: is ``before`` at least as close to ``t`` as ``after``?"""
+    if time_t is int64_t:
+        return <uint64_t>t - <uint64_t>before <= <uint64_t>after - <uint64_t>t
+    else:
+        if t == before:
+            return True
+        if t == after:
+            return False
+        return t - before <= after - t
+
+
+cdef inline int64_t lower_bound(const TimedRow[time_t] *rows, int64_t n, time_t t) noexcept nogil:
+    """First position whose time is >= t (branch-free halving)."""
+    cdef int64_t base = 0, half
+    if n == 0:
+        return 0
+    while n > 1:
+        half = n >> 1
+        base = base + half if rows[base + half - 1].t < t else base
+        n -= half
+    return base + (rows[base].t < t)
+
+
+cdef inline int64_t match_in_bucket(
+    const TimedRow[time_t] *rows, int64_t n, time_t t, int direction, bint strict,
+    bint has_tolerance, time_t tolerance,
+) noexcept nogil:
+    """The row matched by time ``t`` in a bucket sorted by unique times, or -1."""
+    cdef int64_t pos, before, after
+    cdef bint exact
+    if n == 0:
+        return -1
+    pos = lower_bound(rows, n, t)
+    exact = pos < n and rows[pos].t == t
+    if exact and not strict:
+        return rows[pos].row
+    before = pos - 1
+    after = pos + 1 if exact else pos
+    if direction == BACKWARD or (direction == NEAREST and after >= n):
+        if before < 0 or (has_tolerance and not within(t, rows[before].t, tolerance)):
+            return -1
+        return rows[before].row
+    if direction == FORWARD or before < 0:
+        if after >= n or (has_tolerance and not within(rows[after].t, t, tolerance)):
+            return -1
+        return rows[after].row
+    # nearest with candidates on both sides; the backward one wins a tie
+    if backward_is_closer(t, rows[before].t, rows[after].t):
+        if has_tolerance and not within(t, rows[before].t, tolerance):
+            return -1
+        return rows[before].row
+    if has_tolerance and not within(rows[after].t, t, tolerance):
+        return -1
+    return rows[after].row
+
+
+cdef inline int64_t sort_and_keep_last(TimedRow[time_t] *rows, int64_t n) noexcept nogil:
+    """Sort a bucket by time and keep, of each run of equal times, only the row that came last
+    in the input (the largest row number, whatever order the sort left the run in)."""
+    cdef int64_t r, w = 0
+    for r in range(1, n):
+        if rows[r].t < rows[r - 1].t:
+            sort_timed_rows(rows, rows + n)
+            break
+    for r in range(n):
+        if w > 0 and rows[w - 1].t == rows[r].t:
+            if rows[r].row > rows[w - 1].row:
+                rows[w - 1].row = rows[r].row
+            continue
+        rows[w] = rows[r]
+        w += 1
+    return w
+
+
+cdef void bucket_by_low_code(
+    const TimedRow[time_t] *rows, int64_t n, int64_t n_low,
+    TimedRow[time_t] *out, int64_t *starts, int64_t *fill,
+) noexcept nogil:
+    """Stable counting sort of one partition's rows by the low code bits packed into their row
+    numbers; the output rows carry plain row numbers."""
+    cdef int64_t i, p, low, mask = (<int64_t>1 << LOW_BITS) - 1
+    memset(starts, 0, (n_low + 1) * sizeof(int64_t))
+    for i in range(n):
+        starts[(rows[i].row & mask) + 1] += 1
+    for i in range(n_low):
+        starts[i + 1] += starts[i]
+        fill[i] = starts[i]
+    for i in range(n):
+        low = rows[i].row & mask
+        p = fill[low]
+        fill[low] = p + 1
+        out[p].t = rows[i].t
+        out[p].row = rows[i].row >> LOW_BITS
+
+
+cdef int join_partition(
+    const TimedRow[time_t] *right, int64_t n_right,
+    const TimedRow[time_t] *left, int64_t n_left,
+    int64_t n_low, int64_t *matched,
+    int direction, bint strict, bint has_tolerance, time_t tolerance,
+) noexcept nogil:
+    """Match every left row of one partition; returns -1 when out of memory."""
+    cdef int64_t b, j, n_bucket
+    cdef TimedRow[time_t] *rbuckets
+    cdef TimedRow[time_t] *lbuckets
+    cdef int64_t *bounds
+    cdef int64_t *rstarts
+    cdef int64_t *lstarts
+    cdef int64_t *rends
+    cdef int64_t *fill
+    if n_left == 0:
+        return 0
+    rbuckets = <TimedRow[time_t] *> malloc((n_right + n_left + 1) * sizeof(TimedRow[time_t]))
+    bounds = <int64_t *> malloc((4 * n_low + 2) * sizeof(int64_t))
+    if rbuckets == NULL or bounds == NULL:
+        free(rbuckets)
+        free(bounds)
+        return -1
+    lbuckets = rbuckets + n_right
+    rstarts = bounds
+    lstarts = bounds + n_low + 1
+    rends = bounds + 2 * n_low + 2
+    fill = bounds + 3 * n_low + 2
+
+    bucket_by_low_code(right, n_right, n_low, rbuckets, rstarts, fill)
+    for b in range(n_low):
+        rends[b] = rstarts[b] + sort_and_keep_last(rbuckets + rstarts[b], rstarts[b + 1] - rstarts[b])
+    bucket_by_low_code(left, n_left, n_low, lbuckets, lstarts, fill)
+    for b in range(n_low):
+        n_bucket = rends[b] - rstarts[b]
+        for j in range(lstarts[b], lstarts[b + 1]):
+            matched[lbuckets[j].row] = match_in_bucket(
+                rbuckets + rstarts[b], n_bucket, lbuckets[j].t, direction, strict,
+                has_tolerance, tolerance)
+    free(rbuckets)
+    free(bounds)
+    return 0
+
+
+cdef int64_t partition_by_high_code(
+    const int64_t[::1] codes, const time_t[::1] times, int64_t n_codes, int shift,
+    int64_t n_parts, TimedRow[time_t] *out, int64_t *part_starts,
+    int64_t *matched, int num_threads,
+) noexcept nogil:
+    """Stable scatter of rows with a valid code into partitions ``code >> shift``.
+
+    Each thread counts and scatters one contiguous slice of rows; slices are laid out in order
+    inside every partition, so the result is the same for any thread count. Rows with an invalid
+    code get ``matched[row] = -1`` when ``matched`` is given. Returns the rows kept.
+    """
+    cdef int64_t n = codes.shape[0]
+    cdef int64_t low_mask = (<int64_t>1 << shift) - 1
+    cdef int64_t *counts = <int64_t *> malloc((num_threads * n_parts + 1) * sizeof(int64_t))
+    cdef int tid
+    cdef int64_t i, c, p, lo, hi, total = 0, slice_len = (n + num_threads - 1) // num_threads
+    if counts == NULL:
+        return -1
+    memset(counts, 0, num_threads * n_parts * sizeof(int64_t))
+    for tid in prange(num_threads, schedule="static", chunksize=1, num_threads=num_threads):
+        lo = tid * slice_len
+        hi = min(lo + slice_len, n)
+        for i in range(lo, hi):
+            c = codes[i]
+            if 0 <= c < n_codes:
+                counts[tid * n_parts + (c >> shift)] += 1
+            elif matched != NULL:
+                matched[i] = -1
+    # exclusive prefix over (partition, thread) so slices stay in row order within a partition
+    for p in range(n_parts):
+        part_starts[p] = total
+        for tid in range(num_threads):
+            c = counts[tid * n_parts + p]
+            counts[tid * n_parts + p] = total
+            total += c
+    part_starts[n_parts] = total
+    for tid in prange(num_threads, schedule="static", chunksize=1, num_threads=num_threads):
+        lo = tid * slice_len
+        hi = min(lo + slice_len, n)
+        for i in range(lo, hi):
+            c = codes[i]
+            if 0 <= c < n_codes:
+                p = counts[tid * n_parts + (c >> shift)]
+                counts[tid * n_parts + (c >> shift)] = p + 1
+                out[p].t = times[i]
+                out[p].row = (i << LOW_BITS) | (c & low_mask)
+    free(counts)
+    return total
+
+
+cdef int partition_shift(int64_t n_rows, int64_t n_codes) noexcept nogil:
+    """Low code bits per partition: about PARTITION_ROWS rows each, at most MAX_PARTITIONS
+    (fewer when that would need more than LOW_BITS bits)."""
+    cdef int shift = 0
+    while shift < LOW_BITS and (n_codes >> shift) > MAX_PARTITIONS or (
+        shift < LOW_BITS and ((n_rows * (<int64_t>2 << shift)) // max(n_codes, 1)) <= PARTITION_ROWS
+    ):
+        shift += 1
+    return shift
+
+
+def asof_indices(
+    const int64_t[::1] left_codes,
+    const time_t[::1] left_times,
+    const int64_t[::1] right_codes,
+    const time_t[::1] right_times,
+    int64_t n_codes,
+    int direction=BACKWARD,
+    bint strict=False,
+    bint has_tolerance=False,
+    time_t tolerance=0,
+    int num_threads=1,
+):
+    """Index of the matching right row for every left row (-1: no match).
+
+    Codes must lie in ``[0, n_codes)`` or be negative (never matches). Among right rows with
+    equal code and time the last one wins. ``strict`` excludes equal times; ``tolerance``
+    bounds the distance, inclusive.
+    """
+    cdef Py_ssize_t n_left = left_codes.shape[0], n_right = right_codes.shape[0]
+    if left_times.shape[0] != n_left or right_times.shape[0] != n_right:
+        raise ValueError("codes and times must have the same length on each side")
+    if max(n_left, n_right) >= (<int64_t>1 << (63 - LOW_BITS)):
+        raise ValueError("too many rows for one as-of join")
+    if direction not in (BACKWARD, FORWARD, NEAREST):
+        raise ValueError(f"unknown direction {direction}")
+    num_threads = max(num_threads, 1)
+    if not LAKECORE_HAS_OPENMP:
+        num_threads = 1
+
+    out = np.empty(n_left, dtype=np.int64)
+    cdef int64_t[::1] matched = out
+    cdef int shift = partition_shift(n_left + n_right, n_codes)
+    cdef int64_t n_parts = max((n_codes + (<int64_t>1 << shift) - 1) >> shift, 1)
+    cdef int64_t n_low = <int64_t>1 << shift
+    cdef int64_t p, status = 0
+    cdef int failed = 0
+    cdef TimedRow[time_t] *right_rows = <TimedRow[time_t] *> alloc_scratch(n_right * sizeof(TimedRow[time_t]))
+    cdef TimedRow[time_t] *left_rows = <TimedRow[time_t] *> alloc_scratch(n_left * sizeof(TimedRow[time_t]))
+    cdef int64_t *right_parts = <int64_t *> malloc((n_parts + 1) * sizeof(int64_t))
+    cdef int64_t *left_parts = <int64_t *> malloc((n_parts + 1) * sizeof(int64_t))
+    try:
+        if right_rows == NULL or left_rows == NULL or right_parts == NULL or left_parts == NULL:
+            raise MemoryError()
+        with nogil:
+            status = partition_by_high_code(right_codes, right_times, n_codes, shift, n_parts,
+                                            right_rows, right_parts, NULL, num_threads)
+            if status >= 0:
+                status = partition_by_high_code(left_codes, left_times, n_codes, shift, n_parts,
+                                                left_rows, left_parts,
+                                                &matched[0] if n_left else NULL, num_threads)
+            if status >= 0:
+                for p in prange(n_parts, schedule="dynamic", chunksize=1, num_threads=num_threads):
+                    if join_partition(
+                        right_rows + right_parts[p], right_parts[p + 1] - right_parts[p],
+                        left_rows + left_parts[p], left_parts[p + 1] - left_parts[p],
+                        n_low, &matched[0], direction, strict, has_tolerance, tolerance,
+                    ) != 0:
+                        failed = 1
+        if status < 0 or failed:
+            raise MemoryError()
+    finally:
+        free(right_rows)
+        free(left_rows)
+        free(right_parts)
+        free(left_parts)
+    return out
