@@ -32,8 +32,8 @@ cpdef enum Direction:
     NEAREST = 2
 
 cdef enum:
-    # Rows (of both sides) a partition should hold: 32768 rows of 16 bytes fit in L2.
-    PARTITION_ROWS = 8192
+    # Rows (of both sides) a partition should hold: a few hundred KiB, well inside L2.
+    PARTITION_ROWS = 16384
     # Most partitions the first pass writes to at once.
     MAX_PARTITIONS = 4096
     # Between the two passes a row's number carries its low code bits below this many bits.
@@ -243,12 +243,13 @@ cdef int64_t partition_by_high_code(
     return total
 
 
-cdef int partition_shift(int64_t n_rows, int64_t n_codes) noexcept nogil:
-    """Low code bits per partition: about PARTITION_ROWS rows each, at most MAX_PARTITIONS
-    (fewer when that would need more than LOW_BITS bits)."""
+cdef int partition_shift(int64_t n_rows, int64_t n_codes, int64_t partition_rows) noexcept nogil:
+    """Low code bits per partition: about ``partition_rows`` rows each, at most MAX_PARTITIONS
+    partitions (more only when that would need more than LOW_BITS bits)."""
     cdef int shift = 0
-    while shift < LOW_BITS and (n_codes >> shift) > MAX_PARTITIONS or (
-        shift < LOW_BITS and ((n_rows * (<int64_t>2 << shift)) // max(n_codes, 1)) <= PARTITION_ROWS
+    while shift < LOW_BITS and (
+        (n_codes >> shift) > MAX_PARTITIONS
+        or (n_rows * (<int64_t>2 << shift)) // max(n_codes, 1) <= partition_rows
     ):
         shift += 1
     return shift
@@ -265,12 +266,14 @@ def asof_indices(
     bint has_tolerance=False,
     time_t tolerance=0,
     int num_threads=1,
+    int64_t partition_rows=PARTITION_ROWS,
 ):
     """Index of the matching right row for every left row (-1: no match).
 
     Codes must lie in ``[0, n_codes)`` or be negative (never matches). Among right rows with
     equal code and time the last one wins. ``strict`` excludes equal times; ``tolerance``
-    bounds the distance, inclusive.
+    bounds the distance, inclusive. ``partition_rows`` only tunes speed (tests shrink it to
+    exercise many partitions with little data).
     """
     cdef Py_ssize_t n_left = left_codes.shape[0], n_right = right_codes.shape[0]
     if left_times.shape[0] != n_left or right_times.shape[0] != n_right:
@@ -285,7 +288,7 @@ def asof_indices(
 
     out = np.empty(n_left, dtype=np.int64)
     cdef int64_t[::1] matched = out
-    cdef int shift = partition_shift(n_left + n_right, n_codes)
+    cdef int shift = partition_shift(n_left + n_right, n_codes, partition_rows)
     cdef int64_t n_parts = max((n_codes + (<int64_t>1 << shift) - 1) >> shift, 1)
     cdef int64_t n_low = <int64_t>1 << shift
     cdef int64_t p, status = 0

@@ -1,0 +1,110 @@
+"""Turning user data into Arrow, and Arrow columns into numpy views for the native kernels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lakecore.errors import SchemaError
+
+_EMPTY_MASK = np.empty(0, dtype=np.uint8)
+
+
+def as_table(data: Any, argument: str) -> pa.Table:
+    """Accept a pyarrow Table or RecordBatch, a pandas or polars DataFrame, or a dict of columns.
+
+    pandas and polars are never imported here: their frames are recognised by type name.
+    """
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    module = type(data).__module__.split(".")[0]
+    name = type(data).__name__
+    try:
+        if isinstance(data, Mapping):
+            return pa.table(dict(data))
+        if module == "pandas" and name == "DataFrame":
+            return pa.Table.from_pandas(data, preserve_index=False)
+        if module == "polars" and name == "DataFrame":
+            return data.to_arrow()
+        if hasattr(data, "__arrow_c_stream__"):
+            return pa.table(data)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise SchemaError(f"{argument}: could not convert {name} to an Arrow table: {exc}") from exc
+    raise SchemaError(
+        f"{argument}: expected a pyarrow.Table, pyarrow.RecordBatch, pandas.DataFrame, "
+        f"polars.DataFrame or dict of columns, got {module}.{name}"
+    )
+
+
+def require_columns(table: pa.Table, names: list[str], argument: str) -> None:
+    """Raise a SchemaError naming the first of ``names`` missing from ``table``."""
+    for name in names:
+        if name not in table.column_names:
+            raise SchemaError(
+                f"{argument}: no column {name!r} (columns: {', '.join(table.column_names)})"
+            )
+    duplicated = {n for n in table.column_names if table.column_names.count(n) > 1}
+    if duplicated & set(names):
+        raise SchemaError(f"{argument}: column {sorted(duplicated & set(names))[0]!r} appears twice")
+
+
+def single_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One contiguous array (zero copy when the column has a single chunk)."""
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 1:
+            return column.chunk(0)
+        if column.num_chunks == 0:
+            return pa.array([], type=column.type)
+        return pa.concat_arrays(column.chunks)
+    return column
+
+
+def validity_mask(array: pa.Array) -> np.ndarray:
+    """A byte mask (1 = valid) for the kernels, or an empty array when nothing is null."""
+    if array.null_count == 0:
+        return _EMPTY_MASK
+    if pa.types.is_null(array.type):
+        return np.zeros(len(array), dtype=np.uint8)
+    bitmap = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+    bits = np.unpackbits(bitmap, bitorder="little")
+    return bits[array.offset : array.offset + len(array)]
+
+
+def fixed_width_values(array: pa.Array, dtype: np.dtype) -> np.ndarray:
+    """A read-only numpy view of a fixed-width array's values (null slots hold anything)."""
+    dtype = np.dtype(dtype)
+    if len(array) == 0:
+        return np.empty(0, dtype=dtype)
+    values = np.frombuffer(array.buffers()[1], dtype=dtype)
+    return values[array.offset : array.offset + len(array)]
+
+
+def binary_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, data)`` of a large-binary array, offsets sliced to the array's rows."""
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    if len(offsets) == 0:
+        offsets = np.zeros(1, dtype=np.int64)
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else _EMPTY_MASK
+    return offsets, data
+
+
+def indices_array(indices: np.ndarray) -> pa.Array:
+    """An Arrow int64 array of row indices where negative entries become nulls (for ``take``).
+
+    Takes ownership of ``indices``: the negative entries are overwritten with 0.
+    """
+    missing = indices < 0
+    n_missing = int(np.count_nonzero(missing))
+    if n_missing == 0:
+        return pa.array(indices)
+    bitmap = np.packbits(~missing, bitorder="little")
+    indices[missing] = 0
+    return pa.Array.from_buffers(
+        pa.int64(), len(indices), [pa.py_buffer(bitmap), pa.py_buffer(indices)], null_count=n_missing
+    )

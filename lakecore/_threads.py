@@ -1,0 +1,41 @@
+"""How many threads the native kernels may use (default: every core, or LAKECORE_NUM_THREADS)."""
+
+import os
+
+from lakecore.errors import ValidationError
+
+_num_threads: int | None = None
+
+
+def _default() -> int:
+    configured = os.environ.get("LAKECORE_NUM_THREADS", "")
+    if configured.strip():
+        try:
+            return max(int(configured), 1)
+        except ValueError:
+            raise ValidationError(
+                f"LAKECORE_NUM_THREADS: expected a positive integer, got {configured!r}"
+            ) from None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def get_num_threads() -> int:
+    """The number of threads lakecore's native kernels use."""
+    return _num_threads if _num_threads is not None else _default()
+
+
+def set_num_threads(n: int | None) -> None:
+    """Use ``n`` threads in native kernels; ``None`` restores the default (all cores).
+
+    Examples
+    --------
+    >>> import lakecore
+    >>> lakecore.set_num_threads(1)
+    >>> lakecore.get_num_threads()
+    1
+    >>> lakecore.set_num_threads(None)
+    """
+    global _num_threads
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValidationError(f"set_num_threads: expected a positive int or None, got {n!r}")
+    _num_threads = n

@@ -1,0 +1,135 @@
+"""Key columns to dense integer codes shared by two tables (the two sides of a join).
+
+Type rules: integers of any width match each other; strings match strings and binaries match
+binaries (any offset width); dates match dates; timestamps of any unit and time zone match as
+instants; booleans match booleans. Anything else is a ``SchemaError`` naming both columns.
+Nulls, and integers that cannot exist on the other side, get code -1 and never match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from lakecore._arrow import binary_buffers, fixed_width_values, single_array, validity_mask
+from lakecore._native import factorize as _factorize
+from lakecore._threads import get_num_threads
+from lakecore.errors import SchemaError
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _kind(t: pa.DataType) -> str | None:
+    if pa.types.is_dictionary(t):
+        return _kind(t.value_type)
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t)
+            or pa.types.is_fixed_size_binary(t)):
+        return "binary"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_null(t):
+        return "null"
+    return None
+
+
+def _decoded(array: pa.Array) -> pa.Array:
+    return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
+
+
+def finest_timestamp(a: pa.DataType, b: pa.DataType) -> pa.DataType:
+    """The timestamp type (zone dropped: values are UTC instants) of the finer of two units."""
+    order = ["s", "ms", "us", "ns"]
+    return pa.timestamp(max(a.unit, b.unit, key=order.index))
+
+
+def _as_int64(array: pa.Array, other: pa.DataType, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """int64 values and a validity mask of one key column, comparable with the other side."""
+    if kind == "timestamp":
+        array = array.cast(finest_timestamp(array.type, other), safe=True).cast(pa.int64())
+    elif kind == "date":
+        array = array.cast(pa.date32()).cast(pa.int32()).cast(pa.int64())
+    elif kind == "boolean":
+        array = array.cast(pa.int8()).cast(pa.int64())
+    elif pa.types.is_uint64(array.type):
+        # Values beyond int64 exist only on uint64 sides: they keep their bits when both sides
+        # are uint64, and otherwise can never match.
+        values = fixed_width_values(array, np.uint64)
+        valid = validity_mask(array)
+        if not pa.types.is_uint64(other) and len(values) and values.max(initial=0) > _INT64_MAX:
+            valid = (valid if len(valid) else np.ones(len(values), np.uint8)) & (values <= _INT64_MAX)
+            valid = valid.astype(np.uint8)
+        return values.view(np.int64), valid
+    elif array.type != pa.int64():
+        array = array.cast(pa.int64())
+    return fixed_width_values(array, np.int64), validity_mask(array)
+
+
+def _column_codes(left: pa.Array, right: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray, int]:
+    threads = get_num_threads()
+    if kind == "null":
+        return np.full(len(left), -1, np.int64), np.full(len(right), -1, np.int64), 0
+    if kind in ("string", "binary"):
+        target = pa.large_string() if kind == "string" else pa.large_binary()
+        left = left.cast(target).cast(pa.large_binary())
+        right = right.cast(target).cast(pa.large_binary())
+        lo, ld = binary_buffers(left)
+        ro, rd = binary_buffers(right)
+        return _factorize.factorize_bytes(lo, ld, validity_mask(left), ro, rd, validity_mask(right))
+    lv, lm = _as_int64(left, right.type, kind)
+    rv, rm = _as_int64(right, left.type, kind)
+    return _factorize.factorize_int64(lv, lm, rv, rm, threads)
+
+
+def key_codes(
+    left: pa.Table, right: pa.Table, left_names: list[str], right_names: list[str],
+    left_argument: str = "left", right_argument: str = "right",
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Dense codes of the composite keys ``left[left_names]`` and ``right[right_names]``.
+
+    Returns ``(left_codes, right_codes, n_codes)``; codes lie in ``[0, n_codes)``, or are -1
+    where any key column is null. Equal keys on either side get equal codes.
+    """
+    if len(left_names) != len(right_names):
+        raise SchemaError("key column lists must have the same length on both sides")
+    if not left_names:
+        # No key: every row is in the one and only group.
+        return np.zeros(left.num_rows, np.int64), np.zeros(right.num_rows, np.int64), 1
+    combined: tuple[np.ndarray, np.ndarray, int] | None = None
+    for lname, rname in zip(left_names, right_names):
+        la = _decoded(single_array(left.column(lname)))
+        ra = _decoded(single_array(right.column(rname)))
+        lk, rk = _kind(la.type), _kind(ra.type)
+        if lk is None or rk is None or (lk != rk and "null" not in (lk, rk)):
+            bad = (left_argument, lname, la.type) if lk is None else (right_argument, rname, ra.type)
+            if lk is not None and rk is not None:
+                raise SchemaError(
+                    f"key column {lname!r}: {left_argument} has type {la.type} but "
+                    f"{right_argument} has type {ra.type}; they cannot be compared"
+                )
+            raise SchemaError(
+                f"{bad[0]}: key column {bad[1]!r} has type {bad[2]}; expected an integer, "
+                f"string, binary, date, timestamp or boolean column"
+            )
+        kind = lk if lk != "null" else rk
+        codes = _column_codes(la, ra, kind)
+        if combined is None:
+            combined = codes
+        else:
+            # Pair codes are below rows * rows, far from overflowing int64; make them dense again.
+            cl, cr, _ = combined
+            pair_l = _factorize.combine_codes(cl, codes[0], max(codes[2], 1))
+            pair_r = _factorize.combine_codes(cr, codes[1], max(codes[2], 1))
+            combined = _factorize.factorize_int64(
+                pair_l, (pair_l >= 0).view(np.uint8), pair_r, (pair_r >= 0).view(np.uint8),
+                get_num_threads(),
+            )
+    assert combined is not None
+    return combined

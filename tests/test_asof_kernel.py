@@ -1,0 +1,125 @@
+"""The native as-of matching kernel against the pure-Python reference."""
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from lakecore._native import asof as kernel
+from tests.reference import asof_reference
+
+pytestmark = pytest.mark.native
+
+DIRECTIONS = {"backward": 0, "forward": 1, "nearest": 2}
+INT64 = np.iinfo(np.int64)
+
+
+@st.composite
+def sides(draw, float_times: bool):
+    n_codes = draw(st.integers(0, 6))
+    code = st.integers(-1, max(n_codes - 1, -1))
+    if float_times:
+        time = st.one_of(
+            st.integers(-5, 5).map(float),
+            st.floats(allow_nan=True, allow_infinity=True),
+        )
+    else:
+        time = st.one_of(st.integers(-5, 5), st.sampled_from([INT64.min, INT64.max, 0]))
+    side = st.lists(st.tuples(code, time), max_size=25)
+    return n_codes, draw(side), draw(side)
+
+
+def run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows, dtype):
+    def arrays(rows):
+        codes = np.array([c for c, _ in rows], dtype=np.int64)
+        times = np.array([t for _, t in rows], dtype=dtype)
+        codes.setflags(write=False)  # read-only inputs must work
+        times.setflags(write=False)
+        return codes, times
+
+    lc, lt = arrays(left)
+    rc, rt = arrays(right)
+    return kernel.asof_indices(
+        lc, lt, rc, rt, n_codes, DIRECTIONS[direction], strict, tolerance is not None,
+        0 if tolerance is None else tolerance, threads, partition_rows,
+    )
+
+
+def expected(left, right, direction, tolerance, strict):
+    as_keys = lambda rows: [(c if c >= 0 else None, t) for c, t in rows]  # noqa: E731
+    ref = asof_reference(as_keys(left), as_keys(right), direction, tolerance, strict)
+    return [-1 if r is None else r for r in ref]
+
+
+common = dict(
+    direction=st.sampled_from(list(DIRECTIONS)),
+    strict=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+    partition_rows=st.sampled_from([1, 3, 16384]),
+)
+
+
+@given(data=sides(float_times=False), tolerance=st.one_of(st.none(), st.integers(0, 4),
+                                                        st.just(int(INT64.max))), **common)
+@example(data=(1, [(0, INT64.max)], [(0, INT64.min)]), tolerance=int(INT64.max),
+         direction="backward", strict=False, threads=1, partition_rows=16384)
+@example(data=(1, [(0, 3)], [(0, 3), (0, 3), (0, 1)]), tolerance=None,
+         direction="forward", strict=False, threads=1, partition_rows=16384)
+def test_int_times_match_reference(data, tolerance, direction, strict, threads, partition_rows):
+    n_codes, left, right = data
+    got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
+                     np.int64)
+    assert got.tolist() == expected(left, right, direction, tolerance, strict)
+
+
+@given(data=sides(float_times=True),
+       tolerance=st.one_of(st.none(), st.floats(0, 4), st.just(float("inf"))), **common)
+@example(data=(1, [(0, float("inf"))], [(0, float("inf"))]), tolerance=0.0,
+         direction="nearest", strict=False, threads=1, partition_rows=16384)
+def test_float_times_match_reference(data, tolerance, direction, strict, threads, partition_rows):
+    n_codes, left, right = data
+    # The kernel receives NaN times as invalid codes (the Python layer does this).
+    left = [(c if t == t else -1, t) for c, t in left]
+    right = [(c if t == t else -1, t) for c, t in right]
+    got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
+                     np.float64)
+    assert got.tolist() == expected(left, right, direction, tolerance, strict)
+
+
+@pytest.mark.parametrize("direction", list(DIRECTIONS))
+def test_large_random_same_for_every_partitioning_and_thread_count(direction):
+    rng = np.random.default_rng(7)
+    n, k = 200_000, 5_000
+    lc, rc = rng.integers(-1, k, n), rng.integers(-1, k, n)
+    lt, rt = rng.integers(0, 10_000, n), rng.integers(0, 10_000, n)
+    d = DIRECTIONS[direction]
+    base = kernel.asof_indices(lc, lt, rc, rt, k, d, False, True, 50, 1)
+    for threads, rows in [(2, 16384), (1, 64), (2, 1), (2, 1 << 40)]:
+        again = kernel.asof_indices(lc, lt, rc, rt, k, d, False, True, 50, threads, rows)
+        np.testing.assert_array_equal(base, again)
+    # spot-check against the reference on a sample of left rows
+    sample = rng.choice(n, 200, replace=False)
+    by_code = {}
+    for j in range(n):
+        by_code.setdefault(rc[j], []).append(j)
+    for i in sample:
+        if lc[i] < 0:
+            assert base[i] == -1
+            continue
+        cand = by_code.get(lc[i], [])
+        ref = expected([(0, lt[i])], [(0, rt[j]) for j in cand], direction, 50, False)[0]
+        assert base[i] == (-1 if ref == -1 else cand[ref])
+
+
+def test_empty_sides_and_no_codes():
+    e = np.empty(0, np.int64)
+    assert kernel.asof_indices(e, e, e, e, 0).tolist() == []
+    out = kernel.asof_indices(np.array([0, -1]), np.array([1, 2]), e, e, 1)
+    assert out.tolist() == [-1, -1]
+    out = kernel.asof_indices(e, e, np.array([0]), np.array([1]), 1)
+    assert out.tolist() == []
+
+
+def test_mismatched_lengths_are_rejected():
+    with pytest.raises(ValueError):
+        kernel.asof_indices(np.array([0]), np.array([1, 2]), np.array([0]), np.array([1]), 1)

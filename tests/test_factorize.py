@@ -1,0 +1,93 @@
+"""The native key factorization against a dict-based reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lakecore._native import factorize as kernel
+
+pytestmark = pytest.mark.native
+EMPTY = np.empty(0, np.uint8)
+
+
+def check_codes(left_values, right_values, left_codes, right_codes, n):
+    """Codes are dense, equal exactly for equal values, and -1 for nulls."""
+    seen = {}
+    for values, codes in ((left_values, left_codes), (right_values, right_codes)):
+        assert len(codes) == len(values)
+        for v, c in zip(values, codes.tolist()):
+            if v is None:
+                assert c == -1
+                continue
+            assert 0 <= c < n
+            assert seen.setdefault(v, c) == c
+    assert len(set(seen.values())) == len(seen) == n
+
+
+def int_side(values):
+    valid = np.array([v is not None for v in values], dtype=np.uint8)
+    arr = np.array([0 if v is None else v for v in values], dtype=np.int64)
+    arr.setflags(write=False)
+    return arr, (valid if not valid.all() else EMPTY)
+
+
+int64s = st.one_of(
+    st.integers(-3, 3),
+    st.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max),
+)
+
+
+@given(st.lists(st.one_of(st.none(), int64s)), st.lists(st.one_of(st.none(), int64s)),
+       st.sampled_from([1, 2]))
+def test_int64_codes(left, right, threads):
+    lv, lm = int_side(left)
+    rv, rm = int_side(right)
+    lc, rc, n = kernel.factorize_int64(lv, lm, rv, rm, threads)
+    check_codes(left, right, lc, rc, n)
+
+
+def test_int64_table_and_hash_paths_agree_on_equality():
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 1000, 50_000)            # direct table
+    wide = small * 10**12                            # hash table
+    for values in (small, wide):
+        lc, rc, n = kernel.factorize_int64(values[:30_000], EMPTY, values[30_000:], EMPTY)
+        codes = np.concatenate([lc, rc])
+        assert n == len(np.unique(values))
+        # same value <-> same code
+        pairs = set(zip(values.tolist(), codes.tolist()))
+        assert len(pairs) == n
+
+
+def bytes_side(values):
+    data = b"".join(v for v in values if v is not None)
+    offsets = [0]
+    for v in values:
+        offsets.append(offsets[-1] + (len(v) if v is not None else 0))
+    valid = np.array([v is not None for v in values], dtype=np.uint8)
+    return (np.array(offsets, np.int64), np.frombuffer(data, np.uint8) if data else EMPTY,
+            valid if not valid.all() else EMPTY)
+
+
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=20))),
+       st.lists(st.one_of(st.none(), st.binary(max_size=20))))
+def test_bytes_codes(left, right):
+    lc, rc, n = kernel.factorize_bytes(*bytes_side(left), *bytes_side(right))
+    check_codes(left, right, lc, rc, n)
+
+
+def test_bytes_many_distinct_keys_grow_the_table():
+    keys = [str(i).encode() * (i % 5 + 1) for i in range(20_000)]
+    lc, rc, n = kernel.factorize_bytes(*bytes_side(keys), *bytes_side(keys[::-1]))
+    assert n == len(set(keys))
+    np.testing.assert_array_equal(lc, rc[::-1])
+
+
+@given(st.lists(st.tuples(st.integers(-1, 3), st.integers(-1, 3))))
+def test_combine_codes(pairs):
+    a = np.array([p[0] for p in pairs], np.int64)
+    b = np.array([p[1] for p in pairs], np.int64)
+    out = kernel.combine_codes(a, b, 4)
+    for (x, y), c in zip(pairs, out.tolist()):
+        assert c == (-1 if x < 0 or y < 0 else x * 4 + y)
