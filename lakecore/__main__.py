@@ -1,0 +1,5 @@
+import sys
+
+from lakecore.cli import main
+
+sys.exit(main())
