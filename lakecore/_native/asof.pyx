@@ -288,6 +288,7 @@ def asof_indices(
 
     out = np.empty(n_left, dtype=np.int64)
     cdef int64_t[::1] matched = out
+    cdef int64_t *matched_ptr = &matched[0] if n_left > 0 else NULL
     cdef int shift = partition_shift(n_left + n_right, n_codes, partition_rows)
     cdef int64_t n_parts = max((n_codes + (<int64_t>1 << shift) - 1) >> shift, 1)
     cdef int64_t n_low = <int64_t>1 << shift
@@ -305,14 +306,13 @@ def asof_indices(
                                             right_rows, right_parts, NULL, num_threads)
             if status >= 0:
                 status = partition_by_high_code(left_codes, left_times, n_codes, shift, n_parts,
-                                                left_rows, left_parts,
-                                                &matched[0] if n_left else NULL, num_threads)
+                                                left_rows, left_parts, matched_ptr, num_threads)
             if status >= 0:
                 for p in prange(n_parts, schedule="dynamic", chunksize=1, num_threads=num_threads):
                     if join_partition(
                         right_rows + right_parts[p], right_parts[p + 1] - right_parts[p],
                         left_rows + left_parts[p], left_parts[p + 1] - left_parts[p],
-                        n_low, &matched[0], direction, strict, has_tolerance, tolerance,
+                        n_low, matched_ptr, direction, strict, has_tolerance, tolerance,
                     ) != 0:
                         failed = 1
         if status < 0 or failed:
