@@ -12,6 +12,5 @@ cdef extern from "support.h" nogil:
         T t
         int64_t row
     void sort_timed_rows[T](TimedRow[T] *first, TimedRow[T] *last)
-    void *alloc_scratch(size_t nbytes)
     uint64_t mix64(uint64_t x)
     uint64_t hash_bytes(const unsigned char *p, int64_t n)

@@ -16,15 +16,15 @@ The left side is never sorted by time and results are written straight to the le
 so the output is in left order. Extra memory: 16 bytes per row of each side (a time and a row number).
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 import numpy as np
 
-from lakecore._native._types cimport (
-    LAKECORE_HAS_OPENMP, TimedRow, alloc_scratch, sort_timed_rows, time_t,
-)
+from lakecore._memory import empty
+
+from lakecore._native._types cimport LAKECORE_HAS_OPENMP, TimedRow, sort_timed_rows, time_t
 
 cpdef enum Direction:
     BACKWARD = 0
@@ -286,7 +286,7 @@ def asof_indices(
     if not LAKECORE_HAS_OPENMP:
         num_threads = 1
 
-    out = np.empty(n_left, dtype=np.int64)
+    out = empty(n_left, np.int64)
     cdef int64_t[::1] matched = out
     cdef int64_t *matched_ptr = &matched[0] if n_left > 0 else NULL
     cdef int shift = partition_shift(n_left + n_right, n_codes, partition_rows)
@@ -294,12 +294,15 @@ def asof_indices(
     cdef int64_t n_low = <int64_t>1 << shift
     cdef int64_t p, status = 0
     cdef int failed = 0
-    cdef TimedRow[time_t] *right_rows = <TimedRow[time_t] *> alloc_scratch(n_right * sizeof(TimedRow[time_t]))
-    cdef TimedRow[time_t] *left_rows = <TimedRow[time_t] *> alloc_scratch(n_left * sizeof(TimedRow[time_t]))
+    # (time, row) pairs of both sides, laid out by partition
+    cdef uint8_t[::1] right_scratch = empty(n_right * sizeof(TimedRow[time_t]) + 1, np.uint8)
+    cdef uint8_t[::1] left_scratch = empty(n_left * sizeof(TimedRow[time_t]) + 1, np.uint8)
+    cdef TimedRow[time_t] *right_rows = <TimedRow[time_t] *> &right_scratch[0]
+    cdef TimedRow[time_t] *left_rows = <TimedRow[time_t] *> &left_scratch[0]
     cdef int64_t *right_parts = <int64_t *> malloc((n_parts + 1) * sizeof(int64_t))
     cdef int64_t *left_parts = <int64_t *> malloc((n_parts + 1) * sizeof(int64_t))
     try:
-        if right_rows == NULL or left_rows == NULL or right_parts == NULL or left_parts == NULL:
+        if right_parts == NULL or left_parts == NULL:
             raise MemoryError()
         with nogil:
             status = partition_by_high_code(right_codes, right_times, n_codes, shift, n_parts,
@@ -318,8 +321,6 @@ def asof_indices(
         if status < 0 or failed:
             raise MemoryError()
     finally:
-        free(right_rows)
-        free(left_rows)
         free(right_parts)
         free(left_parts)
     return out

@@ -8,11 +8,13 @@ probing (codes follow first appearance, left then right; expected O(1) per row).
 use the same hash table over a copy of each distinct key.
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp
 from libcpp.vector cimport vector
 
 import numpy as np
+
+from lakecore._memory import empty
 
 from lakecore._native._types cimport hash_bytes, mix64
 
@@ -24,6 +26,24 @@ cdef inline bint is_valid(const uint8_t[::1] valid, Py_ssize_t i) noexcept nogil
     return valid.shape[0] == 0 or valid[i] != 0
 
 
+cdef void value_range(const int64_t[::1] values, const uint8_t[::1] valid,
+                      int64_t *lo, int64_t *hi) noexcept nogil:
+    """Widen ``[lo, hi]`` to cover the valid values (a branch-free loop when all are valid)."""
+    cdef Py_ssize_t i
+    cdef int64_t a = lo[0], b = hi[0]
+    if valid.shape[0] == 0:
+        for i in range(values.shape[0]):
+            a = min(a, values[i])
+            b = max(b, values[i])
+    else:
+        for i in range(values.shape[0]):
+            if valid[i]:
+                a = min(a, values[i])
+                b = max(b, values[i])
+    lo[0] = a
+    hi[0] = b
+
+
 def factorize_int64(
     const int64_t[::1] left, const uint8_t[::1] left_valid,
     const int64_t[::1] right, const uint8_t[::1] right_valid,
@@ -33,28 +53,16 @@ def factorize_int64(
 
     ``*_valid`` is a byte mask (non-zero = valid) of the side's length, or empty for "all valid".
     """
-    cdef Py_ssize_t i, nl = left.shape[0], nr = right.shape[0]
-    cdef int64_t lo = 0, hi = -1
-    cdef bint seen = False
+    cdef Py_ssize_t nl = left.shape[0], nr = right.shape[0]
+    cdef int64_t lo = INT64_MAX, hi = INT64_MIN
     if left_valid.shape[0] not in (0, nl) or right_valid.shape[0] not in (0, nr):
         raise ValueError("validity masks must be empty or as long as their values")
     with nogil:
-        for i in range(nl):
-            if is_valid(left_valid, i):
-                if not seen:
-                    lo = hi = left[i]
-                    seen = True
-                lo = min(lo, left[i])
-                hi = max(hi, left[i])
-        for i in range(nr):
-            if is_valid(right_valid, i):
-                if not seen:
-                    lo = hi = right[i]
-                    seen = True
-                lo = min(lo, right[i])
-                hi = max(hi, right[i])
-    left_codes = np.empty(nl, dtype=np.int64)
-    right_codes = np.empty(nr, dtype=np.int64)
+        value_range(left, left_valid, &lo, &hi)
+        value_range(right, right_valid, &lo, &hi)
+    cdef bint seen = lo <= hi
+    left_codes = empty(nl, np.int64)
+    right_codes = empty(nr, np.int64)
     if not seen:
         left_codes.fill(-1)
         right_codes.fill(-1)
@@ -66,6 +74,26 @@ def factorize_int64(
     else:
         n = _factorize_by_hash(left, left_valid, right, right_valid, left_codes, right_codes)
     return left_codes, right_codes, n
+
+
+cdef void mark_present(const int64_t[::1] values, const uint8_t[::1] valid, int64_t[::1] table,
+                       int64_t lo) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(values.shape[0]):
+        if valid.shape[0] == 0 or valid[i]:
+            table[<uint64_t>values[i] - <uint64_t>lo] = 1
+
+
+cdef void map_through_table(const int64_t[::1] values, const uint8_t[::1] valid,
+                            const int64_t[::1] table, int64_t lo, int64_t[::1] codes,
+                            int num_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    if valid.shape[0] == 0:
+        for i in prange(values.shape[0], schedule="static", num_threads=num_threads):
+            codes[i] = table[<uint64_t>values[i] - <uint64_t>lo]
+    else:
+        for i in prange(values.shape[0], schedule="static", num_threads=num_threads):
+            codes[i] = table[<uint64_t>values[i] - <uint64_t>lo] if valid[i] else -1
 
 
 cdef int64_t _factorize_by_table(
@@ -80,20 +108,14 @@ cdef int64_t _factorize_by_table(
     cdef Py_ssize_t i, nl = left.shape[0], nr = right.shape[0]
     cdef int64_t n = 0
     with nogil:
-        for i in range(nl):
-            if is_valid(left_valid, i):
-                table[<uint64_t>left[i] - <uint64_t>lo] = 1
-        for i in range(nr):
-            if is_valid(right_valid, i):
-                table[<uint64_t>right[i] - <uint64_t>lo] = 1
+        mark_present(left, left_valid, table, lo)
+        mark_present(right, right_valid, table, lo)
         for i in range(<Py_ssize_t>size):
             if table[i]:
                 table[i] = n
                 n += 1
-        for i in prange(nl, schedule="static", num_threads=num_threads):
-            left_codes[i] = table[<uint64_t>left[i] - <uint64_t>lo] if is_valid(left_valid, i) else -1
-        for i in prange(nr, schedule="static", num_threads=num_threads):
-            right_codes[i] = table[<uint64_t>right[i] - <uint64_t>lo] if is_valid(right_valid, i) else -1
+        map_through_table(left, left_valid, table, lo, left_codes, num_threads)
+        map_through_table(right, right_valid, table, lo, right_codes, num_threads)
     return n
 
 
@@ -233,8 +255,8 @@ def factorize_bytes(
         raise ValueError("offsets need one entry more than there are rows")
     if left_valid.shape[0] not in (0, nl) or right_valid.shape[0] not in (0, nr):
         raise ValueError("validity masks must be empty or as long as their values")
-    left_codes = np.empty(nl, dtype=np.int64)
-    right_codes = np.empty(nr, dtype=np.int64)
+    left_codes = empty(nl, np.int64)
+    right_codes = empty(nr, np.int64)
     cdef _BytesTable table = _BytesTable(min(nl + nr, 1 << 20))
     _codes_of_bytes(table, left_offsets, left_data, left_valid, left_codes)
     _codes_of_bytes(table, right_offsets, right_data, right_valid, right_codes)
@@ -249,7 +271,7 @@ def combine_codes(const int64_t[::1] major, const int64_t[::1] minor, int64_t n_
     cdef Py_ssize_t i, n = major.shape[0]
     if minor.shape[0] != n:
         raise ValueError("code arrays must have the same length")
-    out = np.empty(n, dtype=np.int64)
+    out = empty(n, np.int64)
     cdef int64_t[::1] combined = out
     with nogil:
         for i in range(n):

@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <algorithm>
 
 #ifdef _OPENMP
@@ -20,20 +19,6 @@ template <typename T> struct TimedRow { T t; int64_t row; };
 /* Sort a bucket by time only (not stable: callers resolve equal times by row number). */
 template <typename T> static inline void sort_timed_rows(TimedRow<T> *first, TimedRow<T> *last) {
     std::sort(first, last, [](const TimedRow<T> &a, const TimedRow<T> &b) { return a.t < b.t; });
-}
-
-/* A large scratch buffer, backed by huge pages where the kernel allows it: scatters into it
- * then miss the TLB far less often. Release with free(). */
-static inline void *alloc_scratch(size_t nbytes) {
-    const size_t huge = (size_t)2 << 20;
-    void *p = NULL;
-    if (nbytes < huge) return malloc(nbytes ? nbytes : 1);
-    size_t rounded = (nbytes + huge - 1) / huge * huge;
-    if (posix_memalign(&p, huge, rounded) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, rounded, MADV_HUGEPAGE);
-#endif
-    return p;
 }
 
 /* 64-bit finalizer (splitmix64): a cheap, well-mixed hash for integer keys. */
