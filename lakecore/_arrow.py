@@ -41,6 +41,31 @@ def as_table(data: Any, argument: str) -> pa.Table:
     )
 
 
+def type_kind(t: pa.DataType) -> str | None:
+    """The family a type compares within: "integer", "float", "string", "binary", "date",
+    "timestamp", "boolean" or "null" (dictionaries by their values); None for anything else."""
+    if pa.types.is_dictionary(t):
+        return type_kind(t.value_type)
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t)
+            or pa.types.is_fixed_size_binary(t)):
+        return "binary"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_null(t):
+        return "null"
+    return None
+
+
 def require_columns(table: pa.Table, names: list[str], argument: str) -> None:
     """Raise a SchemaError naming the first of ``names`` missing from ``table``."""
     for name in names:

@@ -21,6 +21,7 @@ from lakecore._arrow import (
     indices_array,
     require_columns,
     single_array,
+    type_kind,
     validity_mask,
 )
 from lakecore._native import asof as _asof
@@ -41,18 +42,12 @@ _INT64_MAX = np.iinfo(np.int64).max
 _PARALLEL_GATHER_ROWS = 1 << 18
 
 
+_TIME_KINDS = {"timestamp", "date", "integer", "float", "null"}
+
+
 def _time_kind(t: pa.DataType) -> str | None:
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_integer(t):
-        return "integer"
-    if pa.types.is_floating(t):
-        return "float"
-    if pa.types.is_null(t):
-        return "null"
-    return None
+    kind = type_kind(t)
+    return kind if kind in _TIME_KINDS and not pa.types.is_dictionary(t) else None
 
 
 class _Times:

@@ -11,7 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from lakecore._arrow import binary_buffers, fixed_width_values, single_array, validity_mask
+from lakecore._arrow import (
+    binary_buffers,
+    fixed_width_values,
+    single_array,
+    type_kind,
+    validity_mask,
+)
 from lakecore._native import factorize as _factorize
 from lakecore._threads import get_num_threads
 from lakecore.errors import SchemaError
@@ -19,25 +25,12 @@ from lakecore.errors import SchemaError
 _INT64_MAX = np.iinfo(np.int64).max
 
 
+_KEY_KINDS = {"integer", "string", "binary", "date", "timestamp", "boolean", "null"}
+
+
 def _kind(t: pa.DataType) -> str | None:
-    if pa.types.is_dictionary(t):
-        return _kind(t.value_type)
-    if pa.types.is_integer(t):
-        return "integer"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "string"
-    if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t)
-            or pa.types.is_fixed_size_binary(t)):
-        return "binary"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_null(t):
-        return "null"
-    return None
+    kind = type_kind(t)
+    return kind if kind in _KEY_KINDS else None
 
 
 def _decoded(array: pa.Array) -> pa.Array:

@@ -235,3 +235,50 @@ def test_thread_count_does_not_change_results():
 def test_set_num_threads_validates():
     with pytest.raises(ValidationError):
         lakecore.set_num_threads(0)
+
+
+def test_sliced_and_chunked_inputs_match_contiguous_ones():
+    rng = np.random.default_rng(11)
+    n = 2_000
+    keys = [f"k{i}" if i % 7 else None for i in rng.integers(0, 30, n)]
+    left = pa.table({"s": keys, "n": pa.array(rng.integers(0, 30, n), pa.int32()),
+                     "t": pa.array(rng.integers(0, 500, n)).cast(pa.timestamp("ms"))})
+    right = pa.table({"s": keys[::-1], "n": pa.array(rng.integers(0, 30, n), pa.int64()),
+                      "t": pa.array(rng.integers(0, 500_000, n)).cast(pa.timestamp("us")),
+                      "v": rng.random(n)})
+    by = ["s", "n"]
+    expected = lakecore.asof_join(left.slice(13, 1500).combine_chunks(),
+                                  right.slice(7, 1900).combine_chunks(), on="t", by=by)
+    chunked_left = pa.concat_tables([left.slice(13, 700), left.slice(713, 800)])
+    chunked_right = pa.concat_tables([right.slice(7, 1000), right.slice(1007, 900)])
+    got = lakecore.asof_join(chunked_left, chunked_right, on="t", by=by)
+    assert got.to_pydict() == expected.to_pydict()
+    assert got.column("v").null_count < got.num_rows
+
+
+def test_dictionary_and_view_keys_match_plain_strings():
+    left = pa.table({"s": pa.array(["a", "b", "a"]).dictionary_encode(), "t": [5, 5, 0]})
+    right = pa.table({"s": pa.array(["a", "b"], pa.string_view()), "t": [1, 1], "v": [1, 2]})
+    out = lakecore.asof_join(left, right, on="t", by="s")
+    assert out.column("v").to_pylist() == [1, 2, None]
+
+
+def test_nanosecond_times_and_unbounded_tolerance():
+    left = pa.table({"t": pa.array([10**18 + 5], pa.int64()).cast(pa.timestamp("ns"))})
+    right = pa.table({"t": pa.array([10**18 + 4, 10**18 + 6], pa.int64()).cast(pa.timestamp("ns")),
+                      "v": [1, 2]})
+    for tol, direction, expected in [
+        (dt.timedelta(microseconds=1), "backward", 1),
+        (dt.timedelta.max, "forward", 2),
+        (dt.timedelta(0), "nearest", None),
+        (np.timedelta64(1, "us"), "nearest", 1),
+    ]:
+        out = lakecore.asof_join(left, right, on="t", tolerance=tol, direction=direction)
+        assert out.column("v").to_pylist() == [expected]
+
+
+def test_date_times_with_day_tolerance():
+    left = pa.table({"d": pa.array([dt.date(2024, 1, 10), dt.date(2024, 1, 3)])})
+    right = pa.table({"d": pa.array([dt.date(2024, 1, 8)], pa.date64()), "v": ["x"]})
+    out = lakecore.asof_join(left, right, on="d", tolerance=dt.timedelta(days=2, hours=23))
+    assert out.column("v").to_pylist() == ["x", None]
