@@ -1,0 +1,87 @@
+"""The lake's catalog: the definitions of feature groups (and, later, views, training data and
+models), as msgspec Structs in one JSON file.
+
+Every change rewrites the file atomically (write a temporary file, fsync, rename over the old
+one, fsync the folder) while holding the writer lock, so a crash leaves either the old or the
+new catalog, never a mix. Readers reload it when its identity (inode, size, mtime) changes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Callable, TypeVar
+
+import msgspec
+
+from lakecore.delta_log import fsync_dir
+
+CATALOG_FILE = "catalog.json"
+T = TypeVar("T")
+
+
+class FeatureGroupSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A feature group version's definition."""
+
+    name: str
+    version: int
+    primary_key: list[str]
+    event_time: str | None
+    schema: str | None          # Delta schemaString of the stored schema, once known
+    online: bool
+    ttl_us: int | None
+    description: str
+    tags: dict[str, str]
+    created_at_ms: int
+    table_id: str
+    location: str               # relative to the lake folder
+
+
+class CatalogState(msgspec.Struct, kw_only=True):
+    format: int = 1
+    feature_groups: list[FeatureGroupSpec] = []
+
+
+_encoder = msgspec.json.Encoder(order="sorted")
+_decoder = msgspec.json.Decoder(CatalogState)
+
+
+class Catalog:
+    def __init__(self, lake_path: str):
+        self.path = os.path.join(lake_path, CATALOG_FILE)
+        self.lake_path = lake_path
+        self._state = CatalogState()
+        self._identity: tuple[int, int, int] | None = None
+
+    def state(self) -> CatalogState:
+        """The current catalog, reloaded if another writer changed it."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return self._state
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if identity != self._identity:
+            with open(self.path, "rb") as f:
+                self._state = _decoder.decode(f.read())
+            self._identity = identity
+        return self._state
+
+    def update(self, change: Callable[[CatalogState], T]) -> T:
+        """Apply ``change`` to a copy of the latest catalog and persist it atomically.
+
+        The caller must hold the writer lock.
+        """
+        self._identity = None
+        state = _decoder.decode(_encoder.encode(self.state()))  # a deep copy to change
+        result = change(state)
+        body = _encoder.encode(state)
+        tmp = os.path.join(self.lake_path, f".catalog.{uuid.uuid4().hex}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.lake_path)
+        self._state = state
+        self._identity = None
+        return result

@@ -1,0 +1,300 @@
+"""The Delta Lake transaction log of one table: replay, atomic commits, checkpoints.
+
+A commit is the file ``_delta_log/%020d.json`` that wins put-if-absent: the actions are
+written to a temporary file, fsynced, and hard-linked to the final name, which fails if
+another writer got there first; then the folder is fsynced. The commit file's mtime is set to
+the commit's timestamp, since readers use it for time travel by timestamp. Every
+``CHECKPOINT_INTERVAL`` commits a Parquet checkpoint (and ``_last_checkpoint``) lets readers
+start from there instead of replaying the whole log.
+
+lakecore writes protocol reader 1 / writer 2 with no partitions; tables that need newer
+reader features (deletion vectors, column mapping) are refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lakecore.errors import LakeError
+
+LOG_DIR = "_delta_log"
+CHECKPOINT_INTERVAL = 10
+PROTOCOL = {"minReaderVersion": 1, "minWriterVersion": 2}
+_COMMIT_NAME = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT_NAME = re.compile(r"^(\d{20})\.checkpoint\.parquet$")
+
+_STRING_MAP = pa.map_(pa.string(), pa.string())
+CHECKPOINT_SCHEMA = pa.schema([
+    ("protocol", pa.struct([("minReaderVersion", pa.int32()), ("minWriterVersion", pa.int32())])),
+    ("metaData", pa.struct([
+        ("id", pa.string()), ("name", pa.string()), ("description", pa.string()),
+        ("format", pa.struct([("provider", pa.string()), ("options", _STRING_MAP)])),
+        ("schemaString", pa.string()), ("partitionColumns", pa.list_(pa.string())),
+        ("configuration", _STRING_MAP), ("createdTime", pa.int64()),
+    ])),
+    ("add", pa.struct([
+        ("path", pa.string()), ("partitionValues", _STRING_MAP), ("size", pa.int64()),
+        ("modificationTime", pa.int64()), ("dataChange", pa.bool_()), ("stats", pa.string()),
+        ("tags", _STRING_MAP),
+    ])),
+    ("remove", pa.struct([
+        ("path", pa.string()), ("deletionTimestamp", pa.int64()), ("dataChange", pa.bool_()),
+        ("extendedFileMetadata", pa.bool_()), ("partitionValues", _STRING_MAP),
+        ("size", pa.int64()),
+    ])),
+])
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Snapshot:
+    """The state of a table at one version: its metadata and its live files, in commit order."""
+
+    version: int = -1
+    timestamp: int | None = None  # ms since the epoch
+    commit_hash: str | None = None  # lakecore's hash of the latest commit, if lakecore made it
+    protocol: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> add action
+    tombstones: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> remove
+
+    def copy(self) -> Snapshot:
+        return Snapshot(self.version, self.timestamp, self.commit_hash, self.protocol,
+                        self.metadata, dict(self.files), dict(self.tombstones))
+
+    def apply(self, version: int, actions: list[dict[str, Any]], timestamp: int | None) -> None:
+        self.commit_hash = None
+        for action in actions:
+            if "commitInfo" in action:
+                self.commit_hash = (action["commitInfo"].get("lakecore") or {}).get("hash")
+            elif "add" in action:
+                add = action["add"]
+                self.files[add["path"]] = add
+                self.tombstones.pop(add["path"], None)
+            elif "remove" in action:
+                remove = action["remove"]
+                self.files.pop(remove["path"], None)
+                self.tombstones[remove["path"]] = remove
+            elif "metaData" in action:
+                self.metadata = action["metaData"]
+            elif "protocol" in action:
+                self.protocol = action["protocol"]
+        self.version = version
+        self.timestamp = timestamp
+        _check_protocol(self.protocol)
+
+
+def _check_protocol(protocol: dict[str, Any] | None) -> None:
+    if protocol is None:
+        return
+    reader = protocol.get("minReaderVersion", 1)
+    features = protocol.get("readerFeatures") or []
+    if reader > 1 and not (reader == 3 and not features):
+        raise LakeError(
+            f"this Delta table needs reader protocol {reader}"
+            f"{' with ' + ', '.join(features) if features else ''} (for example deletion "
+            f"vectors or column mapping), which lakecore does not read"
+        )
+
+
+def commit_timestamp(actions: list[dict[str, Any]], fallback: int) -> int:
+    for action in actions:
+        if "commitInfo" in action and isinstance(action["commitInfo"].get("timestamp"), int):
+            return action["commitInfo"]["timestamp"]
+    return fallback
+
+
+class DeltaLog:
+    """Reads and writes one table's ``_delta_log``; caches the latest snapshot it has seen."""
+
+    def __init__(self, table_path: str):
+        self.table_path = table_path
+        self.log_path = os.path.join(table_path, LOG_DIR)
+        self._latest: Snapshot | None = None
+
+    # -- reading -----------------------------------------------------------------------------
+    def commit_path(self, version: int) -> str:
+        return os.path.join(self.log_path, f"{version:020d}.json")
+
+    def read_commit(self, version: int) -> tuple[list[dict[str, Any]], int]:
+        """The actions of one commit and its timestamp (ms)."""
+        path = self.commit_path(version)
+        with open(path, "rb") as f:
+            text = f.read().decode()
+            mtime_ms = os.fstat(f.fileno()).st_mtime_ns // 1_000_000
+        actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return actions, commit_timestamp(actions, mtime_ms)
+
+    def _versions_on_disk(self) -> tuple[list[int], list[int]]:
+        try:
+            names = os.listdir(self.log_path)
+        except FileNotFoundError:
+            return [], []
+        commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT_NAME.match(n)))
+        checkpoints = sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT_NAME.match(n)))
+        return commits, checkpoints
+
+    def _from_checkpoint(self, version: int) -> Snapshot:
+        table = pq.read_table(os.path.join(self.log_path, f"{version:020d}.checkpoint.parquet"))
+        snapshot = Snapshot()
+        actions = []
+        for row in table.to_pylist():
+            for kind in ("protocol", "metaData", "add", "remove"):
+                value = row.get(kind)
+                if value is not None:
+                    actions.append({kind: _maps_to_dicts(value)})
+        commit_actions, timestamp = self.read_commit(version)
+        snapshot.apply(version, actions + [a for a in commit_actions if "commitInfo" in a],
+                       timestamp)
+        return snapshot
+
+    def snapshot(self, version: int | None = None) -> Snapshot:
+        """The table at ``version`` (latest when None); an empty Snapshot before any commit."""
+        latest = self._latest
+        if version is not None and latest is not None and version == latest.version:
+            return latest
+        if version is None or (latest is not None and version > latest.version):
+            snapshot = self._roll_forward(latest, version)
+            if version is None or snapshot.version >= (latest.version if latest else -1):
+                self._latest = snapshot
+            return snapshot
+        return self._rebuild(version)
+
+    def _roll_forward(self, base: Snapshot | None, target: int | None) -> Snapshot:
+        """Apply the commits after ``base`` (probing for the next file) up to ``target``."""
+        if base is None:
+            commits, checkpoints = self._versions_on_disk()
+            if not commits:
+                return Snapshot()
+            end = commits[-1] if target is None else min(target, commits[-1])
+            return self._rebuild(end, commits, checkpoints)
+        snapshot = base.copy()
+        version = snapshot.version + 1
+        while (target is None or version <= target) and os.path.exists(self.commit_path(version)):
+            actions, ts = self.read_commit(version)
+            snapshot.apply(version, actions, ts)
+            version += 1
+        return snapshot
+
+    def _rebuild(self, version: int, commits: list[int] | None = None,
+                 checkpoints: list[int] | None = None) -> Snapshot:
+        if commits is None or checkpoints is None:
+            commits, checkpoints = self._versions_on_disk()
+        if version < 0 or not commits or version > commits[-1]:
+            return Snapshot()
+        usable = [c for c in checkpoints if c <= version]
+        if usable:
+            snapshot, start = self._from_checkpoint(usable[-1]), usable[-1] + 1
+        else:
+            snapshot, start = Snapshot(), 0
+        for v in range(start, version + 1):
+            actions, ts = self.read_commit(v)
+            snapshot.apply(v, actions, ts)
+        return snapshot
+
+    def history(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """``(version, timestamp_ms, commitInfo)`` of every commit, oldest first."""
+        commits, _ = self._versions_on_disk()
+        out = []
+        for v in commits:
+            actions, ts = self.read_commit(v)
+            info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+            out.append((v, ts, info))
+        return out
+
+    # -- writing -----------------------------------------------------------------------------
+    def try_commit(self, version: int, actions: list[dict[str, Any]], timestamp_ms: int) -> bool:
+        """Write commit ``version`` if no one has; False when another writer won the name."""
+        os.makedirs(self.log_path, exist_ok=True)
+        body = "".join(json.dumps(a, separators=(",", ":")) + "\n" for a in actions).encode()
+        tmp = os.path.join(self.log_path, f".{version:020d}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.utime(tmp, ns=(timestamp_ms * 1_000_000, timestamp_ms * 1_000_000))
+        try:
+            os.link(tmp, self.commit_path(version))
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        fsync_dir(self.log_path)
+        return True
+
+    def write_checkpoint(self, snapshot: Snapshot) -> None:
+        """A Parquet checkpoint of ``snapshot`` and the ``_last_checkpoint`` pointer to it."""
+        rows: list[dict[str, Any]] = [
+            {"protocol": snapshot.protocol}, {"metaData": _dicts_to_maps(snapshot.metadata)},
+        ]
+        rows += [{"add": _dicts_to_maps(a)} for a in snapshot.files.values()]
+        rows += [{"remove": _dicts_to_maps(r)} for r in snapshot.tombstones.values()]
+        table = pa.Table.from_pylist(rows, schema=CHECKPOINT_SCHEMA)
+        final = os.path.join(self.log_path, f"{snapshot.version:020d}.checkpoint.parquet")
+        tmp = os.path.join(self.log_path, f".checkpoint.{uuid.uuid4().hex}.tmp")
+        pq.write_table(table, tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+        pointer = json.dumps({"version": snapshot.version, "size": len(rows)}).encode()
+        tmp = os.path.join(self.log_path, f".last_checkpoint.{uuid.uuid4().hex}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(pointer)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(self.log_path, "_last_checkpoint"))
+        fsync_dir(self.log_path)
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_MAP_FIELDS = {"partitionValues", "tags", "options", "configuration"}
+
+
+def _dicts_to_maps(action: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Delta's string maps as Arrow map values (lists of pairs) for the checkpoint."""
+    if action is None:
+        return None
+    out = {}
+    for key, value in action.items():
+        if key in _MAP_FIELDS and isinstance(value, dict):
+            out[key] = list(value.items())
+        elif isinstance(value, dict):
+            out[key] = _dicts_to_maps(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _maps_to_dicts(action: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in action.items():
+        if key in _MAP_FIELDS and isinstance(value, list):
+            out[key] = dict(value)
+        elif isinstance(value, dict):
+            out[key] = _maps_to_dicts(value)
+        elif value is not None:
+            out[key] = value
+    return out

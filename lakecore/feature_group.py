@@ -1,0 +1,204 @@
+"""``FeatureGroup``: a versioned table of features with a primary key and an event time.
+
+The rows, schema and history live in the group's Delta log (see offline_table.py); the
+definition (keys, ttl, online flag, ...) lives in the catalog. Every change validates its input
+completely before it writes anything, then writes data files, then commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pyarrow as pa
+
+from lakecore._arrow import as_table
+from lakecore.delta_log import Snapshot
+from lakecore.errors import NotFoundError, SchemaError, ValidationError
+from lakecore.offline_table import Change
+from lakecore.schema import conform, from_delta_schema_string, storage_schema
+
+if TYPE_CHECKING:
+    from lakecore.catalog import FeatureGroupSpec
+    from lakecore.lake import Lake
+
+
+class Commit(msgspec.Struct, frozen=True):
+    """One commit of a feature group's table."""
+
+    version: int
+    timestamp: dt.datetime
+    operation: str
+    rows_added: int
+    rows_removed: int
+    hash: str | None
+
+
+def _to_datetime(ms: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=ms)
+
+
+def _commit(version: int, timestamp_ms: int, info: dict[str, Any]) -> Commit:
+    ours = info.get("lakecore") or {}
+    metrics = info.get("operationMetrics") or {}
+    return Commit(
+        version=version,
+        timestamp=_to_datetime(timestamp_ms),
+        operation=ours.get("operation") or str(info.get("operation", "unknown")).lower(),
+        rows_added=int(ours.get("rows_added", metrics.get("num_added_rows", 0)) or 0),
+        rows_removed=int(ours.get("rows_removed", metrics.get("num_removed_rows", 0)) or 0),
+        hash=ours.get("hash"),
+    )
+
+
+class FeatureGroup:
+    """A feature group version; get one from ``Lake.create_feature_group`` or
+    ``Lake.feature_group``."""
+
+    def __init__(self, lake: Lake, spec: FeatureGroupSpec):
+        self._lake = lake
+        self._spec = spec
+        self._table = lake._offline_table(spec)
+
+    # -- attributes --------------------------------------------------------------------------
+    name = property(lambda self: self._spec.name)
+    version = property(lambda self: self._spec.version)
+    event_time = property(lambda self: self._spec.event_time)
+    online = property(lambda self: self._spec.online)
+    description = property(lambda self: self._spec.description)
+
+    @property
+    def primary_key(self) -> list[str]:
+        return list(self._spec.primary_key)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self._spec.tags)
+
+    @property
+    def ttl(self) -> dt.timedelta | None:
+        return None if self._spec.ttl_us is None else dt.timedelta(microseconds=self._spec.ttl_us)
+
+    @property
+    def location(self) -> str:
+        """The folder of this group's Delta table."""
+        return os.path.join(self._lake.path, self._spec.location)
+
+    @property
+    def schema(self) -> pa.Schema | None:
+        """The stored schema, or None before it is known (no schema= and no insert yet)."""
+        return self._schema(self._table.snapshot())
+
+    @property
+    def hash(self) -> str | None:
+        """The latest commit's hash (None before the first commit)."""
+        return self._table.snapshot().commit_hash
+
+    def __repr__(self) -> str:
+        return f"FeatureGroup({self.name!r}, version={self.version})"
+
+    def _schema(self, snapshot: Snapshot) -> pa.Schema | None:
+        if snapshot.metadata is not None:
+            return from_delta_schema_string(snapshot.metadata["schemaString"])
+        if self._spec.schema is not None:
+            return from_delta_schema_string(self._spec.schema)
+        return None
+
+    @property
+    def _key_columns(self) -> list[str]:
+        return self.primary_key + ([self.event_time] if self.event_time else [])
+
+    # -- changes -----------------------------------------------------------------------------
+    def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan) -> Commit:
+        """Run ``plan`` (which writes data files and returns a Change) and commit it; on any
+        failure delete the files it wrote, so the lake is left as it was."""
+        table = self._table
+        table.pending.clear()
+        try:
+            change: Change = plan()
+            snapshot, info = table.commit(snapshot, change, schema, self._spec.table_id, self.name)
+        except BaseException:
+            table.discard_pending()
+            raise
+        table.pending.clear()
+        return _commit(snapshot.version, snapshot.timestamp, info)
+
+    def insert(self, data: Any) -> Commit:
+        """Upsert rows: a row whose (primary key, event_time) is already stored replaces it; in
+        one call the last duplicate wins. Returns the Commit."""
+        incoming = as_table(data, "data")
+        with self._lake._writing(f"insert into {self.name!r}"):
+            snapshot = self._table.snapshot()
+            schema = self._schema(snapshot)
+            if schema is None:
+                schema = storage_schema(incoming.schema, self.primary_key, self.event_time)
+            rows = conform(incoming, schema, self.primary_key, self.event_time)
+            return self._commit_change(
+                snapshot, schema, lambda: self._table.plan_upsert(snapshot, rows, schema))
+
+    def delete(self, keys: Any) -> Commit:
+        """Remove every stored row of these primary keys (``keys``: data with the key columns)."""
+        key_table = as_table(keys, "keys")
+        with self._lake._writing(f"delete from {self.name!r}"):
+            snapshot = self._table.snapshot()
+            schema = self._schema(snapshot)
+            if schema is None:
+                raise ValidationError(
+                    f"delete: feature group {self.name!r} has no schema and no rows yet"
+                )
+            missing = [k for k in self.primary_key if k not in key_table.column_names]
+            if missing:
+                raise SchemaError(f"keys: missing primary key column(s) {', '.join(map(repr, missing))}")
+            key_schema = pa.schema([schema.field(k) for k in self.primary_key])
+            key_rows = conform(key_table.select(self.primary_key), key_schema, self.primary_key,
+                               None, argument="keys")
+            return self._commit_change(
+                snapshot, schema, lambda: self._table.plan_delete(snapshot, key_rows, schema))
+
+    def compact(self) -> Commit:
+        """Rewrite the table's files into as few as possible, as a new commit with the same rows."""
+        with self._lake._writing(f"compact {self.name!r}"):
+            snapshot = self._table.snapshot()
+            schema = self._schema(snapshot)
+            if schema is None:
+                raise ValidationError(f"compact: feature group {self.name!r} has no rows yet")
+            return self._commit_change(
+                snapshot, schema, lambda: self._table.plan_compact(snapshot, schema))
+
+    # -- reading -----------------------------------------------------------------------------
+    def read(self, *, as_of: int | dt.datetime | None = None,
+             columns: list[str] | None = None) -> pa.Table:
+        """The table at the latest commit, at commit number ``as_of``, or as it was at a
+        ``datetime`` (naive means UTC)."""
+        self._lake._check_open()
+        latest = self._table.snapshot()
+        if as_of is None:
+            snapshot = latest
+        elif isinstance(as_of, dt.datetime):
+            snapshot = self._table.snapshot(self._table.version_at(as_of))
+        elif isinstance(as_of, int) and not isinstance(as_of, bool):
+            if not 0 <= as_of <= latest.version:
+                raise NotFoundError(
+                    f"feature group {self.name!r} has no commit {as_of} "
+                    f"(commits: {'none' if latest.version < 0 else f'0..{latest.version}'})"
+                )
+            snapshot = self._table.snapshot(as_of)
+        else:
+            raise ValidationError(f"as_of: expected a commit number or a datetime, got {as_of!r}")
+        schema = self._schema(snapshot) or self._schema(latest)
+        if columns is not None:
+            if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+                raise SchemaError(f"columns: expected a list of column names, got {columns!r}")
+            unknown = [c for c in columns if schema is None or c not in schema.names]
+            if unknown:
+                raise SchemaError(f"columns: no column {unknown[0]!r} in feature group {self.name!r}")
+        if schema is None:
+            return pa.table({})
+        return self._table.read(snapshot, schema, list(columns) if columns is not None else None)
+
+    def history(self) -> list[Commit]:
+        """Every commit, oldest first."""
+        self._lake._check_open()
+        return [_commit(v, ts, info) for v, ts, info in self._table.log.history()]

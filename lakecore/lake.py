@@ -1,0 +1,223 @@
+"""``lakecore.open`` and the ``Lake``: one folder, its catalog, its writer lock and its tables.
+
+Layout of a lake folder::
+
+    lakecore.json                       marker: format version
+    catalog.json                        definitions (see catalog.py)
+    .lock                               the writer lock (see locks.py)
+    feature_groups/NAME/vVERSION/       one Delta table per feature group version
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+from lakecore.catalog import Catalog, FeatureGroupSpec
+from lakecore.delta_log import fsync_dir
+from lakecore.errors import (
+    AlreadyExistsError,
+    LakeError,
+    NotFoundError,
+    ReadOnlyError,
+    SchemaError,
+    ValidationError,
+)
+from lakecore.feature_group import FeatureGroup
+from lakecore.locks import WriterLock
+from lakecore.offline_table import OfflineTable
+from lakecore.schema import storage_schema, to_delta_schema_string
+
+MARKER_FILE = "lakecore.json"
+LAKE_FORMAT = 1
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def open(path: str | os.PathLike[str], *, readonly: bool = False) -> Lake:  # noqa: A001
+    """Open the lake in ``path``, creating the folder if it is missing (unless ``readonly``).
+
+    Examples
+    --------
+    >>> import lakecore, tempfile
+    >>> with lakecore.open(tempfile.mkdtemp()) as lake:
+    ...     fg = lake.create_feature_group("users", primary_key="id")
+    ...     fg.insert({"id": [1, 2], "age": [30, 40]}).rows_added
+    2
+    """
+    return Lake(os.fspath(path), readonly=readonly)
+
+
+def check_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValidationError(
+            f"{what}: expected a name of letters, digits, '_', '.' or '-' (at most 128 "
+            f"characters, not starting with '.' or '-'), got {name!r}"
+        )
+    return name
+
+
+def check_version(version: Any, what: str = "version") -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValidationError(f"{what}: expected an integer >= 1, got {version!r}")
+    return version
+
+
+class Lake:
+    """A lake folder opened for reading, or for reading and writing."""
+
+    def __init__(self, path: str, *, readonly: bool = False):
+        self.path = os.path.abspath(path)
+        self.readonly = bool(readonly)
+        self._closed = False
+        if not os.path.isdir(self.path):
+            if readonly:
+                raise NotFoundError(f"no lake at {self.path}")
+            os.makedirs(self.path, exist_ok=True)
+        marker = os.path.join(self.path, MARKER_FILE)
+        if not os.path.exists(marker):
+            if readonly:
+                raise NotFoundError(f"no lake at {self.path} (no {MARKER_FILE})")
+            self._write_marker(marker)
+        self._lock = WriterLock(self.path)
+        self.catalog = Catalog(self.path)
+        self._tables: dict[str, OfflineTable] = {}
+        self._tables_guard = threading.Lock()
+
+    def _write_marker(self, marker: str) -> None:
+        tmp = f"{marker}.{uuid.uuid4().hex}.tmp"
+        with builtins.open(tmp, "w") as f:
+            json.dump({"format": LAKE_FORMAT, "created_at_ms": time.time_ns() // 1_000_000}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, marker)
+        fsync_dir(self.path)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._closed = True
+        self._tables.clear()
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Lake({self.path!r}{', readonly=True' if self.readonly else ''})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LakeError(f"the lake at {self.path} is closed")
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Hold the writer lock for one change, after checking that changes are allowed."""
+        self._check_open()
+        if self.readonly:
+            raise ReadOnlyError(f"{what}: the lake at {self.path} is open read-only")
+        with self._lock.hold():
+            yield
+
+    def _offline_table(self, spec: FeatureGroupSpec) -> OfflineTable:
+        location = os.path.join(self.path, spec.location)
+        with self._tables_guard:
+            table = self._tables.get(location)
+            if table is None:
+                keys = spec.primary_key + ([spec.event_time] if spec.event_time else [])
+                table = OfflineTable(location, keys, list(spec.primary_key))
+                self._tables[location] = table
+            return table
+
+    # -- feature groups ----------------------------------------------------------------------
+    def create_feature_group(
+        self,
+        name: str,
+        *,
+        version: int = 1,
+        primary_key: str | list[str],
+        event_time: str | None = None,
+        schema: pa.Schema | None = None,
+        online: bool = False,
+        ttl: dt.timedelta | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> FeatureGroup:
+        """Create feature group ``name`` at ``version``; AlreadyExistsError if it exists."""
+        check_name(name, "name")
+        check_version(version)
+        keys = [primary_key] if isinstance(primary_key, str) else primary_key
+        if not isinstance(keys, (list, tuple)) or not keys or \
+                not all(isinstance(k, str) and k for k in keys):
+            raise SchemaError(f"primary_key: expected a column name or a non-empty list of "
+                              f"column names, got {primary_key!r}")
+        keys = list(keys)
+        if len(set(keys)) != len(keys):
+            raise SchemaError(f"primary_key: a column is named twice in {keys}")
+        if event_time is not None and (not isinstance(event_time, str) or not event_time):
+            raise SchemaError(f"event_time: expected a column name or None, got {event_time!r}")
+        if event_time in keys:
+            raise SchemaError(f"event_time {event_time!r} is also a primary key column")
+        schema_string = None
+        if schema is not None:
+            if not isinstance(schema, pa.Schema):
+                raise SchemaError(f"schema: expected a pyarrow.Schema, got {type(schema).__name__}")
+            schema_string = to_delta_schema_string(storage_schema(schema, keys, event_time))
+        ttl_us = None
+        if ttl is not None:
+            if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):
+                raise ValidationError(f"ttl: expected a positive datetime.timedelta, got {ttl!r}")
+            ttl_us = (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
+        if not isinstance(description, str):
+            raise ValidationError(f"description: expected a str, got {description!r}")
+        tags = dict(tags or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+            raise ValidationError("tags: expected a dict of str to str")
+
+        with self._writing("create_feature_group"):
+            if self._find_spec(name, version) is not None:
+                raise AlreadyExistsError(f"feature group {name!r} version {version} already exists")
+            location = os.path.join("feature_groups", name, f"v{version}")
+            os.makedirs(os.path.join(self.path, location), exist_ok=True)
+            spec = FeatureGroupSpec(
+                name=name, version=version, primary_key=keys, event_time=event_time,
+                schema=schema_string, online=bool(online), ttl_us=ttl_us,
+                description=description, tags=tags, created_at_ms=time.time_ns() // 1_000_000,
+                table_id=str(uuid.uuid4()), location=location,
+            )
+            self.catalog.update(lambda state: state.feature_groups.append(spec))
+        return FeatureGroup(self, spec)
+
+    def _find_spec(self, name: str, version: int | None) -> FeatureGroupSpec | None:
+        specs = [s for s in self.catalog.state().feature_groups if s.name == name]
+        if version is None:
+            return max(specs, key=lambda s: s.version, default=None)
+        return next((s for s in specs if s.version == version), None)
+
+    def feature_group(self, name: str, version: int | None = None) -> FeatureGroup:
+        """Feature group ``name`` at ``version`` (the latest version when None)."""
+        self._check_open()
+        if version is not None:
+            check_version(version)
+        spec = self._find_spec(name, version)
+        if spec is None:
+            which = f"version {version}" if version is not None else "any version"
+            raise NotFoundError(f"feature group {name!r} ({which}) not found")
+        return FeatureGroup(self, spec)
+
+    def feature_groups(self) -> list[FeatureGroup]:
+        """Every feature group, every version, sorted by name and version."""
+        self._check_open()
+        specs = sorted(self.catalog.state().feature_groups, key=lambda s: (s.name, s.version))
+        return [FeatureGroup(self, s) for s in specs]
+

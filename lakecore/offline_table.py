@@ -1,0 +1,377 @@
+"""A feature group's offline table: Parquet files plus its Delta log, written copy-on-write.
+
+Upserts and deletes rewrite only the files whose key ranges overlap the incoming keys. Each
+data file carries, in ``add.tags``, its sha256 (computed while writing it) and the exact
+min/max of every key and event-time column; ``add.stats`` holds exact Delta statistics (or
+none for a column where exactness is not certain), because other readers trust them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lakecore._native import dedupe
+from lakecore._threads import get_num_threads
+from lakecore._version import __version__
+from lakecore.delta_log import CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, Snapshot
+from lakecore.errors import ConflictError
+from lakecore.hashing import digest_bytes, digest_record
+from lakecore.keys import key_codes
+from lakecore.schema import to_delta_schema_string
+
+# Rows per data file: big enough for fast scans, small enough that an upsert touching recent
+# keys rewrites little.
+MAX_FILE_ROWS = 1 << 20
+# Below this many rows a file is written on one thread.
+_PARALLEL_ROWS = 1 << 17
+_SHA_TAG = "lakecore.sha256"
+_RANGES_TAG = "lakecore.ranges"
+_MAX_STAT_STRING = 32
+
+
+@dataclass
+class Change:
+    """What one operation commits: files to add and remove, and its row counts."""
+
+    operation: str
+    adds: list[dict[str, Any]]
+    removes: list[dict[str, Any]]
+    rows_added: int
+    rows_removed: int
+    key_ranges: dict[str, list[Any]] | None  # the keys it touched, for conflict checks
+    data_change: bool = True
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _range_value(value: Any) -> Any:
+    """A JSON-able, order-preserving form of a key value for range checks."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def column_ranges(table: pa.Table, columns: list[str]) -> dict[str, list[Any]]:
+    """Exact ``[min, max]`` of each column, as integers (times in us, dates in days) or text."""
+    ranges = {}
+    for name in columns:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+            column = column.cast(pa.int64() if pa.types.is_timestamp(column.type) else pa.int32())
+        if len(column) == 0 or column.null_count == len(column):
+            continue
+        mm = pc.min_max(column)
+        ranges[name] = [_range_value(mm["min"].as_py()), _range_value(mm["max"].as_py())]
+    return ranges
+
+
+def ranges_overlap(a: dict[str, list[Any]], b: dict[str, list[Any]], columns: list[str]) -> bool:
+    """Whether two key-range maps may share a key (missing ranges: maybe)."""
+    for name in columns:
+        if name in a and name in b:
+            (lo1, hi1), (lo2, hi2) = a[name], b[name]
+            if hi1 < lo2 or hi2 < lo1:
+                return False
+    return True
+
+
+def _delta_stats(table: pa.Table) -> str:
+    """Delta file statistics that are exact: counts for every column, min/max only where
+    lakecore and every reader agree on the order and the encoding."""
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for field in table.schema:
+        column = table.column(field.name)
+        if pa.types.is_list(field.type):
+            continue
+        nulls[field.name] = column.null_count
+        if column.null_count == len(column):
+            continue
+        t = field.type
+        if pa.types.is_integer(t) or pa.types.is_date(t):
+            mm = pc.min_max(column)
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if pa.types.is_date(t):
+                lo, hi = lo.isoformat(), hi.isoformat()
+        elif pa.types.is_floating(t):
+            if pc.any(pc.is_nan(column)).as_py():
+                continue
+            mm = pc.min_max(column)
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                continue
+        elif pa.types.is_string(t):
+            mm = pc.min_max(column)
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if len(lo) > _MAX_STAT_STRING or len(hi) > _MAX_STAT_STRING:
+                continue
+        else:
+            continue
+        mins[field.name], maxs[field.name] = lo, hi
+    stats = {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs,
+             "nullCount": nulls}
+    return json.dumps(stats, separators=(",", ":"))
+
+
+class OfflineTable:
+    """One Delta table with a fixed schema and key columns."""
+
+    def __init__(self, location: str, key_columns: list[str], primary_key: list[str]):
+        self.location = location
+        self.log = DeltaLog(location)
+        self.key_columns = key_columns      # primary key, then event_time if any
+        self.primary_key = primary_key
+        self.pending: list[str] = []        # files written and not yet committed
+
+    # -- reading -----------------------------------------------------------------------------
+    def snapshot(self, version: int | None = None) -> Snapshot:
+        return self.log.snapshot(version)
+
+    def version_at(self, when: dt.datetime) -> int:
+        """The last version committed at or before ``when`` (-1: none)."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        limit = _datetime_ms(when)
+        found = -1
+        for version, ts, _ in self.log.history():
+            if ts <= limit:
+                found = version
+            else:
+                break
+        return found
+
+    def read(self, snapshot: Snapshot, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+        target = schema if columns is None else pa.schema([schema.field(c) for c in columns])
+        paths = [os.path.join(self.location, p) for p in snapshot.files]
+        if not paths:
+            return target.empty_table()
+        threads = get_num_threads()
+        if threads > 1 and len(paths) > 1:
+            with ThreadPoolExecutor(min(threads, len(paths))) as pool:
+                parts = list(pool.map(lambda p: pq.read_table(p, columns=target.names), paths))
+        else:
+            parts = [pq.read_table(p, columns=target.names) for p in paths]
+        return pa.concat_tables([part.cast(target) for part in parts])
+
+    # -- writing data files ------------------------------------------------------------------
+    def write_files(self, table: pa.Table, version_hint: int, data_change: bool = True,
+                    ) -> list[dict[str, Any]]:
+        """Write ``table`` as one or more new Parquet files; their ``add`` actions."""
+        if table.num_rows == 0:
+            return []
+        # One file per MAX_FILE_ROWS, and at least one per thread for big writes.
+        threads = get_num_threads()
+        pieces = max(-(-table.num_rows // MAX_FILE_ROWS),
+                     min(threads, table.num_rows // _PARALLEL_ROWS), 1)
+        bounds = [table.num_rows * i // pieces for i in range(pieces + 1)]
+        slices = [table.slice(bounds[i], bounds[i + 1] - bounds[i]) for i in range(pieces)]
+        if pieces == 1:
+            return [self._write_file(slices[0], version_hint, data_change)]
+        with ThreadPoolExecutor(min(threads, pieces)) as pool:
+            return list(pool.map(lambda s: self._write_file(s, version_hint, data_change), slices))
+
+    def _write_file(self, table: pa.Table, version_hint: int, data_change: bool) -> dict[str, Any]:
+        floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
+        sink = pa.BufferOutputStream()
+        pq.write_table(
+            table, sink, compression="zstd",
+            # dictionary pages rarely pay off for floats and cost a failed attempt per page
+            use_dictionary=[f.name for f in table.schema if f.name not in floats],
+            row_group_size=MAX_FILE_ROWS,
+        )
+        data = sink.getvalue()
+        name = f"part-{max(version_hint, 0):05d}-{uuid.uuid4()}-c000.zstd.parquet"
+        path = os.path.join(self.location, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.pending.append(path)
+        try:
+            view = memoryview(data)
+            written = 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return {
+            "path": name,
+            "partitionValues": {},
+            "size": data.size,
+            "modificationTime": _now_ms(),
+            "dataChange": data_change,
+            "stats": _delta_stats(table),
+            "tags": {
+                _SHA_TAG: digest_bytes(memoryview(data)),
+                _RANGES_TAG: json.dumps(column_ranges(table, self.key_columns),
+                                        separators=(",", ":")),
+            },
+        }
+
+    # -- planning changes --------------------------------------------------------------------
+    def _files_matching(self, snapshot: Snapshot, keys: pa.Table, columns: list[str]):
+        """Yield ``(add, stored table, mask of stored rows whose keys are in keys)`` for every
+        file that holds at least one of ``keys`` (matched on ``columns``)."""
+        ranges = column_ranges(keys, columns)
+        for add in list(snapshot.files.values()):
+            file_ranges = json.loads(add.get("tags", {}).get(_RANGES_TAG, "{}"))
+            if not ranges_overlap(file_ranges, ranges, columns):
+                continue
+            path = os.path.join(self.location, add["path"])
+            stored_keys = pq.read_table(path, columns=columns)
+            stored_codes, key_codes_, n = key_codes(stored_keys, keys, columns, columns)
+            mask = dedupe.isin(stored_codes, key_codes_, n)
+            if mask.any():
+                yield add, path, mask
+
+    def _rewrite_without(self, snapshot: Snapshot, keys: pa.Table, columns: list[str],
+                         schema: pa.Schema) -> tuple[list[dict], list[dict], int]:
+        """Remove the stored rows matching ``keys``: (removes, adds of rewritten files, count)."""
+        removes, adds, removed = [], [], 0
+        for add, path, mask in self._files_matching(snapshot, keys, columns):
+            stored = pq.read_table(path).cast(schema)
+            kept = stored.filter(pa.array(~mask))
+            removed += int(mask.sum())
+            removes.append(_remove_action(add))
+            adds += self.write_files(kept, snapshot.version + 1)
+        return removes, adds, removed
+
+    def plan_upsert(self, snapshot: Snapshot, table: pa.Table, schema: pa.Schema) -> Change:
+        codes, _, n = key_codes(table, table.slice(0, 0), self.key_columns, self.key_columns)
+        keep = dedupe.last_occurrences(codes, n)
+        if len(keep) < table.num_rows:
+            table = table.take(pa.array(keep))
+        removes, adds, removed = self._rewrite_without(snapshot, table, self.key_columns, schema)
+        adds += self.write_files(table, snapshot.version + 1)
+        return Change("insert", adds, removes, table.num_rows, removed,
+                      column_ranges(table, self.key_columns))
+
+    def plan_delete(self, snapshot: Snapshot, keys: pa.Table, schema: pa.Schema) -> Change:
+        removes, adds, removed = self._rewrite_without(snapshot, keys, self.primary_key, schema)
+        return Change("delete", adds, removes, 0, removed, column_ranges(keys, self.primary_key))
+
+    def plan_compact(self, snapshot: Snapshot, schema: pa.Schema) -> Change:
+        files = list(snapshot.files.values())
+        if len(files) <= 1:
+            return Change("compact", [], [], 0, 0, None, data_change=False)
+        table = self.read(snapshot, schema, None)
+        adds = self.write_files(table, snapshot.version + 1, data_change=False)
+        if len(adds) >= len(files):
+            self.discard_pending()  # nothing gained: leave the table as it is
+            return Change("compact", [], [], 0, 0, None, data_change=False)
+        removes = [_remove_action(a, data_change=False) for a in files]
+        return Change("compact", adds, removes, table.num_rows, table.num_rows, None,
+                      data_change=False)
+
+    # -- committing --------------------------------------------------------------------------
+    def commit(self, snapshot: Snapshot, change: Change, schema: pa.Schema,
+               table_id: str, name: str) -> tuple[Snapshot, dict[str, Any]]:
+        """Commit ``change`` on top of ``snapshot``; retried on top of commits by other engines
+        that do not touch the same files or keys, else ConflictError."""
+        while True:
+            version = snapshot.version + 1
+            timestamp = max(_now_ms(), (snapshot.timestamp or 0) + 1)
+            live = dict(snapshot.files)
+            for remove in change.removes:
+                live.pop(remove["path"], None)
+            for add in change.adds:
+                live[add["path"]] = add
+            schema_string = to_delta_schema_string(schema)
+            commit_hash = digest_record({
+                "parent": snapshot.commit_hash,
+                "schema": schema_string,
+                "files": sorted([a["path"], a["size"], a["tags"].get(_SHA_TAG)]
+                                for a in live.values()),
+                "operation": change.operation,
+            })
+            info = {
+                "timestamp": timestamp,
+                "operation": {"insert": "WRITE", "delete": "DELETE", "compact": "OPTIMIZE"}.get(
+                    change.operation, change.operation.upper()),
+                "operationParameters": {},
+                "engineInfo": f"lakecore/{__version__}",
+                "isBlindAppend": not change.removes,
+                "lakecore": {
+                    "operation": change.operation,
+                    "rows_added": change.rows_added,
+                    "rows_removed": change.rows_removed,
+                    "hash": commit_hash,
+                    "parent_hash": snapshot.commit_hash,
+                },
+            }
+            actions: list[dict[str, Any]] = [{"commitInfo": info}]
+            if version == 0:
+                actions.append({"protocol": dict(PROTOCOL)})
+                actions.append({"metaData": {
+                    "id": table_id, "name": name, "description": None,
+                    "format": {"provider": "parquet", "options": {}},
+                    "schemaString": schema_string, "partitionColumns": [],
+                    "configuration": {}, "createdTime": timestamp,
+                }})
+            for remove in change.removes:
+                actions.append({"remove": {**remove, "deletionTimestamp": timestamp}})
+            for add in change.adds:
+                actions.append({"add": add})
+            if self.log.try_commit(version, actions, timestamp):
+                new = snapshot.copy()
+                new.apply(version, actions, timestamp)
+                if version > 0 and version % CHECKPOINT_INTERVAL == 0:
+                    self.log.write_checkpoint(new)
+                return new, info
+            newer = self.log.snapshot()
+            self._check_no_conflict(snapshot, newer, change)
+            snapshot = newer
+
+    def _check_no_conflict(self, before: Snapshot, after: Snapshot, change: Change) -> None:
+        gone = [r["path"] for r in change.removes if r["path"] not in after.files]
+        if gone:
+            raise ConflictError(
+                f"another writer changed {self.location} (commit {after.version}) and removed "
+                f"{gone[0]}, which this {change.operation} rewrites; retry the call"
+            )
+        if before.version < 0 and after.metadata is not None:
+            raise ConflictError(f"another writer created the table at {self.location}")
+        for path, add in after.files.items():
+            if path in before.files:
+                continue
+            ranges = json.loads(add.get("tags", {}).get(_RANGES_TAG, "{}"))
+            if change.key_ranges is None or ranges_overlap(ranges, change.key_ranges,
+                                                           self.key_columns):
+                raise ConflictError(
+                    f"another writer added rows to {self.location} (commit {after.version}) that "
+                    f"may share keys with this {change.operation}; retry the call"
+                )
+
+    def discard_pending(self) -> None:
+        """Delete the files written since the last commit (after a failed change)."""
+        for path in self.pending:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        self.pending.clear()
+
+
+def _remove_action(add: dict[str, Any], data_change: bool = True) -> dict[str, Any]:
+    return {"path": add["path"], "dataChange": data_change, "extendedFileMetadata": True,
+            "partitionValues": {}, "size": add["size"]}
+
+
+def _datetime_ms(when: dt.datetime) -> int:
+    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
