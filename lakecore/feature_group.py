@@ -191,11 +191,11 @@ class FeatureGroup:
         if columns is not None:
             if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
                 raise SchemaError(f"columns: expected a list of column names, got {columns!r}")
-            unknown = [c for c in columns if schema is None or c not in schema.names]
+            unknown = [c for c in columns if schema is not None and c not in schema.names]
             if unknown:
                 raise SchemaError(f"columns: no column {unknown[0]!r} in feature group {self.name!r}")
-        if schema is None:
-            return pa.table({})
+        if schema is None:  # nothing written and no declared schema: no rows, types unknown
+            return pa.table({c: pa.array([], pa.null()) for c in columns or []})
         return self._table.read(snapshot, schema, list(columns) if columns is not None else None)
 
     def history(self) -> list[Commit]:
