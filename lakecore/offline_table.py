@@ -22,12 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lakecore._arrow import type_kind
 from lakecore._native import dedupe
 from lakecore._threads import get_num_threads
 from lakecore._version import __version__
 from lakecore.delta_log import CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, Snapshot
 from lakecore.errors import ConflictError
-from lakecore.hashing import digest_bytes, digest_record
+from lakecore.hashing import digest_file, digest_record
 from lakecore.keys import key_codes
 from lakecore.schema import to_delta_schema_string
 
@@ -67,6 +68,20 @@ def _range_value(value: Any) -> Any:
     return value
 
 
+def _min_max(column: pa.ChunkedArray) -> tuple[Any, Any]:
+    """Exact min and max of a column with at least one valid value (NaN propagates for floats:
+    numpy's min/max of a float column holding NaN is NaN)."""
+    t = column.type
+    if column.null_count == 0 and (pa.types.is_integer(t) or pa.types.is_floating(t)):
+        values = column.to_numpy()
+        return values.min().item(), values.max().item()
+    mm = pc.min_max(column)
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    if pa.types.is_floating(t) and pc.any(pc.is_nan(column)).as_py():
+        return float("nan"), float("nan")
+    return lo, hi
+
+
 def column_ranges(table: pa.Table, columns: list[str]) -> dict[str, list[Any]]:
     """Exact ``[min, max]`` of each column, as integers (times in us, dates in days) or text."""
     ranges = {}
@@ -76,8 +91,8 @@ def column_ranges(table: pa.Table, columns: list[str]) -> dict[str, list[Any]]:
             column = column.cast(pa.int64() if pa.types.is_timestamp(column.type) else pa.int32())
         if len(column) == 0 or column.null_count == len(column):
             continue
-        mm = pc.min_max(column)
-        ranges[name] = [_range_value(mm["min"].as_py()), _range_value(mm["max"].as_py())]
+        lo, hi = _min_max(column)
+        ranges[name] = [_range_value(lo), _range_value(hi)]
     return ranges
 
 
@@ -105,21 +120,16 @@ def _delta_stats(table: pa.Table) -> str:
         if column.null_count == len(column):
             continue
         t = field.type
-        if pa.types.is_integer(t) or pa.types.is_date(t):
-            mm = pc.min_max(column)
-            lo, hi = mm["min"].as_py(), mm["max"].as_py()
-            if pa.types.is_date(t):
-                lo, hi = lo.isoformat(), hi.isoformat()
+        if pa.types.is_date(t):
+            lo, hi = (v.isoformat() for v in _min_max(column))
+        elif pa.types.is_integer(t):
+            lo, hi = _min_max(column)
         elif pa.types.is_floating(t):
-            if pc.any(pc.is_nan(column)).as_py():
-                continue
-            mm = pc.min_max(column)
-            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            lo, hi = _min_max(column)
             if not (np.isfinite(lo) and np.isfinite(hi)):
-                continue
+                continue  # NaN or infinities: readers order them differently
         elif pa.types.is_string(t):
-            mm = pc.min_max(column)
-            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            lo, hi = _min_max(column)
             if len(lo) > _MAX_STAT_STRING or len(hi) > _MAX_STAT_STRING:
                 continue
         else:
@@ -188,81 +198,79 @@ class OfflineTable:
             return list(pool.map(lambda s: self._write_file(s, version_hint, data_change), slices))
 
     def _write_file(self, table: pa.Table, version_hint: int, data_change: bool) -> dict[str, Any]:
-        floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
-        sink = pa.BufferOutputStream()
-        pq.write_table(
-            table, sink, compression="zstd",
-            # dictionary pages rarely pay off for floats and cost a failed attempt per page
-            use_dictionary=[f.name for f in table.schema if f.name not in floats],
-            row_group_size=MAX_FILE_ROWS,
-        )
-        data = sink.getvalue()
         name = f"part-{max(version_hint, 0):05d}-{uuid.uuid4()}-c000.zstd.parquet"
         path = os.path.join(self.location, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.pending.append(path)
-        try:
-            view = memoryview(data)
-            written = 0
-            while written < len(view):
-                written += os.write(fd, view[written:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # Dictionary pages pay off for text; for numbers they are mostly a failed attempt.
+        text = [f.name for f in table.schema if type_kind(f.type) in ("string", "binary")]
+        with open(path, "xb") as f:
+            pq.write_table(table, f, compression="zstd", use_dictionary=text,
+                           row_group_size=MAX_FILE_ROWS)
+            f.flush()
+            os.fsync(f.fileno())
+            size = f.tell()
         return {
             "path": name,
             "partitionValues": {},
-            "size": data.size,
+            "size": size,
             "modificationTime": _now_ms(),
             "dataChange": data_change,
             "stats": _delta_stats(table),
             "tags": {
-                _SHA_TAG: digest_bytes(memoryview(data)),
+                _SHA_TAG: digest_file(path),
                 _RANGES_TAG: json.dumps(column_ranges(table, self.key_columns),
                                         separators=(",", ":")),
             },
         }
 
     # -- planning changes --------------------------------------------------------------------
-    def _files_matching(self, snapshot: Snapshot, keys: pa.Table, columns: list[str]):
-        """Yield ``(add, stored table, mask of stored rows whose keys are in keys)`` for every
-        file that holds at least one of ``keys`` (matched on ``columns``)."""
-        ranges = column_ranges(keys, columns)
-        for add in list(snapshot.files.values()):
-            file_ranges = json.loads(add.get("tags", {}).get(_RANGES_TAG, "{}"))
-            if not ranges_overlap(file_ranges, ranges, columns):
-                continue
-            path = os.path.join(self.location, add["path"])
-            stored_keys = pq.read_table(path, columns=columns)
-            stored_codes, key_codes_, n = key_codes(stored_keys, keys, columns, columns)
-            mask = dedupe.isin(stored_codes, key_codes_, n)
-            if mask.any():
-                yield add, path, mask
+    def _split_matching(self, snapshot: Snapshot, keys: pa.Table, columns: list[str],
+                        schema: pa.Schema) -> tuple[list[dict], list[pa.Table], int]:
+        """Find the stored rows whose ``columns`` equal a row of ``keys``.
 
-    def _rewrite_without(self, snapshot: Snapshot, keys: pa.Table, columns: list[str],
-                         schema: pa.Schema) -> tuple[list[dict], list[dict], int]:
-        """Remove the stored rows matching ``keys``: (removes, adds of rewritten files, count)."""
-        removes, adds, removed = [], [], 0
-        for add, path, mask in self._files_matching(snapshot, keys, columns):
-            stored = pq.read_table(path).cast(schema)
-            kept = stored.filter(pa.array(~mask))
-            removed += int(mask.sum())
-            removes.append(_remove_action(add))
-            adds += self.write_files(kept, snapshot.version + 1)
-        return removes, adds, removed
+        Returns the ``remove`` actions of the files holding any, the rows of those files to
+        keep, and how many rows matched. Files whose key ranges cannot overlap are not read;
+        the others are read once each, in parallel.
+        """
+        ranges = column_ranges(keys, columns)
+        candidates = [
+            add for add in snapshot.files.values()
+            if ranges_overlap(json.loads(add.get("tags", {}).get(_RANGES_TAG, "{}")), ranges,
+                              columns)
+        ]
+
+        def split(add: dict[str, Any]) -> tuple[dict, pa.Table | None, int]:
+            stored = pq.read_table(os.path.join(self.location, add["path"])).cast(schema)
+            stored_codes, incoming_codes, n = key_codes(stored, keys, columns, columns)
+            mask = dedupe.isin(stored_codes, incoming_codes, n)
+            matched = int(mask.sum())
+            return add, (stored.filter(pa.array(~mask)) if matched else None), matched
+
+        threads = min(get_num_threads(), len(candidates))
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                results = list(pool.map(split, candidates))
+        else:
+            results = [split(add) for add in candidates]
+        removes = [_remove_action(add) for add, _, matched in results if matched]
+        kept = [rows for _, rows, matched in results if matched and rows.num_rows]
+        return removes, kept, sum(matched for _, _, matched in results)
 
     def plan_upsert(self, snapshot: Snapshot, table: pa.Table, schema: pa.Schema) -> Change:
         codes, _, n = key_codes(table, table.slice(0, 0), self.key_columns, self.key_columns)
         keep = dedupe.last_occurrences(codes, n)
         if len(keep) < table.num_rows:
             table = table.take(pa.array(keep))
-        removes, adds, removed = self._rewrite_without(snapshot, table, self.key_columns, schema)
-        adds += self.write_files(table, snapshot.version + 1)
+        removes, kept, removed = self._split_matching(snapshot, table, self.key_columns, schema)
+        # the surviving rows of rewritten files go into the same new files as the new rows
+        adds = self.write_files(pa.concat_tables([*kept, table]) if kept else table,
+                                snapshot.version + 1)
         return Change("insert", adds, removes, table.num_rows, removed,
                       column_ranges(table, self.key_columns))
 
     def plan_delete(self, snapshot: Snapshot, keys: pa.Table, schema: pa.Schema) -> Change:
-        removes, adds, removed = self._rewrite_without(snapshot, keys, self.primary_key, schema)
+        removes, kept, removed = self._split_matching(snapshot, keys, self.primary_key, schema)
+        adds = self.write_files(pa.concat_tables(kept), snapshot.version + 1) if kept else []
         return Change("delete", adds, removes, 0, removed, column_ranges(keys, self.primary_key))
 
     def plan_compact(self, snapshot: Snapshot, schema: pa.Schema) -> Change:
