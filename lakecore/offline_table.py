@@ -233,11 +233,8 @@ class OfflineTable:
         the others are read once each, in parallel.
         """
         ranges = column_ranges(keys, columns)
-        candidates = [
-            add for add in snapshot.files.values()
-            if ranges_overlap(json.loads(add.get("tags", {}).get(_RANGES_TAG, "{}")), ranges,
-                              columns)
-        ]
+        candidates = [add for add in snapshot.files.values()
+                      if ranges_overlap(_file_ranges(add), ranges, columns)]
 
         def split(add: dict[str, Any]) -> tuple[dict, pa.Table | None, int]:
             stored = pq.read_table(os.path.join(self.location, add["path"])).cast(schema)
@@ -303,7 +300,7 @@ class OfflineTable:
             commit_hash = digest_record({
                 "parent": snapshot.commit_hash,
                 "schema": schema_string,
-                "files": sorted([a["path"], a["size"], a["tags"].get(_SHA_TAG)]
+                "files": sorted([a["path"], a["size"], (a.get("tags") or {}).get(_SHA_TAG)]
                                 for a in live.values()),
                 "operation": change.operation,
             })
@@ -357,8 +354,7 @@ class OfflineTable:
         for path, add in after.files.items():
             if path in before.files:
                 continue
-            ranges = json.loads(add.get("tags", {}).get(_RANGES_TAG, "{}"))
-            if change.key_ranges is None or ranges_overlap(ranges, change.key_ranges,
+            if change.key_ranges is None or ranges_overlap(_file_ranges(add), change.key_ranges,
                                                            self.key_columns):
                 raise ConflictError(
                     f"another writer added rows to {self.location} (commit {after.version}) that "
@@ -373,6 +369,12 @@ class OfflineTable:
             except FileNotFoundError:
                 pass
         self.pending.clear()
+
+
+def _file_ranges(add: dict[str, Any]) -> dict[str, list[Any]]:
+    """The key ranges lakecore recorded for a file; empty (may hold anything) for files that
+    other engines wrote."""
+    return json.loads((add.get("tags") or {}).get(_RANGES_TAG, "{}"))
 
 
 def _remove_action(add: dict[str, Any], data_change: bool = True) -> dict[str, Any]:

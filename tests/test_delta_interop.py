@@ -78,3 +78,32 @@ def test_file_statistics_are_exact(history):
     theirs = table.to_pyarrow_table(filters=[("id", ">=", 25)])
     assert canonical(ours) == canonical(theirs)
     assert len(table.get_add_actions(flatten=True)) >= 1
+
+
+def test_a_commit_by_another_engine_in_between_is_a_conflict(tmp_path, monkeypatch):
+    from lakecore import delta_log
+    from tests.lake_state import lake_digest
+
+    lake = lakecore.open(tmp_path / "lake")
+    fg = lake.create_feature_group("g", primary_key="id", event_time="ts")
+    fg.insert({"id": [1, 2], "ts": pa.array([T0, T0], pa.timestamp("us", "UTC")), "x": [1.0, 2.0]})
+    original = delta_log.DeltaLog.try_commit
+    foreign = pa.table({"id": pa.array([3], pa.int64()),
+                        "ts": pa.array([T0], pa.timestamp("us", "UTC")), "x": [3.0]})
+
+    def another_engine_wins(self, version, actions, timestamp_ms):
+        deltalake.write_deltalake(fg.location, foreign, mode="append")
+        monkeypatch.setattr(delta_log.DeltaLog, "try_commit", original)
+        return original(self, version, actions, timestamp_ms)
+
+    monkeypatch.setattr(delta_log.DeltaLog, "try_commit", another_engine_wins)
+    with pytest.raises(lakecore.ConflictError, match="another writer"):
+        fg.insert({"id": [1], "ts": pa.array([T0], pa.timestamp("us", "UTC")), "x": [9.0]})
+    # the other engine's commit stands, lakecore's attempt left nothing behind
+    assert sorted(fg.read().column("id").to_pylist()) == [1, 2, 3]
+    assert fg.read().column("x").to_pylist().count(9.0) == 0
+    before = lake_digest(lake.path)
+    assert fg.insert({"id": [1], "ts": pa.array([T0], pa.timestamp("us", "UTC")),
+                      "x": [9.0]}).rows_removed == 1
+    assert lake_digest(lake.path) != before
+    assert [c.operation for c in fg.history()] == ["insert", "write", "insert"]
