@@ -18,6 +18,7 @@ from lakecore._arrow import as_table
 from lakecore.delta_log import Snapshot
 from lakecore.errors import NotFoundError, SchemaError, ValidationError
 from lakecore.offline_table import Change
+from lakecore.online_store import Layout, check_keys
 from lakecore.schema import conform, from_delta_schema_string, storage_schema
 
 if TYPE_CHECKING:
@@ -111,9 +112,11 @@ class FeatureGroup:
         return self.primary_key + ([self.event_time] if self.event_time else [])
 
     # -- changes -----------------------------------------------------------------------------
-    def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan) -> Commit:
+    def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan,
+                       deleted_keys: pa.Table | None = None) -> Commit:
         """Run ``plan`` (which writes data files and returns a Change) and commit it; on any
-        failure delete the files it wrote, so the lake is left as it was."""
+        failure delete the files it wrote, so the lake is left as it was. Then bring the online
+        store up to the new commit (a derived store: a crash before that is repaired on open)."""
         table = self._table
         table.pending.clear()
         try:
@@ -123,6 +126,13 @@ class FeatureGroup:
             table.discard_pending()
             raise
         table.pending.clear()
+        if self.online:
+            store = self._lake.online_store
+            if store.watermark(self.name, self.version) == snapshot.version - 1:
+                store.apply(self.name, self.version, self._layout(schema), change.rows,
+                            snapshot.version, deleted_keys=deleted_keys)
+            else:
+                self._sync_online()
         return _commit(snapshot.version, snapshot.timestamp, info)
 
     def insert(self, data: Any) -> Commit:
@@ -155,7 +165,8 @@ class FeatureGroup:
             key_rows = conform(key_table.select(self.primary_key), key_schema, self.primary_key,
                                None, argument="keys")
             return self._commit_change(
-                snapshot, schema, lambda: self._table.plan_delete(snapshot, key_rows, schema))
+                snapshot, schema, lambda: self._table.plan_delete(snapshot, key_rows, schema),
+                deleted_keys=key_rows)
 
     def compact(self) -> Commit:
         """Rewrite the table's files into as few as possible, as a new commit with the same rows."""
@@ -166,6 +177,64 @@ class FeatureGroup:
                 raise ValidationError(f"compact: feature group {self.name!r} has no rows yet")
             return self._commit_change(
                 snapshot, schema, lambda: self._table.plan_compact(snapshot, schema))
+
+    # -- online store ------------------------------------------------------------------------
+    def _layout(self, schema: pa.Schema) -> Layout:
+        cached = self._table.online_layout
+        if cached is None or cached.schema != schema:
+            cached = Layout.of(schema, self.primary_key, self.event_time)
+            self._table.online_layout = cached
+        return cached
+
+    def _sync_online(self) -> None:
+        """Roll the online store forward to the latest offline commit (the caller holds the
+        writer lock): commit by commit when only inserts and compactions are missing, else by
+        rebuilding the group's online data from the offline table."""
+        store, table = self._lake.online_store, self._table
+        snapshot = table.snapshot()
+        watermark = store.watermark(self.name, self.version)
+        if snapshot.version < 0 or watermark >= snapshot.version:
+            return
+        schema = self._schema(snapshot)
+        layout = self._layout(schema)
+        missing = [info for v, _, info in table.log.history() if v > watermark]
+        operations = {(info.get("lakecore") or {}).get("operation") for info in missing}
+        if watermark >= 0 and operations <= {"insert", "compact"}:
+            for version in range(watermark + 1, snapshot.version + 1):
+                store.apply(self.name, self.version, layout,
+                            table.rows_added_by(version, schema), version)
+        else:
+            store.apply(self.name, self.version, layout, table.read(snapshot, schema, None),
+                        snapshot.version, clear=True)
+
+    def rebuild_online(self) -> None:
+        """Rebuild this group's online data from its offline table (for example after the
+        online files were lost)."""
+        if not self.online:
+            raise ValidationError(f"feature group {self.name!r} is not online")
+        with self._lake._writing(f"rebuild_online {self.name!r}"):
+            snapshot = self._table.snapshot()
+            schema = self._schema(snapshot)
+            if schema is None or snapshot.version < 0:
+                return
+            self._lake.online_store.apply(
+                self.name, self.version, self._layout(schema),
+                self._table.read(snapshot, schema, None), snapshot.version, clear=True)
+
+    def online_read(self, keys: Any) -> pa.Table:
+        """The latest row (greatest event time) of each requested key, in request order: the
+        key columns as requested, then the event time and features; nulls for keys never seen
+        and for rows older than the group's ttl."""
+        self._lake._check_open()
+        if not self.online:
+            raise ValidationError(f"feature group {self.name!r} is not online")
+        key_table = as_table(keys, "keys")
+        schema = self._schema(self._table.snapshot())
+        if schema is None:
+            raise ValidationError(f"feature group {self.name!r} has no schema and no rows yet")
+        key_rows = check_keys(key_table, schema, self.primary_key)
+        return self._lake.online_store.read(self.name, self.version, self._layout(schema),
+                                            key_rows, self._spec.ttl_us)
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, *, as_of: int | dt.datetime | None = None,

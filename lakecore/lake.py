@@ -36,6 +36,7 @@ from lakecore.errors import (
 from lakecore.feature_group import FeatureGroup
 from lakecore.locks import WriterLock
 from lakecore.offline_table import OfflineTable
+from lakecore.online_store import OnlineStore
 from lakecore.schema import storage_schema, to_delta_schema_string
 
 MARKER_FILE = "lakecore.json"
@@ -92,6 +93,17 @@ class Lake:
         self.catalog = Catalog(self.path)
         self._tables: dict[str, OfflineTable] = {}
         self._tables_guard = threading.Lock()
+        self.online_store = OnlineStore(self.path, self.readonly)
+        if not self.readonly:
+            self._catch_up_online()
+
+    def _catch_up_online(self) -> None:
+        """Bring every online group's online data up to its latest offline commit."""
+        specs = [s for s in self.catalog.state().feature_groups if s.online]
+        if specs:
+            with self._lock.hold():
+                for spec in specs:
+                    FeatureGroup(self, spec)._sync_online()
 
     def _write_marker(self, marker: str) -> None:
         tmp = f"{marker}.{uuid.uuid4().hex}.tmp"

@@ -53,6 +53,7 @@ class Change:
     rows_removed: int
     key_ranges: dict[str, list[Any]] | None  # the keys it touched, for conflict checks
     data_change: bool = True
+    rows: pa.Table | None = None              # the rows an insert wrote (for the online store)
 
 
 def _now_ms() -> int:
@@ -149,6 +150,7 @@ class OfflineTable:
         self.key_columns = key_columns      # primary key, then event_time if any
         self.primary_key = primary_key
         self.pending: list[str] = []        # files written and not yet committed
+        self.online_layout = None           # the online row layout of the current schema
 
     # -- reading -----------------------------------------------------------------------------
     def snapshot(self, version: int | None = None) -> Snapshot:
@@ -263,7 +265,7 @@ class OfflineTable:
         adds = self.write_files(pa.concat_tables([*kept, table]) if kept else table,
                                 snapshot.version + 1)
         return Change("insert", adds, removes, table.num_rows, removed,
-                      column_ranges(table, self.key_columns))
+                      column_ranges(table, self.key_columns), rows=table)
 
     def plan_delete(self, snapshot: Snapshot, keys: pa.Table, schema: pa.Schema) -> Change:
         removes, kept, removed = self._split_matching(snapshot, keys, self.primary_key, schema)
@@ -360,6 +362,13 @@ class OfflineTable:
                     f"another writer added rows to {self.location} (commit {after.version}) that "
                     f"may share keys with this {change.operation}; retry the call"
                 )
+
+    def rows_added_by(self, version: int, schema: pa.Schema) -> pa.Table:
+        """The rows of the files that commit ``version`` added."""
+        actions, _ = self.log.read_commit(version)
+        paths = [a["add"]["path"] for a in actions if "add" in a]
+        parts = [pq.read_table(os.path.join(self.location, p)).cast(schema) for p in paths]
+        return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def discard_pending(self) -> None:
         """Delete the files written since the last commit (after a failed change)."""
