@@ -5,6 +5,17 @@ import os
 from lakecore.errors import ValidationError
 
 _num_threads: int | None = None
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    # OpenMP (GNU libgomp) cannot run a parallel region in a child forked from a process that
+    # already ran one: the child would wait forever for the parent's worker threads.
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _default() -> int:
@@ -20,7 +31,9 @@ def _default() -> int:
 
 
 def get_num_threads() -> int:
-    """The number of threads lakecore's native kernels use."""
+    """The number of threads lakecore's native kernels use (1 in a forked child)."""
+    if _forked:
+        return 1
     return _num_threads if _num_threads is not None else _default()
 
 

@@ -36,13 +36,22 @@ INITIAL_MAP_SIZE = 64 << 20
 WATERMARKS = b"__watermarks__"
 
 _environments: dict[str, lmdb.Environment] = {}
-_inherited: list[lmdb.Environment] = []  # handles from before a fork: never touched again
 _environments_lock = threading.Lock()
 
 
 def _forget_environments_after_fork() -> None:
-    _inherited.extend(_environments.values())
+    """In a forked child: drop the parent's handles, which must never be used here, so that
+    the child opens its own. Closing them releases nothing of the parent's (LMDB's locks and
+    reader slots belong to the parent's pid) and lets py-lmdb open the files again."""
+    global _environments_lock
+    _environments_lock = threading.Lock()
+    for env in _environments.values():
+        try:
+            env.close()
+        except lmdb.Error:
+            pass
     _environments.clear()
+    _db_handles.clear()
 
 
 os.register_at_fork(after_in_child=_forget_environments_after_fork)
@@ -69,19 +78,31 @@ def environment(path: str, create: bool) -> lmdb.Environment | None:
 _db_handles: dict[tuple[int, bytes], Any] = {}
 
 
-def _open_db(env: lmdb.Environment | None, txn: lmdb.Transaction | None, name: bytes,
-             create: bool = False) -> Any:
-    """A named database's handle (cached per environment), or None when it does not exist and
-    ``create`` is false. Opened inside ``txn`` so that readers never need the write lock."""
+def _existing_db(env: lmdb.Environment | None, name: bytes) -> Any:
+    """The handle (cached per environment) of an existing named database, or None.
+
+    Call it before beginning the transaction that uses the handle: a transaction does not see
+    databases opened after it began, and a handle opened inside a read transaction dies with
+    it (measured with py-lmdb 3.0). py-lmdb opens it in a transaction of its own (on a
+    writable environment a brief LMDB write transaction, once per process and database).
+    """
     if env is None:
         return None
     handle = _db_handles.get((id(env), name))
     if handle is None:
-        if not create and txn.get(name) is None:
+        with env.begin() as txn:
+            exists = txn.get(name) is not None
+        if not exists:
             return None
-        handle = env.open_db(name, txn=txn, create=create)
+        handle = env.open_db(name, create=False)
         _db_handles[(id(env), name)] = handle
     return handle
+
+
+def _created_db(env: lmdb.Environment, txn: lmdb.Transaction, name: bytes) -> Any:
+    """A named database's handle inside a write transaction, created if missing."""
+    handle = _db_handles.get((id(env), name))
+    return handle if handle is not None else env.open_db(name, txn=txn, create=True)
 
 
 def _forget_db_handles(env: lmdb.Environment) -> None:
@@ -271,25 +292,26 @@ class OnlineStore:
                 _forget_db_handles(env)
                 raise
 
-    def _read(self, fn) -> Any:
-        """Run ``fn(env, txn)`` in a read transaction (``env`` None: no online data yet)."""
+    def _read(self, name: bytes, fn) -> Any:
+        """Run ``fn(txn, db)`` on database ``name`` in a read transaction (``db`` None: no such
+        database yet)."""
         env = self._env(create=False)
-        if env is None:
+        db = _existing_db(env, name)
+        if db is None:
             return fn(None, None)
         while True:
             try:
                 with env.begin(buffers=True) as txn:
-                    return fn(env, txn)
+                    return fn(txn, db)
             except lmdb.MapResizedError:
                 env.set_mapsize(0)  # adopt the size another process grew the map to
 
     def watermark(self, name: str, version: int) -> int:
         """The last offline commit applied to the group (-1: none)."""
-        def get(env, txn):
-            wm = _open_db(env, txn, WATERMARKS)
+        def get(txn, wm):
             value = None if wm is None else txn.get(self.db_name(name, version), db=wm)
             return -1 if value is None else int.from_bytes(bytes(value), "little", signed=True)
-        return self._read(get)
+        return self._read(WATERMARKS, get)
 
     def apply(self, name: str, version: int, layout: Layout, rows: pa.Table | None, commit: int,
               deleted_keys: pa.Table | None = None, clear: bool = False) -> None:
@@ -303,8 +325,8 @@ class OnlineStore:
         deleted = encode_keys(deleted_keys, layout.primary_key) if deleted_keys is not None else []
 
         def write(env, txn):
-            db = _open_db(env, txn, self.db_name(name, version), create=True)
-            wm = _open_db(env, txn, WATERMARKS, create=True)
+            db = _created_db(env, txn, self.db_name(name, version))
+            wm = _created_db(env, txn, WATERMARKS)
             if clear:
                 txn.drop(db, delete=False)
             for key in deleted:
@@ -328,14 +350,13 @@ class OnlineStore:
              ttl_us: int | None) -> pa.Table:
         encoded = encode_keys(keys, layout.primary_key)
 
-        def get(env, txn):
-            db = _open_db(env, txn, self.db_name(name, version))
+        def get(txn, db):
             if db is None:
                 return rowcodec.decode_values(layout.codec, [None] * len(encoded))
             g = txn.get
             return rowcodec.decode_values(layout.codec, [g(k, db=db) for k in encoded])
 
-        decoded = self._read(get)
+        decoded = self._read(self.db_name(name, version), get)
         live = decoded[0]
         if ttl_us is not None:
             now_us = time.time_ns() // 1000

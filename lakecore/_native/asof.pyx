@@ -212,7 +212,8 @@ cdef int64_t partition_by_high_code(
     if counts == NULL:
         return -1
     memset(counts, 0, num_threads * n_parts * sizeof(int64_t))
-    for tid in prange(num_threads, schedule="static", chunksize=1, num_threads=num_threads):
+    for tid in prange(num_threads, schedule="static", chunksize=1, num_threads=num_threads,
+                  use_threads_if=num_threads > 1):
         lo = tid * slice_len
         hi = min(lo + slice_len, n)
         for i in range(lo, hi):
@@ -229,7 +230,8 @@ cdef int64_t partition_by_high_code(
             counts[tid * n_parts + p] = total
             total += c
     part_starts[n_parts] = total
-    for tid in prange(num_threads, schedule="static", chunksize=1, num_threads=num_threads):
+    for tid in prange(num_threads, schedule="static", chunksize=1, num_threads=num_threads,
+                  use_threads_if=num_threads > 1):
         lo = tid * slice_len
         hi = min(lo + slice_len, n)
         for i in range(lo, hi):
@@ -311,7 +313,8 @@ def asof_indices(
                 status = partition_by_high_code(left_codes, left_times, n_codes, shift, n_parts,
                                                 left_rows, left_parts, matched_ptr, num_threads)
             if status >= 0:
-                for p in prange(n_parts, schedule="dynamic", chunksize=1, num_threads=num_threads):
+                for p in prange(n_parts, schedule="dynamic", chunksize=1, num_threads=num_threads,
+                  use_threads_if=num_threads > 1):
                     if join_partition(
                         right_rows + right_parts[p], right_parts[p + 1] - right_parts[p],
                         left_rows + left_parts[p], left_parts[p + 1] - left_parts[p],

@@ -89,10 +89,12 @@ cdef void map_through_table(const int64_t[::1] values, const uint8_t[::1] valid,
                             int num_threads) noexcept nogil:
     cdef Py_ssize_t i
     if valid.shape[0] == 0:
-        for i in prange(values.shape[0], schedule="static", num_threads=num_threads):
+        for i in prange(values.shape[0], schedule="static", num_threads=num_threads,
+                  use_threads_if=num_threads > 1):
             codes[i] = table[<uint64_t>values[i] - <uint64_t>lo]
     else:
-        for i in prange(values.shape[0], schedule="static", num_threads=num_threads):
+        for i in prange(values.shape[0], schedule="static", num_threads=num_threads,
+                  use_threads_if=num_threads > 1):
             codes[i] = table[<uint64_t>values[i] - <uint64_t>lo] if valid[i] else -1
 
 
