@@ -14,6 +14,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
+from libcpp.vector cimport vector
 
 import numpy as np
 
@@ -88,6 +89,24 @@ cdef class RowLayout:
         self.fixed_bytes = self.fixed_offsets[self.n_fixed]
 
 
+cdef class _Columns:
+    """Raw pointers to a list of numpy arrays, taken once before a row loop (acquiring a
+    buffer per row and column would dominate the loop)."""
+    cdef vector[const uint8_t *] ptrs
+    cdef vector[Py_ssize_t] lengths
+    cdef list keep
+
+    def __init__(self, list arrays):
+        cdef const uint8_t[::1] view
+        self.keep = []
+        for a in arrays:
+            arr = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
+            self.keep.append(arr)
+            view = arr
+            self.ptrs.push_back(&view[0] if view.shape[0] else NULL)
+            self.lengths.push_back(view.shape[0])
+
+
 def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version,
                   list fixed_values, list fixed_valid, list var_offsets, list var_data,
                   list var_valid):
@@ -96,10 +115,9 @@ def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version,
     ``var_data[j]``: large-binary buffers of variable-width column j."""
     cdef Py_ssize_t n = times.shape[0], i, j, size, nf = layout.n_fixed, nv = layout.n_var
     cdef Py_ssize_t base = HEADER + layout.bitmap_bytes
-    cdef const uint8_t[::1] fv
-    cdef const uint8_t[::1] valid
-    cdef const int64_t[::1] offsets
-    cdef const uint8_t[::1] data
+    cdef _Columns fv = _Columns(fixed_values), fval = _Columns(fixed_valid)
+    cdef _Columns vo = _Columns(var_offsets), vd = _Columns(var_data), vval = _Columns(var_valid)
+    cdef const int64_t *offsets
     cdef int64_t width, length
     cdef unsigned char *p
     cdef unsigned char *q
@@ -107,9 +125,8 @@ def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version,
     for i in range(n):
         size = base + layout.fixed_bytes
         for j in range(nv):
-            valid = var_valid[j]
-            if valid.shape[0] == 0 or valid[i]:
-                offsets = var_offsets[j]
+            if vval.lengths[j] == 0 or vval.ptrs[j][i]:
+                offsets = <const int64_t *> vo.ptrs[j]
                 size += offsets[i + 1] - offsets[i]
             size += 4
         value = PyBytes_FromStringAndSize(NULL, size)
@@ -120,23 +137,19 @@ def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version,
         q = p + base
         for j in range(nf):
             width = layout.widths[j]
-            valid = fixed_valid[j]
-            if valid.shape[0] == 0 or valid[i]:
-                fv = fixed_values[j]
-                memcpy(q, &fv[i * width], width)
+            if fval.lengths[j] == 0 or fval.ptrs[j][i]:
+                memcpy(q, fv.ptrs[j] + i * width, width)
             else:
                 memset(q, 0, width)
                 p[HEADER + j // 8] |= <unsigned char>(1 << (j % 8))
             q += width
         for j in range(nv):
-            valid = var_valid[j]
-            if valid.shape[0] == 0 or valid[i]:
-                offsets = var_offsets[j]
-                data = var_data[j]
+            if vval.lengths[j] == 0 or vval.ptrs[j][i]:
+                offsets = <const int64_t *> vo.ptrs[j]
                 length = offsets[i + 1] - offsets[i]
                 memcpy(q, &length, 4)
                 if length:
-                    memcpy(q + 4, &data[offsets[i]], length)
+                    memcpy(q + 4, vd.ptrs[j] + offsets[i], length)
                 q += 4 + length
             else:
                 memset(q, 0, 4)
@@ -163,8 +176,9 @@ def decode_values(RowLayout layout, list values):
     cdef uint8_t[:, ::1] valid = valid_arr
     fixed_out = [np.zeros(n * layout.widths[j], dtype=np.uint8) for j in range(nf)]
     offsets_out = [np.zeros(n + 1, dtype=np.int64) for j in range(nv)]
-    cdef uint8_t[::1] fo
-    cdef int64_t[::1] oo
+    cdef _Columns fixed_ptrs = _Columns(fixed_out), offset_ptrs = _Columns(offsets_out)
+    cdef uint8_t *fo
+    cdef int64_t *oo
     cdef Py_buffer view
     cdef const unsigned char *p
     cdef const unsigned char *q
@@ -177,7 +191,7 @@ def decode_values(RowLayout layout, list values):
         v = values[i]
         if v is None:
             for j in range(nv):
-                oo = offsets_out[j]
+                oo = <int64_t *> offset_ptrs.ptrs[j]
                 oo[i + 1] = oo[i]
             continue
         PyObject_GetBuffer(v, &view, PyBUF_SIMPLE)
@@ -191,18 +205,19 @@ def decode_values(RowLayout layout, list values):
             q = p + base
             for j in range(nf):
                 width = layout.widths[j]
-                fo = fixed_out[j]
-                memcpy(&fo[i * width], q, width)
+                fo = <uint8_t *> fixed_ptrs.ptrs[j]
+                memcpy(fo + i * width, q, width)
                 q += width
             for j in range(nv):
                 memcpy(&length, q, 4)
-                oo = offsets_out[j]
+                oo = <int64_t *> offset_ptrs.ptrs[j]
                 oo[i + 1] = oo[i] + length
                 q += 4 + length
         finally:
             PyBuffer_Release(&view)
     data_out = [np.empty(offsets_out[j][n], dtype=np.uint8) for j in range(nv)]
-    cdef uint8_t[::1] do
+    cdef _Columns data_ptrs = _Columns(data_out)
+    cdef uint8_t *do
     # pass 2: variable-width bytes
     if nv:
         for i in range(n):
@@ -216,9 +231,9 @@ def decode_values(RowLayout layout, list values):
                 for j in range(nv):
                     memcpy(&length, q, 4)
                     if length:
-                        do = data_out[j]
-                        oo = offsets_out[j]
-                        memcpy(&do[oo[i]], q + 4, length)
+                        do = <uint8_t *> data_ptrs.ptrs[j]
+                        oo = <int64_t *> offset_ptrs.ptrs[j]
+                        memcpy(do + oo[i], q + 4, length)
                     q += 4 + length
             finally:
                 PyBuffer_Release(&view)
