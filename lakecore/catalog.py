@@ -14,7 +14,7 @@ from typing import Callable, TypeVar
 
 import msgspec
 
-from lakecore.delta_log import fsync_dir
+from lakecore.delta_log import fsync_path
 
 CATALOG_FILE = "catalog.json"
 T = TypeVar("T")
@@ -81,7 +81,7 @@ class Catalog:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        fsync_dir(self.lake_path)
+        fsync_path(self.lake_path)
         self._state = state
         self._identity = None
         return result

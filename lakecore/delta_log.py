@@ -53,12 +53,14 @@ CHECKPOINT_SCHEMA = pa.schema([
 ])
 
 
-def fsync_dir(path: str) -> None:
+def fsync_path(path: str) -> None:
+    """fsync a file or a folder (a folder's fsync makes the names in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
 
 
 @dataclass
@@ -236,7 +238,7 @@ class DeltaLog:
             return False
         finally:
             os.unlink(tmp)
-        fsync_dir(self.log_path)
+        fsync_path(self.log_path)
         return True
 
     def write_checkpoint(self, snapshot: Snapshot) -> None:
@@ -250,7 +252,7 @@ class DeltaLog:
         final = os.path.join(self.log_path, f"{snapshot.version:020d}.checkpoint.parquet")
         tmp = os.path.join(self.log_path, f".checkpoint.{uuid.uuid4().hex}.tmp")
         pq.write_table(table, tmp)
-        _fsync_file(tmp)
+        fsync_path(tmp)
         os.replace(tmp, final)
         pointer = json.dumps({"version": snapshot.version, "size": len(rows)}).encode()
         tmp = os.path.join(self.log_path, f".last_checkpoint.{uuid.uuid4().hex}.tmp")
@@ -259,15 +261,7 @@ class DeltaLog:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, os.path.join(self.log_path, "_last_checkpoint"))
-        fsync_dir(self.log_path)
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(self.log_path)
 
 
 _MAP_FIELDS = {"partitionValues", "tags", "options", "configuration"}

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from lakecore.catalog import Catalog, FeatureGroupSpec
-from lakecore.delta_log import fsync_dir
+from lakecore.delta_log import fsync_path
 from lakecore.errors import (
     AlreadyExistsError,
     LakeError,
@@ -112,7 +112,7 @@ class Lake:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, marker)
-        fsync_dir(self.path)
+        fsync_path(self.path)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
