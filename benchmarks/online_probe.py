@@ -20,7 +20,7 @@ t0 = time.perf_counter(); fg.insert(t); print("insert 1e6 x 20 online+offline", 
 store = lake.online_store
 sch = fg.schema
 layout = fg._layout(sch)
-from lakecore.online_store import encode_keys, encode_values
+from lakecore.online_store import encode_keys
 t0 = time.perf_counter(); store.apply("e", 1, layout, t, 5, clear=True); print("online apply only (clear, append path)", time.perf_counter()-t0)
 keys = rng.integers(0, n, 1000)
 req = pa.table({"id": keys})
