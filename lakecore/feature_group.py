@@ -62,6 +62,7 @@ class FeatureGroup:
         self._lake = lake
         self._spec = spec
         self._table = lake._offline_table(spec)
+        self._online_layout: Layout | None = None   # fixed once the schema is (it never changes)
 
     # -- attributes --------------------------------------------------------------------------
     name = property(lambda self: self._spec.name)
@@ -145,6 +146,8 @@ class FeatureGroup:
             if schema is None:
                 schema = storage_schema(incoming.schema, self.primary_key, self.event_time)
             rows = conform(incoming, schema, self.primary_key, self.event_time)
+            if self.online:
+                self._layout(schema)    # SchemaError before anything is written
             return self._commit_change(
                 snapshot, schema, lambda: self._table.plan_upsert(snapshot, rows, schema))
 
@@ -228,13 +231,20 @@ class FeatureGroup:
         self._lake._check_open()
         if not self.online:
             raise ValidationError(f"feature group {self.name!r} is not online")
-        key_table = as_table(keys, "keys")
-        schema = self._schema(self._table.snapshot())
-        if schema is None:
-            raise ValidationError(f"feature group {self.name!r} has no schema and no rows yet")
-        key_rows = check_keys(key_table, schema, self.primary_key)
-        return self._lake.online_store.read(self.name, self.version, self._layout(schema),
-                                            key_rows, self._spec.ttl_us)
+        layout = self._read_layout()
+        key_rows = check_keys(as_table(keys, "keys"), layout)
+        return self._lake.online_store.read(self.name, self.version, layout, key_rows,
+                                            self._spec.ttl_us)
+
+    def _read_layout(self) -> Layout:
+        """The online layout for reads, looked up once: a group's schema never changes."""
+        layout = self._online_layout
+        if layout is None:
+            schema = self._schema(self._table.snapshot())
+            if schema is None:
+                raise ValidationError(f"feature group {self.name!r} has no schema and no rows yet")
+            layout = self._online_layout = self._layout(schema)
+        return layout
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, *, as_of: int | dt.datetime | None = None,

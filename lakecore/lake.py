@@ -36,7 +36,7 @@ from lakecore.errors import (
 from lakecore.feature_group import FeatureGroup
 from lakecore.locks import WriterLock
 from lakecore.offline_table import OfflineTable
-from lakecore.online_store import OnlineStore
+from lakecore.online_store import Layout, OnlineStore
 from lakecore.schema import storage_schema, to_delta_schema_string
 
 MARKER_FILE = "lakecore.json"
@@ -184,7 +184,10 @@ class Lake:
         if schema is not None:
             if not isinstance(schema, pa.Schema):
                 raise SchemaError(f"schema: expected a pyarrow.Schema, got {type(schema).__name__}")
-            schema_string = to_delta_schema_string(storage_schema(schema, keys, event_time))
+            stored = storage_schema(schema, keys, event_time)
+            if online:
+                Layout.of(stored, keys, event_time)   # SchemaError for types kept offline only
+            schema_string = to_delta_schema_string(stored)
         ttl_us = None
         if ttl is not None:
             if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):

@@ -15,19 +15,27 @@ Lake), never used across ``fork()`` (the child opens its own); map size grows on
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import lmdb
-import msgspec
 import numpy as np
 import pyarrow as pa
 
-from lakecore._arrow import binary_buffers, fixed_width_values, single_array, validity_mask
+from lakecore._arrow import (
+    binary_buffers,
+    fixed_width_values,
+    single_array,
+    validity_mask,
+)
+from lakecore._memory import empty
 from lakecore._native import rowcodec
+from lakecore._threads import get_num_threads
 from lakecore.errors import SchemaError, ValidationError
 from lakecore.keys import key_codes
 
@@ -112,156 +120,205 @@ def _forget_db_handles(env: lmdb.Environment) -> None:
 
 # -- layouts: how a group's feature columns map onto the codec ---------------------------------
 _FIXED_WIDTH = {pa.int8(): 1, pa.int16(): 2, pa.int32(): 4, pa.int64(): 8, pa.float32(): 4,
-                pa.float64(): 8, pa.bool_(): 1, pa.date32(): 4}
+                pa.float64(): 8, pa.date32(): 4}
+_NO_TTL = -(2**63)
 
 
-def _is_fixed(t: pa.DataType) -> bool:
-    return t in _FIXED_WIDTH or pa.types.is_timestamp(t)
+def _codec_type(t: pa.DataType, column: str) -> tuple[int, int, int]:
+    """``(kind, width, scalar)`` of a column type in the row codec."""
+    if pa.types.is_boolean(t):
+        return rowcodec.Kind.BOOL, 1, rowcodec.Scalar.BOOLEAN
+    if t in _FIXED_WIDTH or pa.types.is_timestamp(t):
+        scalar = rowcodec.Scalar.FLOAT if pa.types.is_floating(t) else rowcodec.Scalar.INTEGER
+        return rowcodec.Kind.FIXED, 8 if pa.types.is_timestamp(t) else _FIXED_WIDTH[t], scalar
+    if pa.types.is_string(t):
+        return rowcodec.Kind.BYTES, 0, rowcodec.Scalar.STRING
+    if pa.types.is_binary(t):
+        return rowcodec.Kind.BYTES, 0, rowcodec.Scalar.BINARY
+    if pa.types.is_list(t) and not pa.types.is_list(t.value_type):
+        kind, width, scalar = _codec_type(t.value_type, column)
+        return kind + rowcodec.Kind.LIST_FIXED, width, scalar
+    raise SchemaError(f"column {column!r} of type {t} cannot be stored online (lists of lists "
+                      f"are offline only)")
 
 
-def _width(t: pa.DataType) -> int:
-    return 8 if pa.types.is_timestamp(t) else _FIXED_WIDTH[t]
+def _python_converter(t: pa.DataType):
+    """How a scalar decoded as an integer becomes the Python value pyarrow would give."""
+    if pa.types.is_list(t):
+        inner = _python_converter(t.value_type)
+        return None if inner is None else (lambda v: [None if x is None else inner(x) for x in v])
+    if pa.types.is_timestamp(t):
+        return lambda us: _EPOCH + dt.timedelta(microseconds=us)
+    if pa.types.is_date(t):
+        return lambda days: _EPOCH_DATE + dt.timedelta(days=days)
+    return None
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH_DATE = dt.date(1970, 1, 1)
 
 
 @dataclass
 class Layout:
-    """A group's feature columns split into fixed-width and variable-width ones."""
+    """How a group's rows map onto the codec: the feature columns (schema order, without the
+    primary key and event time) and where the event time goes in a decoded batch."""
 
     schema: pa.Schema
     primary_key: list[str]
     event_time: str | None
-    fixed: list[pa.Field]
-    var: list[pa.Field]
+    features: list[pa.Field]
+    batch_schema: pa.Schema        # key columns, then event time and features in schema order
+    key_schema: pa.Schema
     codec: rowcodec.RowLayout
+    converters: list[tuple[int, Any]]   # (feature index, to-Python function) for dates/times
+    key_converters: list[Any] | None    # per key column: Python date/time -> integer, or None
+    feature_names: list[str]
 
     @classmethod
     def of(cls, schema: pa.Schema, primary_key: list[str], event_time: str | None) -> Layout:
-        features = [f for f in schema if f.name not in primary_key and f.name != event_time]
-        fixed = [f for f in features if _is_fixed(f.type)]
-        var = [f for f in features if not _is_fixed(f.type)]
-        return cls(schema, primary_key, event_time, fixed, var,
-                   rowcodec.RowLayout([_width(f.type) for f in fixed], len(var)))
+        values = [f for f in schema if f.name not in primary_key]
+        features = [f for f in values if f.name != event_time]
+        codec_types = [_codec_type(f.type, f.name) for f in features]
+        time_position = [f.name for f in values].index(event_time) if event_time else -1
+        key_types = [_codec_type(schema.field(k).type, k) for k in primary_key]
+        codec = rowcodec.RowLayout([k for k, _, _ in codec_types], [w for _, w, _ in codec_types],
+                                   [s for _, _, s in codec_types], time_position,
+                                   [k for k, _, _ in key_types], [w for _, w, _ in key_types])
+        converters = [(j, _python_converter(f.type)) for j, f in enumerate(features)]
+        key_converters = [_key_integer(schema.field(k).type) for k in primary_key]
+        return cls(schema, primary_key, event_time, features,
+                   pa.schema([schema.field(k) for k in primary_key] + values),
+                   pa.schema([schema.field(k) for k in primary_key]), codec,
+                   [(j, fn) for j, fn in converters if fn is not None],
+                   key_converters if any(key_converters) else None,
+                   [f.name for f in features])
 
     @property
     def output_fields(self) -> list[pa.Field]:
         """Event time, then features, in schema order."""
-        names = [f.name for f in self.schema if f.name not in self.primary_key]
-        return [self.schema.field(n) for n in names]
+        return list(self.batch_schema)[len(self.primary_key):]
 
 
-def encode_keys(table: pa.Table, primary_key: list[str]) -> list[bytes]:
-    ints, blobs, order = [], [], []
-    for name in primary_key:
+def encode_keys(table: pa.Table, layout: Layout) -> list[bytes]:
+    """The LMDB keys of ``table``'s primary key columns (of the schema's types, no nulls)."""
+    columns = []
+    for name in layout.primary_key:
         array = single_array(table.column(name))
-        t = array.type
-        if pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t) \
-                or pa.types.is_large_binary(t):
-            offsets, data = binary_buffers(array.cast(pa.large_binary()))
-            if len(offsets) > 1 and int(np.diff(offsets).max()) > 500:
-                raise ValidationError(f"keys: values of {name!r} longer than 500 bytes cannot be "
-                                      f"online keys")
-            order.append((True, len(blobs)))
-            blobs.append((offsets, data))
-        else:
-            if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
-                array = array.cast(pa.int64()) if not pa.types.is_date(t) else \
-                    array.cast(pa.int32()).cast(pa.int64())
-            elif t != pa.int64():
-                array = array.cast(pa.int64())
-            order.append((False, len(ints)))
-            ints.append(fixed_width_values(array, np.int64))
-    return rowcodec.encode_keys(ints, blobs, order, table.num_rows)
+        buffers = array.buffers()
+        columns.append((buffers[0], buffers[-1], buffers[1] if len(buffers) == 3 else None,
+                        array.offset))
+    try:
+        return rowcodec.encode_keys(layout.codec, columns, table.num_rows)
+    except ValueError as exc:
+        column = layout.primary_key[int(str(exc).split()[2].rstrip(":"))]
+        if "null" in str(exc):
+            raise ValidationError(f"keys: primary key column {column!r} has null values") from None
+        raise ValidationError(f"keys: {column!r}: {str(exc).split(': ', 1)[1]}; online keys "
+                              f"are at most 500 bytes") from None
 
 
-def _list_blobs(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Lists as msgpack blobs (large-binary buffers); temporal elements as integers."""
-    values = array.to_pylist()
-    encoded = [b"" if v is None else msgspec.msgpack.encode(v) for v in values]
-    offsets = np.zeros(len(encoded) + 1, np.int64)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    return offsets, np.frombuffer(b"".join(encoded), np.uint8)
+def encode_key(layout: Layout, key: tuple) -> bytes:
+    """The LMDB key of one primary key given as Python values in key order."""
+    if layout.key_converters:
+        key = tuple(convert(v) if convert else v for v, convert in zip(key, layout.key_converters))
+    try:
+        return rowcodec.encode_key(layout.codec, key)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        if message.startswith("key column "):
+            column = layout.primary_key[int(message.split()[2].rstrip(":"))]
+            message = f"{column!r}: {message.split(': ', 1)[1]}"
+        raise SchemaError(f"key: {message}") from None
 
 
-def _integral_lists(array: pa.Array) -> pa.Array:
-    child = array.type.value_type
-    if pa.types.is_timestamp(child):
-        return array.cast(pa.list_(pa.int64()))
-    if pa.types.is_date(child):
-        return array.cast(pa.list_(pa.int32()))
-    return array
+def _key_integer(t: pa.DataType):
+    """How a Python date or datetime key value becomes the integer the key encodes."""
+    if pa.types.is_timestamp(t):
+        def micros(v):
+            if isinstance(v, dt.datetime):
+                if v.tzinfo is None:
+                    v = v.replace(tzinfo=dt.timezone.utc)
+                return (v - _EPOCH) // dt.timedelta(microseconds=1)
+            return v
+        return micros
+    if pa.types.is_date(t):
+        return lambda v: (v - _EPOCH_DATE).days if isinstance(v, dt.date) else v
+    return None
 
 
-def encode_values(layout: Layout, rows: pa.Table, version: int) -> list[bytes]:
+def _unpacked_bits(array: pa.Array) -> np.ndarray:
+    """A boolean array's values as one byte per row."""
+    if len(array) == 0:
+        return np.zeros(0, np.uint8)
+    bits = np.unpackbits(np.frombuffer(array.buffers()[1], np.uint8), bitorder="little")
+    return bits[array.offset: array.offset + len(array)]
+
+
+def _leaf_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
+    """A fixed, boolean or bytes column's arrays for the codec, after its validity mask."""
+    if kind == rowcodec.Kind.BOOL:
+        return [_unpacked_bits(array)]
+    if kind == rowcodec.Kind.FIXED:
+        return [np.ascontiguousarray(fixed_width_values(array, np.dtype(f"V{width}"))).view(np.uint8)]
+    return list(binary_buffers(array.cast(pa.large_binary())))
+
+
+def _column_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
+    """What ``rowcodec.encode_values`` takes for one column (see its docstring)."""
+    if kind < rowcodec.Kind.LIST_FIXED:
+        return [validity_mask(array), *_leaf_arrays(array, kind, width)]
+    offsets = np.asarray(array.offsets, dtype=np.int64) if len(array) else np.zeros(1, np.int64)
+    elements = array.values
+    return [validity_mask(array), offsets, validity_mask(elements),
+            *_leaf_arrays(elements, kind - rowcodec.Kind.LIST_FIXED, width)]
+
+
+def encode_values(layout: Layout, rows: pa.Table, version: int,
+                  num_threads: int | None = None) -> list[bytes]:
     if layout.event_time:
         times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
                                    np.int64)
     else:
         times = np.zeros(rows.num_rows, np.int64)
-    fixed_values, fixed_valid = [], []
-    for f in layout.fixed:
-        array = single_array(rows.column(f.name))
-        if pa.types.is_boolean(f.type):
-            data = np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), np.uint8)
-        else:
-            data = fixed_width_values(array, np.dtype(f"V{_width(f.type)}"))
-            data = np.ascontiguousarray(data).view(np.uint8)
-        fixed_values.append(data)
-        fixed_valid.append(validity_mask(array))
-    var_offsets, var_data, var_valid = [], [], []
-    for f in layout.var:
-        array = single_array(rows.column(f.name))
-        if pa.types.is_list(f.type):
-            offsets, data = _list_blobs(_integral_lists(array))
-        else:
-            offsets, data = binary_buffers(array.cast(pa.large_binary()))
-        var_offsets.append(np.ascontiguousarray(offsets))
-        var_data.append(np.ascontiguousarray(data))
-        var_valid.append(validity_mask(array))
-    return rowcodec.encode_values(layout.codec, np.ascontiguousarray(times), version,
-                                  fixed_values, fixed_valid, var_offsets, var_data, var_valid)
+    columns = []
+    for f in layout.features:
+        kind, width, _ = _codec_type(f.type, f.name)
+        columns.append(_column_arrays(single_array(rows.column(f.name)), kind, width))
+    return rowcodec.encode_values(layout.codec, np.ascontiguousarray(times), version, columns,
+                                  num_threads or get_num_threads())
 
 
-def _bitmap(valid: np.ndarray) -> tuple[pa.Buffer | None, int]:
-    nulls = int(len(valid) - np.count_nonzero(valid))
-    if nulls == 0:
-        return None, 0
-    return pa.py_buffer(np.packbits(valid, bitorder="little")), nulls
+_CHUNK = 1 << 17
 
 
-def decode_columns(layout: Layout, decoded: tuple, live: np.ndarray) -> list[pa.Array]:
-    """Arrow arrays of the event time and features, nulls where ``live`` is 0."""
-    found, times, versions, valid, fixed, var_offsets, var_data = decoded
-    n = len(found)
-    columns: dict[str, pa.Array] = {}
-    if layout.event_time:
-        bitmap, nulls = _bitmap(live)
-        columns[layout.event_time] = pa.Array.from_buffers(
-            layout.schema.field(layout.event_time).type, n, [bitmap, pa.py_buffer(times)],
-            null_count=nulls)
-    for j, f in enumerate(layout.fixed):
-        mask = valid[j] & live
-        bitmap, nulls = _bitmap(mask)
-        if pa.types.is_boolean(f.type):
-            data = pa.py_buffer(np.packbits(fixed[j], bitorder="little"))
-        else:
-            data = pa.py_buffer(fixed[j])
-        columns[f.name] = pa.Array.from_buffers(f.type, n, [bitmap, data], null_count=nulls)
-    for j, f in enumerate(layout.var):
-        mask = valid[len(layout.fixed) + j] & live
-        bitmap, nulls = _bitmap(mask)
-        if pa.types.is_list(f.type):
-            blobs = pa.Array.from_buffers(pa.large_binary(), n, [
-                bitmap, pa.py_buffer(var_offsets[j]), pa.py_buffer(var_data[j])], null_count=nulls)
-            plain = _integral_lists(pa.array([], f.type)).type
-            values = [None if b is None else msgspec.msgpack.decode(b)
-                      for b in blobs.to_pylist()]
-            columns[f.name] = pa.array(values, plain).cast(f.type)
-        else:
-            big = pa.large_string() if pa.types.is_string(f.type) else pa.large_binary()
-            columns[f.name] = pa.Array.from_buffers(big, n, [
-                bitmap, pa.py_buffer(var_offsets[j]), pa.py_buffer(var_data[j])],
-                null_count=nulls).cast(f.type)
-    return [columns[f.name] for f in layout.output_fields]
+def _encoded_chunks(layout: Layout, rows: pa.Table, keys: list[bytes], commit: int):
+    """``(keys, values)`` in chunks of ``_CHUNK`` rows. For big writes the next chunk is
+    encoded on a helper thread (the codec runs without the GIL) while the caller writes this
+    one to LMDB, which py-lmdb also does without the GIL."""
+    n = rows.num_rows
+    if n <= 2 * _CHUNK:
+        yield keys, encode_values(layout, rows, commit)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="lakecore-encode") as pool:
+        future = pool.submit(encode_values, layout, rows.slice(0, _CHUNK), commit, 1)
+        for start in range(0, n, _CHUNK):
+            values = future.result()
+            if start + _CHUNK < n:
+                future = pool.submit(encode_values, layout, rows.slice(start + _CHUNK, _CHUNK),
+                                     commit, 1)
+            yield keys[start:start + _CHUNK], values
+
+
+def _arena(size: int) -> np.ndarray:
+    return empty(size, np.uint8)
+
+
+def decode_batch(layout: Layout, keys: list[bytes], values: list, min_time: int) -> pa.RecordBatch:
+    """Decode LMDB keys and values (call inside their transaction) into a batch of the key
+    columns, event time and features; nulls for missing values and rows older than
+    ``min_time``."""
+    address = rowcodec.decode_batch(layout.codec, keys, values, min_time, _arena)
+    return pa.RecordBatch._import_from_c(address, layout.batch_schema)
 
 
 class OnlineStore:
@@ -319,10 +376,13 @@ class OnlineStore:
         ``deleted_keys``, and move the group's watermark to ``commit``: one transaction."""
         if rows is None:
             rows = layout.schema.empty_table()
-        rows = latest_per_key(rows, layout)
-        keys = encode_keys(rows, layout.primary_key)
-        values = encode_values(layout, rows, commit)
-        deleted = encode_keys(deleted_keys, layout.primary_key) if deleted_keys is not None else []
+        rows, keys = latest_in_key_order(rows, layout)
+        deleted = encode_keys(deleted_keys, layout) if deleted_keys is not None else []
+        integer_key = all(layout.codec.key_kinds_of(k) != rowcodec.Kind.BYTES
+                          for k in range(len(layout.primary_key)))
+        key_bytes = 8 * len(layout.primary_key) * len(keys) if integer_key else sum(map(len, keys))
+        self._reserve(key_bytes + rows.get_total_buffer_size()
+                      + len(keys) * (16 + 4 * len(layout.features)), clear)
 
         def write(env, txn):
             db = _created_db(env, txn, self.db_name(name, version))
@@ -331,76 +391,140 @@ class OnlineStore:
                 txn.drop(db, delete=False)
             for key in deleted:
                 txn.delete(key, db=db)
-            if txn.stat(db)["entries"] == 0:
-                order = sorted(range(len(keys)), key=keys.__getitem__)
-                cursor = txn.cursor(db=db)
-                added, _ = cursor.putmulti([(keys[i], values[i]) for i in order], append=True)
-                if added != len(keys):
-                    raise AssertionError("online keys out of order in append mode")
-            else:
-                get, put = txn.get, txn.put
-                for key, value in zip(keys, values):
-                    old = get(key, db=db)
-                    if old is None or _newer(value, old):
-                        put(key, value, db=db)
+            cursor = txn.cursor(db=db)
+            bulk = txn.stat(db)["entries"] == 0     # a bulk load: append, pages filled densely
+            get = txn.get
+            for chunk_keys, values in _encoded_chunks(layout, rows, keys, commit):
+                if bulk:
+                    added, _ = cursor.putmulti(zip(chunk_keys, values), append=True)
+                    if added != len(chunk_keys):
+                        raise AssertionError("online keys out of order in append mode")
+                    continue
+                replace = rowcodec.newer_rows(values, [get(k, None, db) for k in chunk_keys])
+                if replace.all():
+                    cursor.putmulti(zip(chunk_keys, values))
+                else:
+                    cursor.putmulti((k, v) for k, v, r in zip(chunk_keys, values, replace) if r)
             txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True), db=wm)
         self._write(write)
 
+    def _reserve(self, payload: int, clear: bool) -> None:
+        """Grow the map ahead of a write of ``payload`` bytes, so that a big load is written
+        once instead of failing with MapFullError and retrying after each doubling. A cleared
+        database's pages are freed only when the transaction commits, so they count too."""
+        env = self._env(create=True)
+        info = env.info()
+        used = (info["last_pgno"] + 1) * env.stat()["psize"]
+        need = used + 2 * payload + (used if clear else 0) + (1 << 20)
+        if need > info["map_size"]:
+            try:
+                env.set_mapsize(max(need + need // 4, info["map_size"] * 2))
+            except lmdb.Error:
+                pass        # a transaction is open somewhere: growth on MapFullError instead
+
+    def _database(self, name: str, version: int) -> tuple[lmdb.Environment | None, Any]:
+        env = self._env(create=False)
+        return env, _existing_db(env, self.db_name(name, version))
+
     def read(self, name: str, version: int, layout: Layout, keys: pa.Table,
              ttl_us: int | None) -> pa.Table:
-        encoded = encode_keys(keys, layout.primary_key)
+        """One row per key of ``keys`` (already of the schema's key types): the key columns,
+        then the event time and features; nulls for missing keys and rows past the ttl."""
+        encoded = encode_keys(keys, layout)
+        min_time = _NO_TTL if ttl_us is None else time.time_ns() // 1000 - ttl_us
+        env, db = self._database(name, version)
+        if db is None:
+            batch = decode_batch(layout, encoded, [None] * len(encoded), min_time)
+        else:
+            while True:
+                try:
+                    with env.begin(buffers=True) as txn:
+                        get = txn.get
+                        batch = decode_batch(layout, encoded, [get(k, None, db) for k in encoded],
+                                             min_time)
+                    break
+                except lmdb.MapResizedError:
+                    env.set_mapsize(0)  # adopt the size another process grew the map to
+        return pa.Table.from_batches([batch])
 
-        def get(txn, db):
-            if db is None:
-                return rowcodec.decode_values(layout.codec, [None] * len(encoded))
-            g = txn.get
-            return rowcodec.decode_values(layout.codec, [g(k, db=db) for k in encoded])
+    def read_dict(self, name: str, version: int, layout: Layout, key: tuple,
+                  ttl_us: int | None) -> dict[str, Any] | None:
+        """The features of one primary key (its values in key order) as a dict of Python
+        values, or None when the key is missing or past the ttl: the feature-vector path."""
+        row = self.read_row(name, version, layout, encode_key(layout, key), ttl_us)
+        return None if row is None else dict(zip(layout.feature_names, row))
 
-        decoded = self._read(self.db_name(name, version), get)
-        live = decoded[0]
-        if ttl_us is not None:
-            now_us = time.time_ns() // 1000
-            live = live & (decoded[1] >= now_us - ttl_us).astype(np.uint8)
-        columns = [keys.column(k) for k in layout.primary_key] + decode_columns(layout, decoded, live)
-        names = layout.primary_key + [f.name for f in layout.output_fields]
-        return pa.Table.from_arrays(columns, names=names)
+    def read_row(self, name: str, version: int, layout: Layout, key: bytes,
+                 ttl_us: int | None) -> list | None:
+        """The features of one encoded key as Python values in column order (dates and
+        timestamps as ``datetime``), or None when the key is missing or past the ttl."""
+        min_time = _NO_TTL if ttl_us is None else time.time_ns() // 1000 - ttl_us
+        env, db = self._database(name, version)
+        if db is None:
+            return None
+        while True:
+            try:
+                with env.begin(buffers=True) as txn:
+                    row = rowcodec.decode_row(layout.codec, txn.get(key, None, db), min_time)
+                break
+            except lmdb.MapResizedError:
+                env.set_mapsize(0)
+        if row is not None:
+            for j, convert in layout.converters:
+                if row[j] is not None:
+                    row[j] = convert(row[j])
+        return row
 
 
-def _newer(value: bytes, old) -> bool:
-    """Whether an encoded row replaces the stored one: a greater event time, or an equal one
-    from a commit at least as late."""
-    new_time = int.from_bytes(value[:8], "little", signed=True)
-    old_header = bytes(old[:16])
-    old_time = int.from_bytes(old_header[:8], "little", signed=True)
-    if new_time != old_time:
-        return new_time > old_time
-    return int.from_bytes(value[8:16], "little", signed=True) >= \
-        int.from_bytes(old_header[8:16], "little", signed=True)
-
-
-def latest_per_key(rows: pa.Table, layout: Layout) -> pa.Table:
+def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[bytes]]:
     """The row with the greatest event time of each primary key (rows of one commit have
-    unique (key, event time), so there are no ties)."""
+    unique (key, event time), so there are no ties; without an event time the last row wins),
+    sorted by encoded key so that they can be appended to an empty database, and their keys."""
     if rows.num_rows == 0:
-        return rows
-    codes, _, n = key_codes(rows, rows.slice(0, 0), layout.primary_key, layout.primary_key)
-    if layout.event_time is None:
-        from lakecore._native import dedupe
-        return rows.take(pa.array(dedupe.last_occurrences(codes, n)))
-    times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
-                               np.int64)
-    order = np.lexsort((times, codes))          # by key, then time
-    last = np.ones(len(order), bool)
-    last[:-1] = codes[order][1:] != codes[order][:-1]
-    return rows.take(pa.array(np.sort(order[last])))
+        return rows, []
+    n = rows.num_rows
+    if layout.event_time:
+        times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
+                                   np.int64)
+    else:
+        times = np.arange(n)                    # the last occurrence wins
+    integer_key = len(layout.primary_key) == 1 and \
+        layout.codec.key_kinds_of(0) != rowcodec.Kind.BYTES
+    if integer_key:                             # numeric order is the encoded keys' order
+        values = single_array(rows.column(layout.primary_key[0]))
+        values = fixed_width_values(values.cast(pa.int64()) if values.type != pa.int64()
+                                    else values, np.int64)
+        order = np.lexsort((times, values))
+        sorted_values = values[order]
+    else:
+        codes, _, _ = key_codes(rows, rows.slice(0, 0), layout.primary_key, layout.primary_key)
+        order = np.lexsort((times, codes))
+        sorted_values = codes[order]
+    last = np.ones(n, bool)
+    last[:-1] = sorted_values[1:] != sorted_values[:-1]
+    chosen = order[last]
+    if not integer_key:
+        chosen = np.sort(chosen)
+    if len(chosen) != n or not np.array_equal(chosen, np.arange(n)):
+        rows = rows.take(pa.array(chosen))
+    keys = encode_keys(rows, layout)
+    if not integer_key:
+        by_key = sorted(range(len(keys)), key=keys.__getitem__)
+        if by_key != list(range(len(keys))):
+            rows = rows.take(pa.array(by_key, pa.int64()))
+            keys = [keys[i] for i in by_key]
+    return rows, keys
 
 
-def check_keys(keys: pa.Table, schema: pa.Schema, primary_key: list[str]) -> pa.Table:
-    """The request's key columns cast to the schema's key types; SchemaError otherwise."""
+def check_keys(keys: pa.Table, layout: Layout) -> pa.Table:
+    """The request's key columns cast to the schema's key types; SchemaError otherwise, and
+    ValidationError for null keys."""
     from lakecore.schema import conform
 
+    primary_key = layout.primary_key
+    if keys.schema.equals(layout.key_schema):   # already right (nulls: refused when encoded)
+        return keys
     missing = [k for k in primary_key if k not in keys.column_names]
     if missing:
         raise SchemaError(f"keys: missing primary key column(s) {', '.join(map(repr, missing))}")
-    key_schema = pa.schema([schema.field(k) for k in primary_key])
-    return conform(keys.select(primary_key), key_schema, [], None, argument="keys")
+    return conform(keys.select(primary_key), layout.key_schema, primary_key, None, argument="keys")

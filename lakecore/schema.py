@@ -10,6 +10,7 @@ any timestamp unit or zone, ...) and only when pyarrow's safe cast succeeds.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -175,8 +176,10 @@ def to_delta_schema_string(schema: pa.Schema) -> str:
     return json.dumps({"type": "struct", "fields": fields}, separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=256)
 def from_delta_schema_string(schema_string: str) -> pa.Schema:
-    """The Arrow schema of a Delta ``schemaString`` (the types lakecore writes)."""
+    """The Arrow schema of a Delta ``schemaString`` (the types lakecore writes); cached, as
+    every read of a table needs it and schemas are immutable."""
 
     def arrow_type(t: Any) -> pa.DataType:
         if isinstance(t, dict) and t.get("type") == "array":

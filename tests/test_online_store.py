@@ -226,3 +226,66 @@ def test_a_forked_child_uses_its_own_handle(lake):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert fg.online_read({"id": [1, 2]}).column("v").to_pylist() == [1.0, 2.0]
+
+
+def test_read_dict_matches_online_read(lake):
+    fg = lake.create_feature_group("d", primary_key=["k", "s"], event_time="ts", online=True)
+    fg.insert({"k": [1, 2], "s": ["a", "é"], "ts": pa.array([at(1), at(2)], TS),
+               "v": [1.5, None], "day": pa.array([dt.date(2024, 1, 2), None]),
+               "when": pa.array([NOW, None], TS), "tags": [["x", None], []]})
+    layout, store = fg._read_layout(), lake.online_store
+    for key in [(1, "a"), (2, "é")]:
+        table = fg.online_read({"k": [key[0]], "s": [key[1]]}).to_pylist()[0]
+        got = store.read_dict("d", 1, layout, key, None)
+        assert got == {name: table[name] for name in ["v", "day", "when", "tags"]}
+    assert store.read_dict("d", 1, layout, (3, "a"), None) is None
+    with pytest.raises(SchemaError, match="'s'"):
+        store.read_dict("d", 1, layout, (1, 2), None)
+
+
+def test_key_requests_in_any_layout(lake):
+    fg = lake.create_feature_group("r", primary_key="id", event_time="ts", online=True)
+    fg.insert({"id": list(range(10)), "ts": pa.array([at(1)] * 10, TS),
+               "v": [float(i) for i in range(10)]})
+    chunked = pa.table({"id": pa.chunked_array([[7, 1], [], [3]], pa.int64())})
+    assert fg.online_read(chunked).column("v").to_pylist() == [7.0, 1.0, 3.0]
+    sliced = pa.table({"id": pa.array([9, 8, 2, 5], pa.int64())}).slice(1, 2)
+    assert fg.online_read(sliced).column("v").to_pylist() == [8.0, 2.0]
+    narrow = pa.table({"id": pa.array([4], pa.int8()), "extra": ["ignored"]})
+    assert fg.online_read(narrow).column("v").to_pylist() == [4.0]
+    with pytest.raises(ValidationError, match="'id'"):
+        fg.online_read({"id": [1, None]})
+    strings = lake.create_feature_group("long", primary_key="name", online=True)
+    strings.insert({"name": ["a"], "v": [1]})
+    with pytest.raises(ValidationError, match="500 bytes"):
+        strings.online_read({"name": ["x" * 501]})
+
+
+def test_nested_lists_stay_offline_and_are_refused_before_writing(lake, tmp_path):
+    nested = pa.schema([("id", pa.int64()), ("m", pa.list_(pa.list_(pa.int64())))])
+    with pytest.raises(SchemaError, match="'m'"):
+        lake.create_feature_group("n", primary_key="id", schema=nested, online=True)
+    fg = lake.create_feature_group("n", primary_key="id", online=True)
+    with pytest.raises(SchemaError, match="'m'"):
+        fg.insert({"id": [1], "m": [[[1]]]})
+    assert fg.history() == []
+    offline = lake.create_feature_group("n2", primary_key="id", schema=nested)
+    offline.insert({"id": [1], "m": [[[1, 2]]]})
+    assert offline.read().column("m").to_pylist() == [[[1, 2]]]
+
+
+def test_chunked_writes_keep_the_newer_rule(lake, monkeypatch):
+    from lakecore import online_store
+
+    monkeypatch.setattr(online_store, "_CHUNK", 7)     # many chunks, encoded on a helper thread
+    fg = lake.create_feature_group("c", primary_key="id", event_time="ts", online=True)
+    n = 100
+    fg.insert({"id": list(range(n)), "ts": pa.array([at(5)] * n, TS), "v": [0.0] * n})
+    # odd keys get an older row (ignored online), even keys a newer one
+    fg.insert({"id": list(range(n)), "ts": pa.array([at(6 if i % 2 == 0 else 4) for i in range(n)], TS),
+               "v": [1.0] * n})
+    got = fg.online_read({"id": list(range(n - 1, -1, -1))}).column("v").to_pylist()
+    assert got == [1.0 if i % 2 == 0 else 0.0 for i in range(n - 1, -1, -1)]
+    fg.rebuild_online()
+    assert fg.online_read({"id": list(range(n))}).column("v").to_pylist() == \
+        [1.0 if i % 2 == 0 else 0.0 for i in range(n)]
