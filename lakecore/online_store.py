@@ -19,8 +19,8 @@ import datetime as dt
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import lmdb
@@ -288,25 +288,15 @@ def encode_values(layout: Layout, rows: pa.Table, version: int,
                                   num_threads or get_num_threads())
 
 
-_CHUNK = 1 << 17
+_CHUNK = 1 << 18
 
 
 def _encoded_chunks(layout: Layout, rows: pa.Table, keys: list[bytes], commit: int):
-    """``(keys, values)`` in chunks of ``_CHUNK`` rows. For big writes the next chunk is
-    encoded on a helper thread (the codec runs without the GIL) while the caller writes this
-    one to LMDB, which py-lmdb also does without the GIL."""
-    n = rows.num_rows
-    if n <= 2 * _CHUNK:
-        yield keys, encode_values(layout, rows, commit)
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="lakecore-encode") as pool:
-        future = pool.submit(encode_values, layout, rows.slice(0, _CHUNK), commit, 1)
-        for start in range(0, n, _CHUNK):
-            values = future.result()
-            if start + _CHUNK < n:
-                future = pool.submit(encode_values, layout, rows.slice(start + _CHUNK, _CHUNK),
-                                     commit, 1)
-            yield keys[start:start + _CHUNK], values
+    """``(keys, values)`` in chunks of ``_CHUNK`` rows, so that a big write never holds every
+    encoded value at once. (Encoding on a helper thread while py-lmdb writes the previous
+    chunk was measured: no faster, as both need the GIL for most of their work.)"""
+    for start in range(0, max(rows.num_rows, 1), _CHUNK):
+        yield keys[start:start + _CHUNK], encode_values(layout, rows.slice(start, _CHUNK), commit)
 
 
 def _arena(size: int) -> np.ndarray:
@@ -438,10 +428,10 @@ class OnlineStore:
         else:
             while True:
                 try:
-                    with env.begin(buffers=True) as txn:
-                        get = txn.get
-                        batch = decode_batch(layout, encoded, [get(k, None, db) for k in encoded],
-                                             min_time)
+                    # copies (buffers=False): py-lmdb hands out bytes faster than buffers
+                    with env.begin() as txn:
+                        values = list(map(txn.get, encoded, repeat(None), repeat(db)))
+                        batch = decode_batch(layout, encoded, values, min_time)
                     break
                 except lmdb.MapResizedError:
                     env.set_mapsize(0)  # adopt the size another process grew the map to
@@ -480,9 +470,9 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
     """The row with the greatest event time of each primary key (rows of one commit have
     unique (key, event time), so there are no ties; without an event time the last row wins),
     sorted by encoded key so that they can be appended to an empty database, and their keys."""
-    if rows.num_rows == 0:
-        return rows, []
     n = rows.num_rows
+    if n == 0:
+        return rows, []
     if layout.event_time:
         times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
                                    np.int64)
@@ -494,8 +484,11 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
         values = single_array(rows.column(layout.primary_key[0]))
         values = fixed_width_values(values.cast(pa.int64()) if values.type != pa.int64()
                                     else values, np.int64)
-        order = np.lexsort((times, values))
+        order = np.argsort(values, kind="stable")
         sorted_values = values[order]
+        if np.any(sorted_values[1:] == sorted_values[:-1]):    # repeated keys: by time too
+            order = np.lexsort((times, values))
+            sorted_values = values[order]
     else:
         codes, _, _ = key_codes(rows, rows.slice(0, 0), layout.primary_key, layout.primary_key)
         order = np.lexsort((times, codes))
@@ -503,17 +496,14 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
     last = np.ones(n, bool)
     last[:-1] = sorted_values[1:] != sorted_values[:-1]
     chosen = order[last]
-    if not integer_key:
+    if not integer_key:                         # codes are not in key order: sort the keys
         chosen = np.sort(chosen)
+        keys = encode_keys(rows.select(layout.primary_key).take(pa.array(chosen)), layout)
+        by_key = np.array(sorted(range(len(keys)), key=keys.__getitem__), np.int64)
+        chosen = chosen[by_key]
     if len(chosen) != n or not np.array_equal(chosen, np.arange(n)):
         rows = rows.take(pa.array(chosen))
-    keys = encode_keys(rows, layout)
-    if not integer_key:
-        by_key = sorted(range(len(keys)), key=keys.__getitem__)
-        if by_key != list(range(len(keys))):
-            rows = rows.take(pa.array(by_key, pa.int64()))
-            keys = [keys[i] for i in by_key]
-    return rows, keys
+    return rows, encode_keys(rows, layout)
 
 
 def check_keys(keys: pa.Table, layout: Layout) -> pa.Table:

@@ -20,7 +20,7 @@ imports through the Arrow C data interface: a whole record batch in one call, wi
 Python objects and no per-column Python calls.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF
@@ -102,6 +102,10 @@ cdef inline bint is_set(const uint8_t *bits, Py_ssize_t i) noexcept nogil:
 
 cdef inline void set_bit(uint8_t *bits, Py_ssize_t i) noexcept nogil:
     bits[i >> 3] |= <uint8_t>(1 << (i & 7))
+
+
+cdef inline void clear_bit(uint8_t *bits, Py_ssize_t i) noexcept nogil:
+    bits[i >> 3] &= <uint8_t>~(1 << (i & 7))
 
 
 cdef inline uint32_t load_u32(const uint8_t *p) noexcept nogil:
@@ -239,6 +243,7 @@ cdef class RowLayout:
     columns of a decoded batch (-1: the group has none). Key columns (``key_kinds``: FIXED,
     BOOL or BYTES, with ``key_widths``) come first in a decoded batch."""
     cdef public Py_ssize_t n_columns, n_keys, bitmap_bytes, fixed_bytes, time_position
+    cdef bint all_eight_bytes          # every column fixed-width, 8 bytes (a fast decode path)
     cdef vector[int] kinds, widths, scalars, fixed_offsets, key_kinds, key_widths
 
     def __init__(self, kinds, widths, scalars, Py_ssize_t time_position, key_kinds, key_widths):
@@ -260,6 +265,7 @@ cdef class RowLayout:
                 self.fixed_bytes += widths[c]
             elif kinds[c] == BOOL:
                 self.fixed_bytes += 1
+        self.all_eight_bytes = all(k == FIXED and w == 8 for k, w in zip(kinds, widths))
 
 
     def key_kinds_of(self, Py_ssize_t k):
@@ -551,14 +557,107 @@ cdef uint8_t *zeroed(Arena *arena, Py_ssize_t size) noexcept nogil:
     return p
 
 
-cdef inline const uint8_t *var_entry(RowLayout layout, const uint8_t *row, Py_ssize_t c) noexcept nogil:
-    """The 4-byte length prefix of variable-width column c in a row."""
-    cdef const uint8_t *q = row + HEADER + layout.bitmap_bytes + layout.fixed_bytes
+# One output column of a decoded batch while it is being filled.
+cdef struct ColumnOut:
+    ArrowArray *col
+    ArrowArray *child
+    uint8_t *valid
+    uint8_t *out           # fixed bytes, boolean bits, string bytes or list element values
+    int32_t *offsets
+    uint8_t *cvalid        # list element validity
+    int32_t *coffsets      # offsets of string list elements
+    Py_ssize_t position    # bytes (strings) or elements (lists) written so far
+    Py_ssize_t byte_pos    # element bytes written (lists of strings)
+    Py_ssize_t nulls
+
+
+cdef inline bint no_nulls_in(const uint8_t *bitmap, Py_ssize_t size) noexcept nogil:
     cdef Py_ssize_t k
-    for k in range(c):
-        if layout.kinds[k] >= BYTES:
-            q += 4 + load_u32(q)
-    return q
+    for k in range(size):
+        if bitmap[k]:
+            return False
+    return True
+
+
+cdef Py_ssize_t count_set(const uint8_t *bits, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, total = 0
+    for i in range(n):
+        total += is_set(bits, i)
+    return total
+
+
+cdef void fill_row(RowLayout layout, ColumnOut *outs, const uint8_t *row, Py_ssize_t i) noexcept nogil:
+    """Append row i (NULL: missing) to every feature column."""
+    cdef Py_ssize_t c, e, count, w, element_base, elen
+    cdef int kind
+    cdef ColumnOut *o
+    cdef const uint8_t *q
+    cdef const uint8_t *p
+    cdef const uint8_t *ebits
+    cdef uint32_t length
+    if row == NULL:
+        for c in range(layout.n_columns):
+            o = &outs[c]
+            o.nulls += 1
+            clear_bit(o.valid, i)
+            if layout.kinds[c] >= BYTES:
+                o.offsets[i + 1] = <int32_t>o.position
+        return
+    if layout.all_eight_bytes and no_nulls_in(row + HEADER, layout.bitmap_bytes):
+        q = row + HEADER + layout.bitmap_bytes      # the common case: plain 8-byte copies
+        for c in range(layout.n_columns):
+            memcpy(outs[c].out + 8 * i, q + 8 * c, 8)
+        return
+    q = row + HEADER + layout.bitmap_bytes + layout.fixed_bytes     # the variable-width part
+    for c in range(layout.n_columns):
+        o = &outs[c]
+        kind = layout.kinds[c]
+        w = layout.widths[c]
+        if kind < BYTES:
+            if is_set(row + HEADER, c):
+                o.nulls += 1
+                clear_bit(o.valid, i)
+                continue
+            p = row + HEADER + layout.bitmap_bytes + layout.fixed_offsets[c]
+            if kind == FIXED:
+                memcpy(o.out + i * w, p, w)
+            elif p[0]:
+                set_bit(o.out, i)
+            continue
+        length = load_u32(q)
+        p = q + 4
+        q = p + length
+        if is_set(row + HEADER, c):
+            o.nulls += 1
+            clear_bit(o.valid, i)
+            o.offsets[i + 1] = <int32_t>o.position
+            continue
+        if kind == BYTES:
+            memcpy(o.out + o.position, p, length)
+            o.position += length
+        else:
+            count = load_u32(p)
+            ebits = p + 4
+            p = ebits + bitmap_size(count)
+            for e in range(count):
+                if not is_set(ebits, e):
+                    set_bit(o.cvalid, o.position + e)
+            if kind == LIST_FIXED:
+                memcpy(o.out + o.position * w, p, count * w)
+            elif kind == LIST_BOOL:
+                for e in range(count):
+                    if p[e]:
+                        set_bit(o.out, o.position + e)
+            else:
+                element_base = 4 * count
+                for e in range(count):
+                    elen = load_u32(p + 4 * e)
+                    memcpy(o.out + o.byte_pos, p + element_base, elen)
+                    element_base += elen
+                    o.byte_pos += elen
+                    o.coffsets[o.position + e + 1] = <int32_t>o.byte_pos
+            o.position += count
+        o.offsets[i + 1] = <int32_t>o.position
 
 
 cdef inline uint64_t get_be64(const uint8_t *p) noexcept nogil:
@@ -661,9 +760,12 @@ def decode_batch(RowLayout layout, list keys, list values, int64_t min_time, all
         v = values[i]
         if v is None:
             continue
-        PyObject_GetBuffer(v, &view, PyBUF_SIMPLE)
-        row = <const uint8_t *> view.buf   # stays valid: it points into LMDB's map
-        PyBuffer_Release(&view)
+        if PyBytes_CheckExact(v):
+            row = <const uint8_t *> PyBytes_AS_STRING(v)
+        else:                               # a buffer into LMDB's map, valid in its transaction
+            PyObject_GetBuffer(v, &view, PyBUF_SIMPLE)
+            row = <const uint8_t *> view.buf
+            PyBuffer_Release(&view)
         memcpy(&time, row, 8)
         if time < min_time:
             continue
@@ -734,19 +836,15 @@ def decode_batch(RowLayout layout, list keys, list values, int64_t min_time, all
         arena.start = &arena_view[0]
     arena.used = 0
 
-    # pass 2: fill
+    # pass 2: set up every output column, then fill them row by row (each value is read once,
+    # front to back, while it is in cache)
     cdef ArrowArray *top = new_array(&arena, n, 1, n_out)
     cdef ArrowArray *col
-    cdef ArrowArray *child = NULL
     cdef uint8_t *valid
-    cdef uint8_t *out = NULL
-    cdef int32_t *offsets
-    cdef uint8_t *cvalid = NULL
-    cdef uint8_t *cout = NULL
-    cdef int32_t *coffsets = NULL
     cdef int64_t *times_out
-    cdef Py_ssize_t nulls, position, element_base, byte_pos, elen, element_nulls
-    cdef bint null
+    cdef vector[ColumnOut] outs
+    outs.resize(nc)
+    cdef ColumnOut *o
     top.buffers[0] = NULL
     for c in range(nk):
         col = new_array(&arena, n, 3 if layout.key_kinds[c] == BYTES else 2, 0)
@@ -769,100 +867,54 @@ def decode_batch(RowLayout layout, list keys, list values, int64_t min_time, all
     for c in range(nc):
         kind = layout.kinds[c]
         w = layout.widths[c]
-        col = new_array(&arena, n, 3 if kind == BYTES else 2,
-                        1 if kind >= LIST_FIXED else 0)
-        valid = zeroed(&arena, bitmap)
-        col.buffers[0] = valid
-        nulls = 0
+        o = &outs[c]
+        memset(o, 0, sizeof(ColumnOut))
+        o.col = new_array(&arena, n, 3 if kind == BYTES else 2, 1 if kind >= LIST_FIXED else 0)
+        o.valid = carve(&arena, bitmap)      # all valid; nulls clear their bit
+        memset(o.valid, 0xFF, bitmap)
+        o.col.buffers[0] = o.valid
         if kind == FIXED or kind == BOOL:
-            out = zeroed(&arena, n * w if kind == FIXED else bitmap_size(n))
-            col.buffers[1] = out
-            for i in range(n):
-                row = rows[i]
-                if row == NULL or is_set(row + HEADER, c):
-                    nulls += 1
-                    continue
-                set_bit(valid, i)
-                q = row + HEADER + layout.bitmap_bytes + layout.fixed_offsets[c]
-                if kind == FIXED:
-                    memcpy(out + i * w, q, w)
-                elif q[0]:
-                    set_bit(out, i)
+            o.out = zeroed(&arena, n * w if kind == FIXED else bitmap_size(n))
+            o.col.buffers[1] = o.out
         else:
-            offsets = <int32_t *> carve(&arena, 4 * (n + 1))
-            col.buffers[1] = offsets
-            offsets[0] = 0
+            o.offsets = <int32_t *> carve(&arena, 4 * (n + 1))
+            o.offsets[0] = 0
+            o.col.buffers[1] = o.offsets
             if kind == BYTES:
-                out = carve(&arena, data_bytes[c])
-                col.buffers[2] = out
+                o.out = carve(&arena, data_bytes[c])
+                o.col.buffers[2] = o.out
             else:
-                child = new_array(&arena, elements[c], 3 if kind == LIST_BYTES else 2, 0)
-                col.children[0] = child
-                cvalid = zeroed(&arena, bitmap_size(elements[c]))
-                child.buffers[0] = cvalid
+                o.child = new_array(&arena, elements[c], 3 if kind == LIST_BYTES else 2, 0)
+                o.col.children[0] = o.child
+                o.cvalid = zeroed(&arena, bitmap_size(elements[c]))
+                o.child.buffers[0] = o.cvalid
                 if kind == LIST_FIXED:
-                    cout = carve(&arena, elements[c] * w)
+                    o.out = carve(&arena, elements[c] * w)
                 elif kind == LIST_BOOL:
-                    cout = zeroed(&arena, bitmap_size(elements[c]))
+                    o.out = zeroed(&arena, bitmap_size(elements[c]))
                 else:
-                    coffsets = <int32_t *> carve(&arena, 4 * (elements[c] + 1))
-                    coffsets[0] = 0
-                    cout = carve(&arena, data_bytes[c])
-                    child.buffers[2] = cout
-                    child.buffers[1] = coffsets
-                if kind != LIST_BYTES:
-                    child.buffers[1] = cout
-            position = 0           # bytes (BYTES) or elements (lists) written so far
-            byte_pos = 0           # element bytes written (LIST_BYTES)
+                    o.coffsets = <int32_t *> carve(&arena, 4 * (elements[c] + 1))
+                    o.coffsets[0] = 0
+                    o.out = carve(&arena, data_bytes[c])
+                if kind == LIST_BYTES:
+                    o.child.buffers[1] = o.coffsets
+                    o.child.buffers[2] = o.out
+                else:
+                    o.child.buffers[1] = o.out
+        top.children[nk + c + (1 if 0 <= layout.time_position <= c else 0)] = o.col
+    if nc:
+        with nogil:
             for i in range(n):
-                row = rows[i]
-                if row == NULL or is_set(row + HEADER, c):
-                    nulls += 1
-                    offsets[i + 1] = <int32_t>position
-                    continue
-                set_bit(valid, i)
-                q = var_entry(layout, row, c)
-                length = load_u32(q)
-                q += 4
-                if kind == BYTES:
-                    memcpy(out + position, q, length)
-                    position += length
-                else:
-                    count = load_u32(q)
-                    ebits = q + 4
-                    q = ebits + bitmap_size(count)
-                    for e in range(count):
-                        if not is_set(ebits, e):
-                            set_bit(cvalid, position + e)
-                    if kind == LIST_FIXED:
-                        memcpy(cout + position * w, q, count * w)
-                    elif kind == LIST_BOOL:
-                        for e in range(count):
-                            if q[e]:
-                                set_bit(cout, position + e)
-                    else:
-                        element_base = 4 * count
-                        for e in range(count):
-                            elen = load_u32(q + 4 * e)
-                            memcpy(cout + byte_pos, q + element_base, elen)
-                            element_base += elen
-                            byte_pos += elen
-                            coffsets[position + e + 1] = <int32_t>byte_pos
-                    position += count
-                offsets[i + 1] = <int32_t>position
-            if kind >= LIST_FIXED:
-                element_nulls = 0
-                for e in range(elements[c]):
-                    if not is_set(cvalid, e):
-                        element_nulls += 1
-                child.null_count = element_nulls
-                if element_nulls == 0:
-                    child.buffers[0] = NULL
-        col.null_count = nulls
-        if nulls == 0:
-            col.buffers[0] = NULL
-        k = nk + c + (1 if 0 <= layout.time_position <= c else 0)
-        top.children[k] = col
+                fill_row(layout, &outs[0], rows[i], i)
+    for c in range(nc):
+        o = &outs[c]
+        o.col.null_count = o.nulls
+        if o.nulls == 0:
+            o.col.buffers[0] = NULL
+        if o.child != NULL:
+            o.child.null_count = elements[c] - count_set(o.cvalid, elements[c])
+            if o.child.null_count == 0:
+                o.child.buffers[0] = NULL
     if owner is None:
         top.release = release_small_batch
         top.private_data = <void *> arena.start
