@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 from typing import Any
 
@@ -21,6 +20,7 @@ from lakecore._arrow import (
     indices_array,
     require_columns,
     single_array,
+    take_rows,
     type_kind,
     validity_mask,
 )
@@ -38,8 +38,6 @@ _DIRECTIONS = {
 }
 _UNIT_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 _INT64_MAX = np.iinfo(np.int64).max
-# Below this many output rows a threaded gather costs more than it saves.
-_PARALLEL_GATHER_ROWS = 1 << 18
 
 
 _TIME_KINDS = {"timestamp", "date", "integer", "float", "null"}
@@ -150,18 +148,6 @@ def _key_names(by: Any) -> list[str]:
     raise SchemaError(f"by: expected a column name or a list of column names, got {by!r}")
 
 
-def _gather(table: pa.Table, indices: pa.Array, threads: int) -> pa.Table:
-    """``table.take(indices)``, split into slices taken on several threads when it is large."""
-    n = len(indices)
-    if threads <= 1 or n < _PARALLEL_GATHER_ROWS or table.num_columns == 0:
-        return table.take(indices)
-    bounds = [n * i // threads for i in range(threads + 1)]
-    with ThreadPoolExecutor(threads) as pool:
-        parts = list(pool.map(lambda i: table.take(indices.slice(bounds[i], bounds[i + 1] - bounds[i])),
-                              range(threads)))
-    return pa.concat_tables(parts)
-
-
 def asof_join(
     left: Any,
     right: Any,
@@ -249,6 +235,6 @@ def asof_join(
         left_codes, times.left, right_codes, times.right, n_codes, _DIRECTIONS[direction],
         not allow_exact_matches, has_tolerance, tolerance_value, threads,
     )
-    gathered = _gather(right_t.select(extra), indices_array(matched), threads)
+    gathered = take_rows(right_t.select(extra), indices_array(matched), threads)
     columns = list(left_t.columns) + list(gathered.columns)
     return pa.Table.from_arrays(columns, names=names)

@@ -31,6 +31,7 @@ from lakecore._arrow import (
     binary_buffers,
     fixed_width_values,
     single_array,
+    take_rows,
     validity_mask,
 )
 from lakecore._memory import empty
@@ -60,6 +61,7 @@ def _forget_environments_after_fork() -> None:
             pass
     _environments.clear()
     _db_handles.clear()
+    _handles_changed()
 
 
 os.register_at_fork(after_in_child=_forget_environments_after_fork)
@@ -84,6 +86,12 @@ def environment(path: str, create: bool) -> lmdb.Environment | None:
 
 
 _db_handles: dict[tuple[int, bytes], Any] = {}
+_handle_generation = 0      # moves whenever cached handles become invalid
+
+
+def _handles_changed() -> None:
+    global _handle_generation
+    _handle_generation += 1
 
 
 def _existing_db(env: lmdb.Environment | None, name: bytes) -> Any:
@@ -116,6 +124,7 @@ def _created_db(env: lmdb.Environment, txn: lmdb.Transaction, name: bytes) -> An
 def _forget_db_handles(env: lmdb.Environment) -> None:
     for key in [k for k in _db_handles if k[0] == id(env)]:
         del _db_handles[key]
+    _handles_changed()
 
 
 # -- layouts: how a group's feature columns map onto the codec ---------------------------------
@@ -317,6 +326,7 @@ class OnlineStore:
     def __init__(self, lake_path: str, readonly: bool):
         self.path = os.path.join(lake_path, "online")
         self.readonly = readonly
+        self._handles: dict[tuple[str, int], tuple[lmdb.Environment, Any, int]] = {}
 
     def _env(self, create: bool) -> lmdb.Environment | None:
         return environment(self.path, create and not self.readonly)
@@ -413,8 +423,16 @@ class OnlineStore:
                 pass        # a transaction is open somewhere: growth on MapFullError instead
 
     def _database(self, name: str, version: int) -> tuple[lmdb.Environment | None, Any]:
+        """The environment and a group's database handle (None: not created yet), cached
+        for the read paths until a fork or an aborted write invalidates handles."""
+        cached = self._handles.get((name, version))
+        if cached is not None and cached[2] == _handle_generation:
+            return cached[0], cached[1]
         env = self._env(create=False)
-        return env, _existing_db(env, self.db_name(name, version))
+        db = _existing_db(env, self.db_name(name, version))
+        if db is not None:
+            self._handles[(name, version)] = (env, db, _handle_generation)
+        return env, db
 
     def read(self, name: str, version: int, layout: Layout, keys: pa.Table,
              ttl_us: int | None) -> pa.Table:
@@ -484,7 +502,7 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
         values = single_array(rows.column(layout.primary_key[0]))
         values = fixed_width_values(values.cast(pa.int64()) if values.type != pa.int64()
                                     else values, np.int64)
-        order = np.argsort(values, kind="stable")
+        order = np.argsort(values)              # not stable, but vectorized (AVX-512 here)
         sorted_values = values[order]
         if np.any(sorted_values[1:] == sorted_values[:-1]):    # repeated keys: by time too
             order = np.lexsort((times, values))
@@ -502,7 +520,7 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
         by_key = np.array(sorted(range(len(keys)), key=keys.__getitem__), np.int64)
         chosen = chosen[by_key]
     if len(chosen) != n or not np.array_equal(chosen, np.arange(n)):
-        rows = rows.take(pa.array(chosen))
+        rows = take_rows(rows, chosen, get_num_threads())
     return rows, encode_keys(rows, layout)
 
 
