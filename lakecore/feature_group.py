@@ -19,6 +19,7 @@ from lakecore.delta_log import Snapshot
 from lakecore.errors import NotFoundError, SchemaError, ValidationError
 from lakecore.offline_table import Change
 from lakecore.online_store import Layout, check_keys
+from lakecore.query import Query, select_query
 from lakecore.schema import conform, from_delta_schema_string, storage_schema
 
 if TYPE_CHECKING:
@@ -245,6 +246,17 @@ class FeatureGroup:
                 raise ValidationError(f"feature group {self.name!r} has no schema and no rows yet")
             layout = self._online_layout = self._layout(schema)
         return layout
+
+    # -- queries -----------------------------------------------------------------------------
+    def select(self, columns: list[str]) -> Query:
+        """A query of these feature columns (key and event time columns are always carried)."""
+        self._lake._check_open()
+        return select_query(self, columns)
+
+    def select_all(self) -> Query:
+        """A query of every feature column."""
+        self._lake._check_open()
+        return select_query(self, None)
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, *, as_of: int | dt.datetime | None = None,

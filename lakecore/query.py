@@ -1,0 +1,313 @@
+"""Queries: selected columns of feature groups joined point-in-time correctly onto a spine.
+
+``fg.select([...]).join(other.select([...]), on=None, prefix=None).read(spine=...)`` gives one
+row per spine row, in spine order: the spine's columns, then each group's selected features
+as of the spine row's event time (the row with the same key and the greatest
+``event_time <= t``, and ``>= t - ttl`` when the group has a ttl), nulls when there is none.
+Without a spine the root group's rows (in ``[start_time, end_time)``, sorted by event time
+and key) are the spine. Each group is read once, only the columns needed, without rows that
+no spine row can match, and joined by the native as-of kernel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakecore._arrow import as_table, type_kind
+from lakecore.asof import asof_join
+from lakecore.errors import SchemaError, ValidationError
+
+if TYPE_CHECKING:
+    from lakecore.feature_group import FeatureGroup
+    from lakecore.lake import Lake
+
+TIME = "__lakecore_time__"          # the join time column on both sides of a join
+UTC_US = pa.timestamp("us", "UTC")
+_LATEST = np.iinfo(np.int64).max     # spine time of a spine without event times
+
+
+class QueryPart(msgspec.Struct, frozen=True, kw_only=True):
+    """One group in a query: its selected feature columns and, for a joined group, the spine
+    columns matched to its primary key and the prefix of its output columns."""
+
+    group: str
+    version: int
+    columns: list[str]
+    on: list[str] | None = None
+    prefix: str | None = None
+
+
+class QuerySpec(msgspec.Struct, frozen=True, kw_only=True):
+    root: QueryPart
+    joins: list[QueryPart] = []
+
+    @property
+    def parts(self) -> list[QueryPart]:
+        return [self.root, *self.joins]
+
+
+class SourceCommit(msgspec.Struct, frozen=True, kw_only=True):
+    """The exact table commit a read used."""
+
+    group: str
+    version: int
+    commit: int                     # the Delta table version (-1: the table had no commit)
+    hash: str | None
+
+
+class Query:
+    """Selected columns of a root group and the groups joined to it; build one with
+    ``FeatureGroup.select`` / ``select_all`` and ``join``."""
+
+    def __init__(self, lake: Lake, spec: QuerySpec):
+        self._lake = lake
+        self.spec = spec
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{p.group}@{p.version}" for p in self.spec.parts)
+        return f"Query({names})"
+
+    def join(self, other: Query, on: str | list[str] | None = None,
+             prefix: str | None = None) -> Query:
+        """This query with ``other``'s groups joined on: ``on`` names this query's output (or
+        spine) columns matched, in order, to ``other``'s primary key (default: columns named
+        like that key); ``prefix`` is put before ``other``'s output column names."""
+        if not isinstance(other, Query):
+            raise ValidationError(f"join: expected a Query (fg.select(...)), got {type(other).__name__}")
+        if other._lake is not self._lake:
+            raise ValidationError("join: both queries must come from the same Lake object")
+        if prefix is not None and (not isinstance(prefix, str) or not prefix):
+            raise ValidationError(f"prefix: expected a non-empty str or None, got {prefix!r}")
+        group = self._lake.feature_group(other.spec.root.group, other.spec.root.version)
+        if on is not None:
+            on = [on] if isinstance(on, str) else list(on)
+            if not on or not all(isinstance(c, str) for c in on):
+                raise SchemaError(f"on: expected a column name or a list of names, got {on!r}")
+            if len(on) != len(group.primary_key):
+                raise SchemaError(
+                    f"on: {len(on)} column(s) {on} for the {len(group.primary_key)} primary key "
+                    f"column(s) {group.primary_key} of feature group {group.name!r}")
+        joined = msgspec.structs.replace(other.spec.root, on=on, prefix=prefix)
+        return Query(self._lake, QuerySpec(root=self.spec.root,
+                                           joins=[*self.spec.joins, joined, *other.spec.joins]))
+
+    def read(self, *, spine: Any = None, start_time: dt.datetime | None = None,
+             end_time: dt.datetime | None = None) -> pa.Table:
+        """The joined table: one row per spine row, in spine order (see the module doc)."""
+        self._lake._check_open()
+        return build(self._lake, self.spec, spine, start_time, end_time).table
+
+
+def select_query(group: FeatureGroup, columns: list[str] | None) -> Query:
+    """``group.select(columns)`` (None: every feature column)."""
+    schema = group.schema
+    if schema is None:
+        raise ValidationError(f"feature group {group.name!r} has no schema and no rows yet, so "
+                              f"its columns are unknown")
+    keys = set(group.primary_key) | {group.event_time}
+    if columns is None:
+        features = [n for n in schema.names if n not in keys]
+    else:
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise SchemaError(f"columns: expected a list of column names, got {columns!r}")
+        unknown = [c for c in columns if c not in schema.names]
+        if unknown:
+            raise SchemaError(f"columns: no column {unknown[0]!r} in feature group "
+                              f"{group.name!r} (columns: {', '.join(schema.names)})")
+        features = list(dict.fromkeys(c for c in columns if c not in keys))
+    return Query(group._lake, QuerySpec(root=QueryPart(group=group.name, version=group.version,
+                                                       columns=features)))
+
+
+# -- building ----------------------------------------------------------------------------------
+@dataclass
+class Built:
+    table: pa.Table
+    sources: list[SourceCommit]
+    spine_columns: list[str]        # the spine's columns (keys, event time, extras) in output
+    time_column: str | None         # the spine's event time column, if it has one
+
+
+@dataclass
+class _Source:
+    group: FeatureGroup
+    snapshot: Any
+    schema: pa.Schema
+
+    def read(self, columns: list[str]) -> pa.Table:
+        return self.group._table.read(self.snapshot, self.schema, columns)
+
+
+def _source(lake: Lake, part: QueryPart, pinned: dict[tuple[str, int], int] | None) -> _Source:
+    group = lake.feature_group(part.group, part.version)
+    table = group._table
+    commit = None if pinned is None else pinned.get((part.group, part.version))
+    snapshot = table.snapshot() if commit is None or commit < 0 else table.snapshot(commit)
+    schema = group._schema(snapshot) or group._schema(table.snapshot())
+    if schema is None:
+        raise ValidationError(f"feature group {group.name!r} has no schema and no rows yet")
+    missing = [c for c in part.columns if c not in schema.names]
+    if missing:
+        raise SchemaError(f"feature group {group.name!r} has no column {missing[0]!r}")
+    return _Source(group, snapshot, schema)
+
+
+def _utc_micros(value: dt.datetime | dt.date | None, argument: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return (value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
+    if isinstance(value, dt.date):
+        return _utc_micros(dt.datetime(value.year, value.month, value.day), argument)
+    raise ValidationError(f"{argument}: expected a datetime or None, got {value!r}")
+
+
+def _as_utc_times(column: pa.ChunkedArray | pa.Array, name: str) -> pa.ChunkedArray:
+    """A spine's event time column as timestamp[us, UTC] (naive times are UTC)."""
+    kind = type_kind(column.type)
+    if kind not in ("timestamp", "date"):
+        raise SchemaError(f"spine: event time column {name!r} has type {column.type}; expected "
+                          f"a timestamp or date")
+    if kind == "date":
+        column = pc.cast(column, pa.timestamp("us"))
+    if column.type.tz is None:                  # naive times are UTC
+        column = pc.cast(column, pa.timestamp(column.type.unit, "UTC"))
+    return pc.cast(column, UTC_US)
+
+
+def _window(table: pa.Table, column: str, start: int | None, end: int | None) -> pa.Table:
+    """Rows with ``start <= column < end`` (microseconds, UTC)."""
+    if start is None and end is None:
+        return table
+    times = pc.cast(_as_utc_times(table.column(column), column), pa.int64())
+    mask = None
+    if start is not None:
+        mask = pc.greater_equal(times, start)
+    if end is not None:
+        below = pc.less(times, end)
+        mask = below if mask is None else pc.and_(mask, below)
+    return table.filter(pc.fill_null(mask, False))
+
+
+def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
+          pinned: dict[tuple[str, int], int] | None = None) -> Built:
+    """Run a query; ``pinned`` maps (group, version) to the table commit to read."""
+    start, end = _utc_micros(start_time, "start_time"), _utc_micros(end_time, "end_time")
+    if start is not None and end is not None and start >= end:
+        raise ValidationError(f"start_time {start_time} is not before end_time {end_time}")
+    sources = [_source(lake, part, pinned) for part in spec.parts]
+    root, root_source = spec.root, sources[0]
+    root_group = root_source.group
+    if spine is None:
+        keys = root_group.primary_key + ([root_group.event_time] if root_group.event_time else [])
+        if (start is not None or end is not None) and not root_group.event_time:
+            raise SchemaError(f"start_time/end_time: feature group {root_group.name!r} has no "
+                              f"event_time")
+        output = root_source.read(keys + [c for c in root.columns if c not in keys])
+        if root_group.event_time:
+            output = _window(output, root_group.event_time, start, end)
+        order = [(c, "ascending") for c in ([root_group.event_time] if root_group.event_time
+                                             else []) + root_group.primary_key]
+        output = output.sort_by(order)
+        spine_columns, time_column = keys, root_group.event_time
+        joins = list(zip(spec.joins, sources[1:]))
+    else:
+        output = as_table(spine, "spine")
+        duplicated = {n for n in output.column_names if output.column_names.count(n) > 1}
+        if duplicated:
+            raise SchemaError(f"spine: column {sorted(duplicated)[0]!r} appears twice")
+        missing = [k for k in root_group.primary_key if k not in output.column_names]
+        if missing:
+            raise SchemaError(f"spine: missing join key column {missing[0]!r} of feature group "
+                              f"{root_group.name!r} (spine columns: {', '.join(output.column_names)})")
+        time_column = root_group.event_time if root_group.event_time in output.column_names else None
+        if time_column is None and (start is not None or end is not None):
+            raise SchemaError(f"spine: no event time column {root_group.event_time!r} to apply "
+                              f"start_time/end_time to")
+        if time_column is not None:
+            _as_utc_times(output.column(time_column), time_column)     # type check
+            output = _window(output, time_column, start, end)
+        spine_columns = list(output.column_names)
+        joins = [(msgspec.structs.replace(root, on=root_group.primary_key), root_source),
+                 *zip(spec.joins, sources[1:])]
+    output = output.combine_chunks() if output.num_rows else output
+    spine_times = None
+    if time_column is not None:
+        spine_times = _as_utc_times(output.column(time_column), time_column)
+    for part, source in joins:
+        output = _join(output, spine_columns, spine_times, part, source)
+    commits = [SourceCommit(group=s.group.name, version=s.group.version,
+                            commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
+    return Built(output, commits, spine_columns, time_column)
+
+
+def _join(output: pa.Table, spine_columns: list[str], spine_times: pa.ChunkedArray | None,
+          part: QueryPart, source: _Source) -> pa.Table:
+    """``output`` with ``part``'s features of ``source`` joined on (as of the spine times)."""
+    group = source.group
+    on = part.on or group.primary_key
+    missing = [c for c in on if c not in output.column_names]
+    if missing:
+        raise SchemaError(f"join with {group.name!r}: no column {missing[0]!r} in the spine or "
+                          f"the query's output (columns: {', '.join(output.column_names)})")
+    prefix = part.prefix or ""
+    features = []
+    for column in part.columns:
+        name = prefix + column
+        if name in spine_columns:
+            continue                    # the spine carries it: the spine's values win
+        if name in output.column_names:
+            raise SchemaError(f"column {name!r} of feature group {group.name!r} clashes with a "
+                              f"column already in the query's output; pass prefix= to join()")
+        features.append(column)
+    if not features:
+        return output
+    n = output.num_rows
+    left = {k: output.column(c) for k, c in zip(group.primary_key, on)}
+    right_columns = group.primary_key + ([group.event_time] if group.event_time else []) + features
+    right = source.read(right_columns)
+    tolerance = None
+    if group.event_time and spine_times is not None:
+        left[TIME] = spine_times
+        right_times = right.column(group.event_time)
+        right = right.drop_columns([group.event_time]).append_column(TIME, right_times)
+        right = _prune(right, spine_times, group._spec.ttl_us)
+        if group._spec.ttl_us is not None:
+            tolerance = dt.timedelta(microseconds=group._spec.ttl_us)
+    else:                               # no time on one side: the latest row of each key
+        left[TIME] = pa.array(np.full(n, _LATEST, np.int64))
+        if group.event_time:
+            right_times = pc.cast(right.column(group.event_time), pa.int64())
+            right = right.drop_columns([group.event_time]).append_column(TIME, right_times)
+        else:
+            right = right.append_column(TIME, pa.array(np.zeros(right.num_rows, np.int64)))
+    joined = asof_join(pa.table(left), right, on=TIME, by=group.primary_key,
+                       tolerance=tolerance)
+    for column in features:
+        output = output.append_column(pa.field(prefix + column, right.schema.field(column).type),
+                                      joined.column(column))
+    return output
+
+
+def _prune(right: pa.Table, spine_times: pa.ChunkedArray, ttl_us: int | None) -> pa.Table:
+    """Drop rows no spine row can match: later than every spine time, or (with a ttl) older
+    than the earliest spine time minus the ttl."""
+    bounds = pc.min_max(spine_times)
+    latest, earliest = bounds["max"], bounds["min"]
+    if not latest.is_valid:
+        return right.slice(0, 0)
+    times = right.column(TIME)
+    mask = pc.less_equal(times, latest)
+    if ttl_us is not None:
+        floor = pa.scalar(max(earliest.value - ttl_us, -(2**63)), UTC_US)
+        mask = pc.and_(mask, pc.greater_equal(times, floor))
+    return right.filter(mask)

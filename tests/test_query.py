@@ -1,0 +1,159 @@
+"""Queries and point-in-time joins against a brute-force reference and against DuckDB."""
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lakecore
+from lakecore import SchemaError, ValidationError
+
+BASE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+TS = pa.timestamp("us", "UTC")
+
+
+def day(d: float) -> dt.datetime:
+    return BASE + dt.timedelta(days=d)
+
+
+def latest(rows: dict, key, t, ttl_days):
+    """The reference: the stored row of ``key`` with the greatest time <= t (and >= t - ttl);
+    ``t`` None means the latest row of the key."""
+    best = None
+    for (k, time), value in rows.items():
+        if k != key or (t is not None and time > t):
+            continue
+        if t is not None and ttl_days is not None and time < t - dt.timedelta(days=ttl_days):
+            continue
+        if best is None or time > best[0]:
+            best = (time, value)
+    return None if best is None else best[1]
+
+
+histories = st.lists(  # inserts: lists of (key, day, value)
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 8), st.floats(-5, 5)), min_size=1,
+             max_size=8), min_size=1, max_size=4)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(a_history=histories, b_history=histories,
+       ttl=st.one_of(st.none(), st.integers(1, 3)),
+       spine=st.lists(st.tuples(st.integers(0, 5), st.one_of(st.none(), st.integers(-1, 10))),
+                      max_size=12),
+       with_time=st.booleans())
+def test_point_in_time_join_matches_brute_force(tmp_path_factory, a_history, b_history, ttl,
+                                                 spine, with_time):
+    with lakecore.open(tmp_path_factory.mktemp("lake")) as lake:
+        a = lake.create_feature_group("a", primary_key="id", event_time="ts")
+        b = lake.create_feature_group("b", primary_key="id", event_time="ts",
+                                      ttl=None if ttl is None else dt.timedelta(days=ttl))
+        models = {}
+        for group, history in [(a, a_history), (b, b_history)]:
+            rows = {}
+            for batch in history:
+                group.insert({"id": [k for k, _, _ in batch],
+                              "ts": pa.array([day(d) for _, d, _ in batch], TS),
+                              "v": [v for _, _, v in batch]})
+                for k, d, v in batch:
+                    rows[(k, day(d))] = v
+            models[group.name] = rows
+        columns = {"id": [k for k, _ in spine], "extra": list(range(len(spine)))}
+        if with_time:
+            columns["ts"] = pa.array([None if d is None else day(d) for _, d in spine], TS)
+        got = a.select(["v"]).join(b.select(["v"]), prefix="b_").read(spine=pa.table(columns))
+        assert got.column_names == list(columns) + ["v", "b_v"]
+        assert got.column("extra").to_pylist() == list(range(len(spine)))   # spine order
+        for i, (k, d) in enumerate(spine):
+            if with_time and d is None:
+                want = (None, None)      # a null time matches nothing
+            else:
+                t = day(d) if with_time else None
+                want = (latest(models["a"], k, t, None), latest(models["b"], k, t, ttl))
+            assert (got.column("v")[i].as_py(), got.column("b_v")[i].as_py()) == want
+
+
+def test_root_rows_are_the_spine_without_one(tmp_path):
+    with lakecore.open(tmp_path) as lake:
+        tx = lake.create_feature_group("tx", primary_key="card", event_time="at")
+        tx.insert({"card": [2, 1, 1], "at": pa.array([day(2), day(3), day(1)], TS),
+                   "amount": [20.0, 30.0, 10.0]})
+        profile = lake.create_feature_group("profile", primary_key="card")   # no event time
+        profile.insert({"card": [1, 2], "segment": ["a", "b"]})
+        got = tx.select_all().join(profile.select_all()).read(start_time=day(1.5))
+        assert got.to_pydict() == {"card": [2, 1], "at": [day(2), day(3)],
+                                   "amount": [20.0, 30.0], "segment": ["b", "a"]}
+
+
+def test_spine_columns_win_and_join_on_output_columns(tmp_path):
+    with lakecore.open(tmp_path) as lake:
+        tx = lake.create_feature_group("tx", primary_key="card", event_time="at")
+        tx.insert({"card": [1], "at": pa.array([day(0)], TS), "merchant": [7], "amount": [5.0]})
+        merchants = lake.create_feature_group("merchants", primary_key="merchant_id")
+        merchants.insert({"merchant_id": [7], "country": ["FR"]})
+        query = tx.select(["merchant", "amount"]).join(merchants.select(["country"]),
+                                                      on="merchant")
+        spine = {"card": [1], "at": pa.array([day(1)], TS), "amount": [99.0]}
+        got = query.read(spine=spine)
+        assert got.to_pylist() == [{"card": 1, "at": day(1), "amount": 99.0, "merchant": 7,
+                                    "country": "FR"}]
+
+
+def test_spine_without_event_time_gets_the_latest_rows(tmp_path):
+    with lakecore.open(tmp_path) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", event_time="ts")
+        fg.insert({"id": [1, 1], "ts": pa.array([day(1), day(2)], TS), "v": [1.0, 2.0]})
+        assert fg.select_all().read(spine={"id": [1, 2]}).column("v").to_pylist() == [2.0, None]
+
+
+def test_query_errors(tmp_path):
+    with lakecore.open(tmp_path) as lake:
+        a = lake.create_feature_group("a", primary_key="id", event_time="ts")
+        a.insert({"id": [1], "ts": pa.array([day(0)], TS), "v": [1.0]})
+        b = lake.create_feature_group("b", primary_key="id", event_time="ts")
+        b.insert({"id": [1], "ts": pa.array([day(0)], TS), "v": [2.0]})
+        with pytest.raises(SchemaError, match="'v'.*prefix"):
+            a.select_all().join(b.select_all()).read()
+        with pytest.raises(SchemaError, match="missing join key column 'id'"):
+            a.select_all().read(spine={"key": [1]})
+        with pytest.raises(SchemaError, match="'nope'"):
+            a.select(["nope"])
+        with pytest.raises(SchemaError, match="'ts'.*timestamp"):
+            a.select_all().read(spine={"id": [1], "ts": ["yesterday"]})
+        with pytest.raises(SchemaError, match="no event time column"):
+            a.select_all().read(spine={"id": [1]}, start_time=day(0))
+        with pytest.raises(SchemaError, match="'card'"):
+            a.select_all().join(b.select_all(), on="card", prefix="b_").read()
+        with pytest.raises(ValidationError, match="before"):
+            a.select_all().read(start_time=day(2), end_time=day(1))
+        empty = lake.create_feature_group("empty", primary_key="id")
+        with pytest.raises(ValidationError, match="no schema"):
+            empty.select_all()
+
+
+def test_agrees_with_duckdb_asof_join(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    rng = np.random.default_rng(7)
+    n, keys = 20_000, 500
+    times = rng.integers(0, 10**9, n)
+    with lakecore.open(tmp_path) as lake:
+        fg = lake.create_feature_group("f", primary_key="id", event_time="ts",
+                                       ttl=dt.timedelta(seconds=10**8 // 10**6 * 30))
+        rows = pa.table({"id": rng.integers(0, keys, n), "ts": pa.array(times, TS),
+                         "v": rng.random(n)})
+        fg.insert(rows)
+        stored = fg.read()
+        spine = pa.table({"id": rng.integers(0, keys + 50, 5000),
+                          "ts": pa.array(rng.integers(0, 10**9, 5000), TS),
+                          "row": np.arange(5000)})
+        got = fg.select_all().read(spine=spine)
+        ttl_us = fg.ttl // dt.timedelta(microseconds=1)
+        con = duckdb.connect()
+        con.register("s", spine)
+        con.register("f", stored)
+        want = con.sql(f"""
+            SELECT s.row, CASE WHEN f.ts >= s.ts - INTERVAL {ttl_us} MICROSECOND THEN f.v END AS v
+            FROM s ASOF LEFT JOIN f ON s.id = f.id AND s.ts >= f.ts ORDER BY s.row""").to_arrow_table()
+        assert got.column("v").to_pylist() == want.column("v").to_pylist()
