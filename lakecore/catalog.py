@@ -15,6 +15,8 @@ from typing import Callable, TypeVar
 import msgspec
 
 from lakecore.delta_log import fsync_path
+from lakecore.query import QuerySpec, SourceCommit
+from lakecore.transforms import Fitted
 
 CATALOG_FILE = "catalog.json"
 T = TypeVar("T")
@@ -37,9 +39,61 @@ class FeatureGroupSpec(msgspec.Struct, frozen=True, kw_only=True):
     location: str               # relative to the lake folder
 
 
+class FeatureViewSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A feature view version's definition."""
+
+    name: str
+    version: int
+    query: QuerySpec
+    labels: list[str]
+    transforms: dict[str, str]
+    description: str
+    created_at_ms: int
+
+
+class SplitPart(msgspec.Struct, frozen=True, kw_only=True):
+    """One split of a training dataset: a fraction of the rows, or the rows whose spine event
+    time is in ``[start_us, end_us)``."""
+
+    name: str
+    fraction: float | None = None
+    start_us: int | None = None
+    end_us: int | None = None
+
+
+class DataFile(msgspec.Struct, frozen=True, kw_only=True):
+    path: str                   # relative to the lake folder
+    sha256: str
+    rows: int
+
+
+class TrainingDatasetSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A training dataset's manifest: everything needed to read, verify and recreate it."""
+
+    view: str
+    view_version: int
+    version: int
+    sources: list[SourceCommit]         # the exact commit of every group read
+    spine: DataFile | None              # the spine passed in (None: the root group's rows)
+    start_time_us: int | None
+    end_time_us: int | None
+    splits: list[SplitPart]
+    seed: int
+    key_columns: list[str]              # the spine's columns that are neither labels nor features
+    features: list[str]                 # before transforms
+    labels: list[str]
+    transforms: list[Fitted]
+    files: dict[str, DataFile]          # split name ("all" without splits) -> file
+    description: str
+    created_at_ms: int
+    hash: str
+
+
 class CatalogState(msgspec.Struct, kw_only=True):
     format: int = 1
     feature_groups: list[FeatureGroupSpec] = []
+    feature_views: list[FeatureViewSpec] = []
+    training_datasets: list[TrainingDatasetSpec] = []
 
 
 _encoder = msgspec.json.Encoder(order="sorted")

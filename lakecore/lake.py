@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from lakecore.catalog import Catalog, FeatureGroupSpec
+from lakecore.catalog import Catalog, FeatureGroupSpec, FeatureViewSpec
 from lakecore.delta_log import fsync_path
 from lakecore.errors import (
     AlreadyExistsError,
@@ -34,9 +34,11 @@ from lakecore.errors import (
     ValidationError,
 )
 from lakecore.feature_group import FeatureGroup
+from lakecore.feature_view import FeatureView, check_view
 from lakecore.locks import WriterLock
 from lakecore.offline_table import OfflineTable
 from lakecore.online_store import Layout, OnlineStore
+from lakecore.query import Query
 from lakecore.schema import storage_schema, to_delta_schema_string
 
 MARKER_FILE = "lakecore.json"
@@ -229,6 +231,46 @@ class Lake:
             which = f"version {version}" if version is not None else "any version"
             raise NotFoundError(f"feature group {name!r} ({which}) not found")
         return FeatureGroup(self, spec)
+
+    # -- feature views -----------------------------------------------------------------------
+    def create_feature_view(self, name: str, *, version: int = 1, query: Query,
+                            labels: Any = (), transforms: dict[str, str] | None = None,
+                            description: str = "") -> FeatureView:
+        """A new feature view: ``query`` with ``labels`` (output or spine columns) and
+        ``transforms`` (feature column -> built-in transform name)."""
+        name = check_name(name, "feature view name")
+        version = check_version(version)
+        labels, transforms = check_view(query, labels, transforms)
+        if not isinstance(description, str):
+            raise ValidationError(f"description: expected a str, got {description!r}")
+        if query._lake is not self:
+            raise ValidationError("query: it comes from another Lake object")
+        with self._writing("create_feature_view"):
+            state = self.catalog.state()
+            if any((v.name, v.version) == (name, version) for v in state.feature_views):
+                raise AlreadyExistsError(f"feature view {name!r} version {version} already exists")
+            spec = FeatureViewSpec(name=name, version=version, query=query.spec, labels=labels,
+                                   transforms=transforms, description=description,
+                                   created_at_ms=time.time_ns() // 1_000_000)
+            self.catalog.update(lambda s: s.feature_views.append(spec))
+        return FeatureView(self, spec)
+
+    def feature_view(self, name: str, version: int | None = None) -> FeatureView:
+        """Feature view ``name`` at ``version`` (the latest version when None)."""
+        self._check_open()
+        specs = [v for v in self.catalog.state().feature_views if v.name == name]
+        spec = max(specs, key=lambda v: v.version, default=None) if version is None else \
+            next((v for v in specs if v.version == version), None)
+        if spec is None:
+            which = f"version {version}" if version is not None else "any version"
+            raise NotFoundError(f"feature view {name!r} ({which}) not found")
+        return FeatureView(self, spec)
+
+    def feature_views(self) -> list[FeatureView]:
+        """Every feature view, every version, sorted by name and version."""
+        self._check_open()
+        specs = sorted(self.catalog.state().feature_views, key=lambda v: (v.name, v.version))
+        return [FeatureView(self, v) for v in specs]
 
     def feature_groups(self) -> list[FeatureGroup]:
         """Every feature group, every version, sorted by name and version."""

@@ -1,0 +1,209 @@
+"""Feature views: a saved query with labels and transforms, the training datasets made from
+it, batch data for scoring, and online feature vectors served with the same transforms."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from lakecore import transforms as tf
+from lakecore._arrow import as_table
+from lakecore.catalog import FeatureViewSpec, TrainingDatasetSpec
+from lakecore.errors import NotFoundError, SchemaError, ValidationError
+from lakecore.query import Query, QueryPart, build
+from lakecore.training_data import TrainingDataset, folder_of, materialize, parse_split
+
+if TYPE_CHECKING:
+    from lakecore.lake import Lake
+
+
+class FeatureView:
+    """A feature view version; get one from ``Lake.create_feature_view`` or
+    ``Lake.feature_view``."""
+
+    def __init__(self, lake: Lake, spec: FeatureViewSpec):
+        self._lake = lake
+        self._spec = spec
+
+    name = property(lambda self: self._spec.name)
+    version = property(lambda self: self._spec.version)
+    labels = property(lambda self: list(self._spec.labels))
+    transforms = property(lambda self: dict(self._spec.transforms))
+    description = property(lambda self: self._spec.description)
+
+    @property
+    def query(self) -> Query:
+        return Query(self._lake, self._spec.query)
+
+    def __repr__(self) -> str:
+        return f"FeatureView({self.name!r}, version={self.version})"
+
+    # -- training data -----------------------------------------------------------------------
+    def create_training_data(self, *, spine: Any = None, start_time=None, end_time=None,
+                             split: Any = None, seed: int = 0, description: str = "",
+                             spark: Any = None) -> TrainingDataset:
+        """Materialize the view's data (see ``lakecore.training_data``) as a new version."""
+        if spark is not None:
+            raise ValidationError("spark: building training data on Spark is not available yet")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValidationError(f"seed: expected an int, got {seed!r}")
+        if not isinstance(description, str):
+            raise ValidationError(f"description: expected a str, got {description!r}")
+        parts = parse_split(split)
+        spine_table = None if spine is None else as_table(spine, "spine")
+        with self._lake._writing(f"create training data of {self.name!r}"):
+            state = self._lake.catalog.state()
+            version = 1 + max((t.version for t in state.training_datasets
+                               if (t.view, t.view_version) == (self.name, self.version)),
+                              default=0)
+            folder = folder_of(self.name, self.version, version)
+            spec = materialize(self._lake, self._spec, version, spine=spine_table,
+                               start_time=start_time, end_time=end_time, split=parts,
+                               seed=seed, description=description, folder=folder)
+            self._lake.catalog.update(lambda s: s.training_datasets.append(spec))
+        return TrainingDataset(self._lake, spec)
+
+    def _datasets(self) -> list[TrainingDatasetSpec]:
+        return [t for t in self._lake.catalog.state().training_datasets
+                if (t.view, t.view_version) == (self.name, self.version)]
+
+    def training_data(self, version: int) -> TrainingDataset:
+        self._lake._check_open()
+        spec = next((t for t in self._datasets() if t.version == version), None)
+        if spec is None:
+            raise NotFoundError(f"feature view {self.name!r} version {self.version} has no "
+                                f"training data version {version!r}")
+        return TrainingDataset(self._lake, spec)
+
+    def training_datasets(self) -> list[TrainingDataset]:
+        self._lake._check_open()
+        return [TrainingDataset(self._lake, t) for t in sorted(self._datasets(),
+                                                               key=lambda t: t.version)]
+
+    def _resolve(self, training_data: Any) -> TrainingDatasetSpec | None:
+        """The dataset whose transforms and column order serving uses (None: no transforms)."""
+        if isinstance(training_data, TrainingDataset):
+            return training_data._spec
+        if training_data is not None:
+            return self.training_data(training_data)._spec
+        datasets = self._datasets()
+        if datasets:
+            return max(datasets, key=lambda t: t.version)
+        if self._spec.transforms:
+            raise ValidationError(f"feature view {self.name!r} has transforms but no training "
+                                  f"data to take their statistics from; create training data first")
+        return None
+
+    # -- batch scoring -----------------------------------------------------------------------
+    def batch_data(self, *, spine: Any = None, start_time=None, end_time=None,
+                   training_data: Any = None) -> pa.Table:
+        """Keys and event time, then the features (transformed like the training data) of the
+        latest commits, for scoring."""
+        self._lake._check_open()
+        dataset = self._resolve(training_data)
+        built = build(self._lake, self._spec.query, spine, start_time, end_time)
+        labels = set(self._spec.labels)
+        keys = [c for c in built.spine_columns if c not in labels]
+        features = dataset.features if dataset is not None else \
+            [c for c in built.table.column_names if c not in built.spine_columns and c not in labels]
+        transformed = tf.apply(built.table.select(features),
+                               dataset.transforms if dataset is not None else [])
+        return pa.table([built.table.column(c) for c in keys] + list(transformed.columns),
+                        names=keys + transformed.column_names)
+
+    # -- online serving ----------------------------------------------------------------------
+    def _serving_parts(self) -> list[tuple[QueryPart, Any]]:
+        """The view's groups that contribute features, each with its FeatureGroup; every one
+        must be online."""
+        labels = set(self._spec.labels)
+        parts = []
+        for part in self._spec.query.parts:
+            group = self._lake.feature_group(part.group, part.version)
+            if not [c for c in part.columns if (part.prefix or "") + c not in labels]:
+                continue
+            if not group.online:
+                raise ValidationError(f"feature view {self.name!r}: feature group {group.name!r} "
+                                      f"is not online, so its features cannot be served")
+            parts.append((part, group))
+        return parts
+
+    def feature_vectors(self, keys: Any, *, training_data: Any = None) -> pa.Table:
+        """One row per key (``keys``: data with the join key columns): the features in
+        training column order, transformed, from the online store."""
+        self._lake._check_open()
+        dataset = self._resolve(training_data)
+        table = as_table(keys, "keys")
+        root = self._lake.feature_group(self._spec.query.root.group, self._spec.query.root.version)
+        missing = [k for k in root.primary_key if k not in table.column_names]
+        if missing:
+            raise SchemaError(f"keys: missing join key column {missing[0]!r}")
+        columns: dict[str, Any] = {name: table.column(name) for name in table.column_names}
+        for part, group in self._serving_parts():
+            on = part.on or group.primary_key
+            absent = [c for c in on if c not in columns]
+            if absent:
+                raise SchemaError(f"keys: missing join key column {absent[0]!r} for feature "
+                                  f"group {group.name!r}")
+            request = pa.table({k: columns[c] for k, c in zip(group.primary_key, on)})
+            found = group.online_read(request)
+            for column in part.columns:
+                name = (part.prefix or "") + column
+                if name not in columns:
+                    columns[name] = found.column(column)
+        features = dataset.features if dataset is not None else self._feature_names()
+        missing = [f for f in features if f not in columns]
+        if missing:
+            raise SchemaError(f"feature {missing[0]!r} comes from the spine, so it cannot be "
+                              f"served online; pass it in keys")
+        raw = pa.table({f: columns[f] for f in features})
+        return tf.apply(raw, dataset.transforms if dataset is not None else [])
+
+    def feature_vector(self, key: dict[str, Any], *, training_data: Any = None) -> dict[str, Any]:
+        """One key's features (a dict of Python values) in training column order."""
+        self._lake._check_open()
+        if not isinstance(key, dict):
+            raise ValidationError(f"key: expected a dict of join key column to value, got {key!r}")
+        dataset = self._resolve(training_data)
+        store = self._lake.online_store
+        values = dict(key)
+        for part, group in self._serving_parts():
+            on = part.on or group.primary_key
+            absent = [c for c in on if c not in values]
+            if absent:
+                raise SchemaError(f"key: missing join key column {absent[0]!r} for feature "
+                                  f"group {group.name!r}")
+            row = store.read_dict(group.name, group.version, group._read_layout(),
+                                  tuple(values[c] for c in on), group._spec.ttl_us)
+            for column in part.columns:
+                name = (part.prefix or "") + column
+                if name not in values:
+                    values[name] = None if row is None else row[column]
+        features = dataset.features if dataset is not None else self._feature_names()
+        raw = {f: values.get(f) for f in features}
+        return tf.apply_row(raw, dataset.transforms if dataset is not None else [])
+
+    def _feature_names(self) -> list[str]:
+        labels = set(self._spec.labels)
+        return [(p.prefix or "") + c for p in self._spec.query.parts for c in p.columns
+                if (p.prefix or "") + c not in labels]
+
+
+def check_view(query: Any, labels: Any, transforms: Any) -> tuple[list[str], dict[str, str]]:
+    """Validate a feature view's definition; its labels and transforms."""
+    if not isinstance(query, Query):
+        raise ValidationError(f"query: expected a Query (fg.select(...)), got {type(query).__name__}")
+    if isinstance(labels, str):
+        labels = [labels]
+    labels = list(labels or ())
+    if not all(isinstance(label, str) for label in labels):
+        raise ValidationError(f"labels: expected column names, got {labels!r}")
+    transforms = tf.check_transforms(transforms)
+    features = [(p.prefix or "") + c for p in query.spec.parts for c in p.columns]
+    for column in transforms:
+        if column in labels:
+            raise ValidationError(f"transforms: {column!r} is a label; transforms apply to features")
+        if column not in features:
+            raise SchemaError(f"transforms: {column!r} is not a feature of the query "
+                              f"(features: {', '.join(features)})")
+    return labels, transforms

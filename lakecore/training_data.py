@@ -1,0 +1,233 @@
+"""Training datasets: a feature view's query materialized as Parquet under the lake, with a
+manifest that pins everything it was made from.
+
+The manifest (``TrainingDatasetSpec``, in the catalog and beside the files) records the exact
+commit of every group read, the spine (stored as a file, with its hash), the split spec and
+seed, the transform statistics fitted on the train split, and the sha256 of every output
+file. Its ``hash`` is a sha256 over all of that, so re-running the same query on the same
+commits (``recreate``) must give the same hash, bit for bit.
+
+Files hold the raw (untransformed) rows: the spine's key columns, the features, the labels.
+Transforms are applied when the data is read, from the fitted statistics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lakecore.catalog import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
+from lakecore.delta_log import fsync_path
+from lakecore.errors import SchemaError, ValidationError
+from lakecore.hashing import digest_file, digest_record
+from lakecore import transforms as tf
+from lakecore.query import _as_utc_times, _utc_micros, build
+
+if TYPE_CHECKING:
+    from lakecore.lake import Lake
+
+
+def folder_of(view: str, view_version: int, version: int) -> str:
+    """A dataset's folder, relative to the lake."""
+    return os.path.join("training_data", view, f"v{view_version}", f"td{version}")
+
+
+def parse_split(split: Any) -> list[SplitPart]:
+    """``None``, fractions ``{"train": 0.8, "test": 0.2}`` or times ``{"train": (t0, t1)}``."""
+    if split is None:
+        return []
+    if not isinstance(split, dict) or not split or not all(isinstance(k, str) for k in split):
+        raise ValidationError(f"split: expected None or a dict of split name to fraction or "
+                              f"(start, end) times, got {split!r}")
+    if "all" in split and len(split) > 1:
+        raise ValidationError("split: 'all' is reserved for data without splits")
+    values = list(split.values())
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        if any(not 0 < v <= 1 for v in values) or abs(sum(values) - 1) > 1e-9:
+            raise ValidationError(f"split: fractions must be in (0, 1] and sum to 1, got {split!r}")
+        return [SplitPart(name=k, fraction=float(v)) for k, v in split.items()]
+    if all(isinstance(v, (tuple, list)) and len(v) == 2 for v in values):
+        parts = []
+        for name, (start, end) in split.items():
+            start_us, end_us = _utc_micros(start, "split"), _utc_micros(end, "split")
+            if start_us is None or end_us is None or start_us >= end_us:
+                raise ValidationError(f"split: {name!r} needs a start before its end, got "
+                                      f"{(start, end)!r}")
+            parts.append(SplitPart(name=name, start_us=start_us, end_us=end_us))
+        return parts
+    raise ValidationError(f"split: expected fractions or (start, end) pairs, got {split!r}")
+
+
+def _split_rows(table: pa.Table, time_column: str | None, parts: list[SplitPart],
+                seed: int) -> dict[str, np.ndarray]:
+    """Row indices of each split, in spine order."""
+    n = table.num_rows
+    if not parts:
+        return {"all": np.arange(n)}
+    if parts[0].fraction is not None:
+        order = np.random.default_rng(seed).permutation(n)
+        rows, start = {}, 0
+        for i, part in enumerate(parts):
+            stop = n if i == len(parts) - 1 else min(n, start + round(part.fraction * n))
+            rows[part.name] = np.sort(order[start:stop])
+            start = stop
+        return rows
+    if time_column is None:
+        raise SchemaError("split: a time split needs the spine's event time column")
+    times = pc.cast(_as_utc_times(table.column(time_column), time_column), pa.int64())
+    times = times.to_numpy(zero_copy_only=False) if times.null_count == 0 else \
+        pc.fill_null(times, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
+    return {p.name: np.flatnonzero((times >= p.start_us) & (times < p.end_us)) for p in parts}
+
+
+def write_parquet(table: pa.Table, path: str) -> None:
+    """A deterministic Parquet file (same rows, same bytes), fsynced."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    pq.write_table(table.combine_chunks(), tmp, compression="zstd", row_group_size=1 << 20)
+    fsync_path(tmp)
+    os.replace(tmp, path)
+
+
+def _data_file(lake_path: str, relative: str, rows: int) -> DataFile:
+    return DataFile(path=relative, sha256=digest_file(os.path.join(lake_path, relative)),
+                    rows=rows)
+
+
+def content_hash(spec: TrainingDatasetSpec) -> str:
+    """sha256 over the source commits, the spine, the parameters, the fitted transforms and
+    the output files (paths aside: a recreated copy elsewhere has the same hash)."""
+    return digest_record({
+        "sources": [[s.group, s.version, s.commit, s.hash] for s in spec.sources],
+        "spine": None if spec.spine is None else spec.spine.sha256,
+        "params": {"view": [spec.view, spec.view_version], "start": spec.start_time_us,
+                   "end": spec.end_time_us, "splits": spec.splits, "seed": spec.seed,
+                   "keys": spec.key_columns, "features": spec.features, "labels": spec.labels},
+        "transforms": spec.transforms,
+        "files": {name: [f.sha256, f.rows] for name, f in sorted(spec.files.items())},
+    })
+
+
+def materialize(lake: Lake, view: FeatureViewSpec, version: int, *, spine: pa.Table | None,
+                start_time, end_time, split: list[SplitPart], seed: int, description: str,
+                folder: str, pinned: dict[tuple[str, int], int] | None = None,
+                stored_spine: DataFile | None = None) -> TrainingDatasetSpec:
+    """Build the view's data and write it to ``folder`` (relative to the lake); the manifest."""
+    built = build(lake, view.query, spine, start_time, end_time, pinned)
+    table = built.table
+    missing = [label for label in view.labels if label not in table.column_names]
+    if missing:
+        raise SchemaError(f"labels: no column {missing[0]!r} in the view's output or the spine "
+                          f"(columns: {', '.join(table.column_names)})")
+    key_columns = [c for c in built.spine_columns if c not in view.labels]
+    features = [c for c in table.column_names
+                if c not in built.spine_columns and c not in view.labels]
+    rows = _split_rows(table, built.time_column, split, seed)
+    fit_on = "train" if "train" in rows else next(iter(rows))
+    raw = table.select(key_columns + features + view.labels)
+    fitted = tf.fit(raw.take(pa.array(rows[fit_on], pa.int64())).select(features),
+                    view.transforms)
+    files = {}
+    for name, indices in rows.items():
+        relative = os.path.join(folder, f"{name}.parquet")
+        part = raw.take(pa.array(indices, pa.int64()))
+        write_parquet(part, os.path.join(lake.path, relative))
+        files[name] = _data_file(lake.path, relative, part.num_rows)
+    if spine is not None and stored_spine is None:
+        relative = os.path.join(folder, "spine.parquet")
+        write_parquet(spine, os.path.join(lake.path, relative))
+        stored_spine = _data_file(lake.path, relative, spine.num_rows)
+    fsync_path(os.path.join(lake.path, folder))
+    spec = TrainingDatasetSpec(
+        view=view.name, view_version=view.version, version=version, sources=built.sources,
+        spine=stored_spine, start_time_us=_utc_micros(start_time, "start_time"),
+        end_time_us=_utc_micros(end_time, "end_time"), splits=split, seed=seed,
+        key_columns=key_columns, features=features, labels=list(view.labels),
+        transforms=fitted, files=files, description=description,
+        created_at_ms=time.time_ns() // 1_000_000, hash="")
+    return msgspec.structs.replace(spec, hash=content_hash(spec))
+
+
+def _micros_to_datetime(us: int | None) -> dt.datetime | None:
+    if us is None:
+        return None
+    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=us)
+
+
+class TrainingDataset:
+    """A materialized training dataset of a feature view (see the module doc)."""
+
+    def __init__(self, lake: Lake, spec: TrainingDatasetSpec):
+        self._lake = lake
+        self._spec = spec
+
+    version = property(lambda self: self._spec.version)
+    hash = property(lambda self: self._spec.hash)
+    labels = property(lambda self: list(self._spec.labels))
+
+    @property
+    def features(self) -> list[str]:
+        """Feature names as ``read()`` returns them (after transforms), before the labels."""
+        return tf.output_names(self._spec.features, self._spec.transforms)
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Split name -> number of rows (empty without splits)."""
+        if not self._spec.splits:
+            return {}
+        return {p.name: self._spec.files[p.name].rows for p in self._spec.splits}
+
+    @property
+    def sources(self) -> list:
+        """The exact commit of every feature group read."""
+        return list(self._spec.sources)
+
+    def __repr__(self) -> str:
+        return (f"TrainingDataset({self._spec.view!r}@{self._spec.view_version}, "
+                f"version={self.version}, hash={self.hash[:19]}...)")
+
+    def read(self, split: str | None = None, *, with_keys: bool = False) -> pa.Table:
+        """The rows of ``split`` (every split, in order, when None): the spine's key columns
+        when ``with_keys``, then the transformed features, then the labels."""
+        self._lake._check_open()
+        spec = self._spec
+        if split is None:
+            names = list(spec.files)
+        elif split in spec.files:
+            names = [split]
+        else:
+            raise ValidationError(f"split: no split {split!r} (splits: {', '.join(spec.files)})")
+        parts = [pq.read_table(os.path.join(self._lake.path, spec.files[n].path)) for n in names]
+        raw = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        features = tf.apply(raw.select(spec.features), spec.transforms)
+        columns = ([raw.column(c) for c in spec.key_columns] if with_keys else []) + \
+            list(features.columns) + [raw.column(c) for c in spec.labels]
+        names = (spec.key_columns if with_keys else []) + features.column_names + spec.labels
+        return pa.table(columns, names=names)
+
+    def recreate(self) -> TrainingDataset:
+        """Rebuild this dataset from the exact commits and spine it was made from (into a
+        ``recreated`` folder beside it); the result has the same hash when nothing changed."""
+        lake, spec = self._lake, self._spec
+        lake._check_open()
+        view = lake.feature_view(spec.view, spec.view_version)._spec
+        spine = None
+        if spec.spine is not None:
+            spine = pq.read_table(os.path.join(lake.path, spec.spine.path))
+        folder = os.path.join(folder_of(spec.view, spec.view_version, spec.version), "recreated")
+        pinned = {(s.group, s.version): s.commit for s in spec.sources}
+        rebuilt = materialize(lake, view, spec.version, spine=spine,
+                              start_time=_micros_to_datetime(spec.start_time_us),
+                              end_time=_micros_to_datetime(spec.end_time_us), split=spec.splits,
+                              seed=spec.seed, description=spec.description, folder=folder,
+                              pinned=pinned, stored_spine=spec.spine)
+        return TrainingDataset(lake, rebuilt)
+
