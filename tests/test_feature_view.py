@@ -1,0 +1,202 @@
+"""Feature views, transforms, training datasets (splits, recreate, manifest) and serving."""
+
+import datetime as dt
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lakecore
+from lakecore import NotFoundError, SchemaError, ValidationError
+from lakecore import transforms as tf
+
+NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+TS = pa.timestamp("us", "UTC")
+
+
+def ago(days: float) -> dt.datetime:
+    return NOW - dt.timedelta(days=days)
+
+
+# -- transforms ----------------------------------------------------------------------------------
+def reference_fit(values: list, kind: str):
+    """Plain Python statistics of the non-null, non-NaN values."""
+    xs = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if kind == "standard_scaler":
+        if not xs:
+            return 0.0, 1.0
+        mean = sum(xs) / len(xs)
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+        return mean, std if std else 1.0
+    if kind == "min_max_scaler":
+        return (min(xs), (max(xs) - min(xs)) or 1.0) if xs else (0.0, 1.0)
+    if kind == "robust_scaler":
+        if not xs:
+            return 0.0, 1.0
+        q25, median, q75 = np.quantile(xs, [0.25, 0.5, 0.75])
+        return float(median), float(q75 - q25) or 1.0
+    return sorted(set(xs))
+
+
+numbers = st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6), st.just(float("nan"))),
+                   min_size=1, max_size=20)
+categories = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d"])), min_size=1,
+                      max_size=20)
+
+
+@given(train=numbers, serve=numbers, kind=st.sampled_from(tf.SCALERS))
+def test_scalers_match_plain_python_and_the_row_path(train, serve, kind):
+    fitted = tf.fit(pa.table({"x": pa.array(train, pa.float64())}), {"x": kind})
+    center, scale = reference_fit(train, kind)
+    assert math.isclose(fitted[0].center, center, rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(fitted[0].scale, scale, rel_tol=1e-9, abs_tol=1e-9)
+    batch = tf.apply(pa.table({"x": pa.array(serve, pa.float64())}), fitted).column("x").to_pylist()
+    for value, got in zip(serve, batch):
+        one = tf.apply_row({"x": value}, fitted)["x"]
+        if value is None:
+            assert got is None and one is None
+        elif math.isnan(value):
+            assert math.isnan(got) and math.isnan(one)
+        else:
+            assert got == one == (value - fitted[0].center) / fitted[0].scale   # bit for bit
+
+
+@given(train=categories, serve=categories)
+def test_encoders_match_plain_python_and_the_row_path(train, serve):
+    train_column, serve_column = pa.array(train, pa.string()), pa.array(serve, pa.string())
+    fitted = tf.fit(pa.table({"x": train_column, "y": train_column}),
+                    {"x": "label_encoder", "y": "one_hot_encoder"})
+    values = reference_fit(train, "label_encoder")
+    assert fitted[0].values == values == fitted[1].values
+    out = tf.apply(pa.table({"x": serve_column, "y": serve_column}), fitted)
+    assert out.column_names == ["x"] + [f"y_{v}" for v in values]
+    for i, value in enumerate(serve):
+        code = None if value is None else (values.index(value) if value in values else -1)
+        assert out.column("x")[i].as_py() == code
+        for v in values:
+            assert out.column(f"y_{v}")[i].as_py() == (None if value is None else int(value == v))
+        assert tf.apply_row({"x": value, "y": value}, fitted) == out.slice(i, 1).to_pylist()[0]
+
+
+# -- a small lake ---------------------------------------------------------------------------------
+@pytest.fixture
+def lake(tmp_path):
+    with lakecore.open(tmp_path / "lake") as lake:
+        yield lake
+
+
+def fraud_lake(lake, n=200, online=True):
+    rng = np.random.default_rng(3)
+    tx = lake.create_feature_group("tx", primary_key="card", event_time="at", online=online)
+    tx.insert({"card": rng.integers(0, 50, n), "at": pa.array([ago(float(d)) for d in
+                                                                 rng.uniform(1, 30, n)], TS),
+               "amount": rng.normal(100, 20, n), "kind": rng.choice(["web", "pos", "atm"], n)})
+    profile = lake.create_feature_group("profile", primary_key="card", online=online)
+    profile.insert({"card": np.arange(50), "segment": rng.integers(0, 3, 50)})
+    view = lake.create_feature_view(
+        "fraud", query=tx.select_all().join(profile.select(["segment"]), prefix="p_"),
+        labels=["is_fraud"], transforms={"amount": "standard_scaler", "kind": "one_hot_encoder",
+                                         "p_segment": "label_encoder"})
+    spine = pa.table({"card": rng.integers(0, 55, 300),
+                      "at": pa.array([ago(float(d)) for d in rng.uniform(0, 30, 300)], TS),
+                      "is_fraud": rng.integers(0, 2, 300)})
+    return tx, profile, view, spine
+
+
+def test_training_data_reads_back_and_survives_reopening(lake, tmp_path):
+    tx, profile, view, spine = fraud_lake(lake)
+    td = view.create_training_data(spine=spine, split={"train": 0.7, "test": 0.3}, seed=5)
+    assert td.version == 1 and td.labels == ["is_fraud"]
+    assert td.splits == {"train": 210, "test": 90}
+    assert td.features == ["amount", "kind_atm", "kind_pos", "kind_web", "p_segment"]
+    train = td.read("train")
+    assert train.column_names == td.features + ["is_fraud"]
+    assert abs(np.mean(train.column("amount").drop_null().to_numpy())) < 1e-9   # fitted on train
+    everything = td.read(with_keys=True)
+    assert everything.num_rows == 300 and everything.column_names[:2] == ["card", "at"]
+    assert {(s.group, s.commit) for s in td.sources} == {("tx", 0), ("profile", 0)}
+    with pytest.raises(ValidationError, match="'validation'"):
+        td.read("validation")
+    with lakecore.open(tmp_path / "lake") as again:
+        same = again.feature_view("fraud").training_data(1)
+        assert same.hash == td.hash and same.read("test").equals(td.read("test"))
+
+
+def test_splits_are_reproducible_by_seed_and_time_splits_are_half_open(lake):
+    tx, profile, view, spine = fraud_lake(lake)
+    keys = lambda td, split: td.read(split, with_keys=True).select(["card", "at"]).to_pylist()  # noqa: E731
+    a = view.create_training_data(spine=spine, split={"train": 0.5, "test": 0.5}, seed=1)
+    b = view.create_training_data(spine=spine, split={"train": 0.5, "test": 0.5}, seed=1)
+    c = view.create_training_data(spine=spine, split={"train": 0.5, "test": 0.5}, seed=2)
+    assert keys(a, "train") == keys(b, "train") and a.hash == b.hash
+    assert keys(a, "train") != keys(c, "train") and a.hash != c.hash
+    cut = ago(10)
+    timed = view.create_training_data(spine=spine, split={"train": (ago(40), cut),
+                                                          "test": (cut, NOW)})
+    train_times = timed.read("train", with_keys=True).column("at").to_pylist()
+    test_times = timed.read("test", with_keys=True).column("at").to_pylist()
+    assert all(t < cut for t in train_times) and all(t >= cut for t in test_times)
+    assert len(train_times) + len(test_times) == spine.num_rows
+
+
+def test_recreate_gives_the_same_hash_after_later_changes(lake):
+    tx, profile, view, spine = fraud_lake(lake)
+    td = view.create_training_data(spine=spine, split={"train": 0.8, "test": 0.2})
+    tx.insert({"card": [1, 2], "at": pa.array([ago(5), ago(2)], TS), "amount": [1e6, 2e6],
+               "kind": ["web", "web"]})
+    profile.delete({"card": [1, 2, 3]})
+    tx.compact()
+    again = td.recreate()
+    assert again.hash == td.hash
+    assert again.read().equals(td.read())
+    newer = view.create_training_data(spine=spine, split={"train": 0.8, "test": 0.2})
+    assert newer.hash != td.hash
+    plain = lake.create_feature_view("plain", query=tx.select_all(),
+                                     transforms={"amount": "robust_scaler"})
+    without_spine = plain.create_training_data(start_time=ago(20), split={"a": 0.5, "b": 0.5})
+    assert without_spine.recreate().hash == without_spine.hash
+
+
+def test_serving_applies_the_training_transforms(lake):
+    tx, profile, view, spine = fraud_lake(lake)
+    now_spine = pa.table({"card": np.arange(55), "at": pa.array([NOW] * 55, TS),
+                          "is_fraud": np.zeros(55, np.int64)})
+    td = view.create_training_data(spine=now_spine)
+    training = td.read().drop_columns(["is_fraud"])
+    served = view.feature_vectors({"card": np.arange(55)})
+    assert served.column_names == td.features
+    assert served.equals(training)
+    for card in [0, 7, 54]:
+        one = view.feature_vector({"card": card})
+        assert list(one) == td.features
+        assert one == training.slice(card, 1).to_pylist()[0]
+    batch = view.batch_data(spine=now_spine.drop_columns(["is_fraud"]))
+    assert batch.column_names == ["card", "at"] + td.features
+    assert batch.drop_columns(["card", "at"]).equals(training)
+
+
+def test_feature_view_errors(lake):
+    tx, profile, view, spine = fraud_lake(lake, online=False)
+    with pytest.raises(SchemaError, match="missing join key column 'card'"):
+        view.create_training_data(spine={"account": [1]})
+    with pytest.raises(SchemaError, match="labels: no column 'is_fraud'"):
+        view.create_training_data()
+    with pytest.raises(ValidationError, match="unknown transform 'zscore'"):
+        lake.create_feature_view("bad", query=tx.select_all(), transforms={"amount": "zscore"})
+    with pytest.raises(SchemaError, match="'nope' is not a feature"):
+        lake.create_feature_view("bad", query=tx.select_all(), transforms={"nope": "min_max_scaler"})
+    with pytest.raises(ValidationError, match="sum to 1"):
+        view.create_training_data(spine=spine, split={"train": 0.7, "test": 0.7})
+    with pytest.raises(SchemaError, match="time split"):
+        view.create_training_data(spine=spine.drop_columns(["at"]),
+                                  split={"train": (ago(9), ago(1))})
+    view.create_training_data(spine=spine)
+    with pytest.raises(ValidationError, match="'tx' is not online"):
+        view.feature_vectors({"card": [1]})
+    with pytest.raises(NotFoundError):
+        view.training_data(7)
+    with pytest.raises(lakecore.AlreadyExistsError):
+        lake.create_feature_view("fraud", query=tx.select_all())
