@@ -306,8 +306,12 @@ def _prune(right: pa.Table, spine_times: pa.ChunkedArray, ttl_us: int | None) ->
     if not latest.is_valid:
         return right.slice(0, 0)
     times = right.column(TIME)
+    floor = None if ttl_us is None else pa.scalar(max(earliest.value - ttl_us, -(2**63)), UTC_US)
+    have = pc.min_max(times)
+    if not have["max"].is_valid or (have["max"].value <= latest.value and
+                                    (floor is None or have["min"].value >= floor.value)):
+        return right                    # every row may match: filtering would only copy
     mask = pc.less_equal(times, latest)
-    if ttl_us is not None:
-        floor = pa.scalar(max(earliest.value - ttl_us, -(2**63)), UTC_US)
+    if floor is not None:
         mask = pc.and_(mask, pc.greater_equal(times, floor))
     return right.filter(mask)

@@ -29,6 +29,7 @@ from lakecore.delta_log import fsync_path
 from lakecore.errors import SchemaError, ValidationError
 from lakecore.hashing import digest_file, digest_record
 from lakecore import transforms as tf
+from lakecore._arrow import type_kind
 from lakecore.query import _as_utc_times, _utc_micros, build
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ def write_parquet(table: pa.Table, path: str) -> None:
     """A deterministic Parquet file (same rows, same bytes), fsynced."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp"
-    pq.write_table(table.combine_chunks(), tmp, compression="zstd", row_group_size=1 << 20)
+    text = [f.name for f in table.schema if type_kind(f.type) in ("string", "binary")]
+    pq.write_table(table.combine_chunks(), tmp, compression="zstd", use_dictionary=text,
+                   row_group_size=1 << 20)   # dictionaries pay off for text only
     fsync_path(tmp)
     os.replace(tmp, path)
 
@@ -133,12 +136,14 @@ def materialize(lake: Lake, view: FeatureViewSpec, version: int, *, spine: pa.Ta
     rows = _split_rows(table, built.time_column, split, seed)
     fit_on = "train" if "train" in rows else next(iter(rows))
     raw = table.select(key_columns + features + view.labels)
-    fitted = tf.fit(raw.take(pa.array(rows[fit_on], pa.int64())).select(features),
-                    view.transforms)
+    fit_rows = raw.select(features) if not split else \
+        raw.select(features).take(pa.array(rows[fit_on], pa.int64()))
+    fitted = tf.fit(fit_rows, view.transforms)
     files = {}
     for name, indices in rows.items():
         relative = os.path.join(folder, f"{name}.parquet")
-        part = raw.take(pa.array(indices, pa.int64()))
+        whole = len(indices) == raw.num_rows and not split
+        part = raw if whole else raw.take(pa.array(indices, pa.int64()))
         write_parquet(part, os.path.join(lake.path, relative))
         files[name] = _data_file(lake.path, relative, part.num_rows)
     if spine is not None and stored_spine is None:
