@@ -3,19 +3,23 @@ it, batch data for scoring, and online feature vectors served with the same tran
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from lakecore import transforms as tf
-from lakecore._arrow import as_table
+from lakecore._arrow import as_table, indices_array
 from lakecore.catalog import FeatureViewSpec, TrainingDatasetSpec
 from lakecore.errors import NotFoundError, SchemaError, ValidationError
-from lakecore.query import Query, QueryPart, build
+from lakecore.query import Query, build
 from lakecore.training_data import TrainingDataset, folder_of, materialize, parse_split
 
 if TYPE_CHECKING:
     from lakecore.lake import Lake
+    from lakecore.query import QueryPart
 
 
 class FeatureView:
@@ -25,6 +29,7 @@ class FeatureView:
     def __init__(self, lake: Lake, spec: FeatureViewSpec):
         self._lake = lake
         self._spec = spec
+        self._plan: _ServingPlan | None = None
 
     name = property(lambda self: self._spec.name)
     version = property(lambda self: self._spec.version)
@@ -146,11 +151,19 @@ class FeatureView:
                 raise SchemaError(f"keys: missing join key column {absent[0]!r} for feature "
                                   f"group {group.name!r}")
             request = pa.table({k: columns[c] for k, c in zip(group.primary_key, on)})
-            found = group.online_read(request)
+            present = np.ones(request.num_rows, bool)
+            for column in request.columns:      # a null join key (a missing row before) finds nothing
+                present &= ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
+            found = group.online_read(request if present.all() else
+                                      request.filter(pa.array(present)))
+            positions = None
+            if not present.all():
+                positions = indices_array(np.where(present, np.cumsum(present) - 1, -1))
             for column in part.columns:
                 name = (part.prefix or "") + column
                 if name not in columns:
-                    columns[name] = found.column(column)
+                    values = found.column(column)
+                    columns[name] = values if positions is None else values.take(positions)
         features = dataset.features if dataset is not None else self._feature_names()
         missing = [f for f in features if f not in columns]
         if missing:
@@ -160,33 +173,95 @@ class FeatureView:
         return tf.apply(raw, dataset.transforms if dataset is not None else [])
 
     def feature_vector(self, key: dict[str, Any], *, training_data: Any = None) -> dict[str, Any]:
-        """One key's features (a dict of Python values) in training column order."""
-        self._lake._check_open()
+        """One key's features (a dict of Python values) in training column order: every
+        group's row read in one LMDB transaction, transformed like the training data."""
         if not isinstance(key, dict):
             raise ValidationError(f"key: expected a dict of join key column to value, got {key!r}")
+        plan = self._serving_plan(training_data)
+        if plan.direct and all(c in key for c in plan.key_columns):
+            # every group is keyed by the request: one transaction, rows concatenated in order
+            try:
+                flat = plan.store.read_concatenated(plan.direct_groups, key, plan.env)
+            except (TypeError, ValueError, OverflowError):
+                flat = None             # a key of the wrong type: the general path explains
+            if flat is not None:
+                return plan.transform(dict(zip(plan.features, flat)))
+        values = dict(key)
+        for db, layout, ttl_us, on, outputs, group in plan.groups:
+            missing = [c for c in on if c not in values]
+            if missing:
+                raise SchemaError(f"key: missing join key column {missing[0]!r} for feature "
+                                  f"group {group!r}")
+            key_values = tuple([values[c] for c in on])
+            row = None if None in key_values else \
+                plan.store.read_many([(db, layout, key_values, ttl_us)])[0]
+            for j, name in outputs:
+                if name not in values:
+                    values[name] = None if row is None else row[j]
+        return plan.transform({f: values.get(f) for f in plan.features})
+
+    def _serving_plan(self, training_data: Any) -> _ServingPlan:
+        """What ``feature_vector`` needs, resolved once per catalog state (the catalog file
+        is re-read only when another writer changed it)."""
+        self._lake._check_open()
+        which = training_data.version if isinstance(training_data, TrainingDataset) else training_data
+        cached = self._plan
+        now = time.monotonic()
+        if cached is not None and cached.which == which and now < cached.checked + _PLAN_RECHECK_S \
+                and cached.handles == cached.store.handles_version():
+            return cached               # serving: the catalog file is looked at once a second
+        state = self._lake.catalog.state()
+        if cached is not None and cached.key == (which, id(state)) \
+                and cached.handles == cached.store.handles_version():
+            cached.checked = now
+            return cached
         dataset = self._resolve(training_data)
         store = self._lake.online_store
-        values = dict(key)
+        groups, complete = [], True
         for part, group in self._serving_parts():
-            on = part.on or group.primary_key
-            absent = [c for c in on if c not in values]
-            if absent:
-                raise SchemaError(f"key: missing join key column {absent[0]!r} for feature "
-                                  f"group {group.name!r}")
-            row = store.read_dict(group.name, group.version, group._read_layout(),
-                                  tuple(values[c] for c in on), group._spec.ttl_us)
-            for column in part.columns:
-                name = (part.prefix or "") + column
-                if name not in values:
-                    values[name] = None if row is None else row[column]
+            layout = group._read_layout()
+            db = store.database(group.name, group.version)
+            complete = complete and db is not None
+            index = {f.name: j for j, f in enumerate(layout.features)}
+            outputs = [(index[c], (part.prefix or "") + c) for c in part.columns]
+            groups.append((db, layout, group._spec.ttl_us, part.on or group.primary_key,
+                           outputs, group.name))
         features = dataset.features if dataset is not None else self._feature_names()
-        raw = {f: values.get(f) for f in features}
-        return tf.apply_row(raw, dataset.transforms if dataset is not None else [])
+        outputs = [name for g in groups for _, name in g[4]]
+        direct = outputs == features and all(
+            [j for j, _ in g[4]] == list(range(len(g[1].features))) for g in groups)
+        key_columns = sorted({c for g in groups for c in g[3]})
+        plan = _ServingPlan((which, id(state)), which, now, store, store.handles_version(),
+                            store._env(create=False), groups, features,
+                            tf.RowTransformer(dataset.transforms if dataset is not None else []),
+                            direct and not set(key_columns) & set(features), key_columns,
+                            [(g[0], g[1], g[2], g[3]) for g in groups])
+        self._plan = plan if complete else None   # a group without data yet: look again
+        return plan
 
     def _feature_names(self) -> list[str]:
         labels = set(self._spec.labels)
         return [(p.prefix or "") + c for p in self._spec.query.parts for c in p.columns
                 if (p.prefix or "") + c not in labels]
+
+
+_PLAN_RECHECK_S = 1.0
+
+
+@dataclass
+class _ServingPlan:
+    key: tuple                  # (training data asked for, catalog state it was built from)
+    which: Any
+    checked: float              # time.monotonic() of the last look at the catalog
+    store: Any
+    handles: int                # the store's handles version the db handles belong to
+    env: Any
+    groups: list[tuple]         # (db, layout, ttl_us, on columns, [(index, output name)], name)
+    features: list[str]         # raw feature names in training order
+    transform: tf.RowTransformer
+    direct: bool                # features = every group's columns in order, none from keys
+    key_columns: list[str]      # the request columns the groups are keyed on
+    direct_groups: list[tuple]  # (db, layout, ttl_us, on columns) for the direct path
 
 
 def check_view(query: Any, labels: Any, transforms: Any) -> tuple[list[str], dict[str, str]]:

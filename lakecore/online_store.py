@@ -422,6 +422,10 @@ class OnlineStore:
             except lmdb.Error:
                 pass        # a transaction is open somewhere: growth on MapFullError instead
 
+    def database(self, name: str, version: int) -> Any:
+        """A group's database handle (None: no online data yet)."""
+        return self._database(name, version)[1]
+
     def _database(self, name: str, version: int) -> tuple[lmdb.Environment | None, Any]:
         """The environment and a group's database handle (None: not created yet), cached
         for the read paths until a fork or an aborted write invalidates handles."""
@@ -461,6 +465,64 @@ class OnlineStore:
         values, or None when the key is missing or past the ttl: the feature-vector path."""
         row = self.read_row(name, version, layout, encode_key(layout, key), ttl_us)
         return None if row is None else dict(zip(layout.feature_names, row))
+
+    def read_many(self, requests: list[tuple[Any, Layout, tuple, int | None]]) -> list:
+        """Several one-key reads in one transaction: for each ``(db, layout, key, ttl_us)``
+        (``db`` from ``database``, taken before) the features as Python values in column
+        order, or None when missing or past the ttl."""
+        env = self._env(create=False)
+        if env is None:
+            return [None] * len(requests)
+        now = time.time_ns() // 1000
+        with env.begin() as txn:
+            get = txn.get
+            rows = [None if db is None else rowcodec.decode_row(
+                        layout.codec, get(encode_key(layout, key), None, db),
+                        _NO_TTL if ttl_us is None else now - ttl_us)
+                    for db, layout, key, ttl_us in requests]
+        for row, (_, layout, _, _) in zip(rows, requests):
+            if row is not None and layout.converters:
+                for j, convert in layout.converters:
+                    if row[j] is not None:
+                        row[j] = convert(row[j])
+        return rows
+
+    def handles_version(self) -> int:
+        """Changes whenever handles taken from ``database`` may have become invalid (a fork,
+        an aborted write): holders of handles compare it before use."""
+        return _handle_generation
+
+    def read_concatenated(self, groups: list[tuple[Any, Layout, int | None, list[str]]],
+                          key: dict[str, Any], env: lmdb.Environment | None = None) -> list:
+        """The feature-vector path: for each ``(db, layout, ttl_us, on)`` the features of the
+        key ``tuple(key[c] for c in on)``, all read in one transaction and concatenated in
+        order (Nones for a missing or stale row). Keys must have the groups' key types."""
+        env = env or self._env(create=False)
+        now = time.time_ns() // 1000
+        out: list = []
+        if env is None:
+            for _, layout, _, _ in groups:
+                out.extend([None] * len(layout.features))
+            return out
+        decode, encode = rowcodec.decode_row, rowcodec.encode_key
+        with env.begin() as txn:
+            get = txn.get
+            for db, layout, ttl_us, on in groups:
+                values = tuple([key[c] for c in on])
+                if layout.key_converters:
+                    values = tuple(convert(v) if convert else v
+                                   for v, convert in zip(values, layout.key_converters))
+                row = None if db is None else decode(
+                    layout.codec, get(encode(layout.codec, values), None, db),
+                    _NO_TTL if ttl_us is None else now - ttl_us)
+                if row is None:
+                    out.extend([None] * len(layout.features))
+                    continue
+                for j, convert in layout.converters:
+                    if row[j] is not None:
+                        row[j] = convert(row[j])
+                out.extend(row)
+        return out
 
     def read_row(self, name: str, version: int, layout: Layout, key: bytes,
                  ttl_us: int | None) -> list | None:

@@ -224,7 +224,7 @@ def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
         output = as_table(spine, "spine")
         duplicated = {n for n in output.column_names if output.column_names.count(n) > 1}
         if duplicated:
-            raise SchemaError(f"spine: column {sorted(duplicated)[0]!r} appears twice")
+            raise SchemaError(f"spine: column {min(duplicated)!r} appears twice")
         missing = [k for k in root_group.primary_key if k not in output.column_names]
         if missing:
             raise SchemaError(f"spine: missing join key column {missing[0]!r} of feature group "

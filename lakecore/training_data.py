@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lakecore import transforms as tf
+from lakecore._arrow import type_kind
 from lakecore.catalog import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
 from lakecore.delta_log import fsync_path
 from lakecore.errors import SchemaError, ValidationError
 from lakecore.hashing import digest_file, digest_record
-from lakecore import transforms as tf
-from lakecore._arrow import type_kind
 from lakecore.query import _as_utc_times, _utc_micros, build
 
 if TYPE_CHECKING:

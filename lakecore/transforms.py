@@ -130,20 +130,33 @@ def apply(table: pa.Table, fitted: list[Fitted]) -> pa.Table:
     return pa.table(arrays, names=names)
 
 
+class RowTransformer:
+    """The fitted transforms on one row of Python values (the online feature-vector path):
+    the same arithmetic as ``apply``, so the same raw values give the same numbers."""
+
+    def __init__(self, fitted: list[Fitted]):
+        self._by_column = {f.column: f for f in fitted}
+        self._codes = {f.column: {v: i for i, v in enumerate(f.values)} for f in fitted
+                       if f.kind == "label_encoder"}
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        if not self._by_column:
+            return row
+        out: dict[str, Any] = {}
+        for name, value in row.items():
+            f = self._by_column.get(name)
+            if f is None:
+                out[name] = value
+            elif f.kind in SCALERS:
+                out[name] = None if value is None else (float(value) - f.center) / f.scale
+            elif f.kind == "label_encoder":
+                out[name] = None if value is None else self._codes[name].get(value, -1)
+            else:
+                for v in f.values:
+                    out[f"{name}_{v}"] = None if value is None else int(value == v)
+        return out
+
+
 def apply_row(row: dict[str, Any], fitted: list[Fitted]) -> dict[str, Any]:
-    """The same transforms on one row of Python values (the online feature-vector path)."""
-    out: dict[str, Any] = {}
-    by_column = {f.column: f for f in fitted}
-    for name, value in row.items():
-        f = by_column.get(name)
-        if f is None:
-            out[name] = value
-        elif f.kind in SCALERS:
-            out[name] = None if value is None else (float(value) - f.center) / f.scale
-        elif f.kind == "label_encoder":
-            out[name] = None if value is None else (f.values.index(value) if value in f.values
-                                                    else -1)
-        else:
-            for v in f.values:
-                out[f"{name}_{v}"] = None if value is None else int(value == v)
-    return out
+    """``RowTransformer(fitted)(row)``."""
+    return RowTransformer(fitted)(row)

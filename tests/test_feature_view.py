@@ -200,3 +200,43 @@ def test_feature_view_errors(lake):
         view.training_data(7)
     with pytest.raises(lakecore.AlreadyExistsError):
         lake.create_feature_view("fraud", query=tx.select_all())
+
+
+def test_feature_vector_paths(lake):
+    tx = lake.create_feature_group("tx", primary_key="card", event_time="at", online=True)
+    tx.insert({"card": [1, 2], "at": pa.array([ago(1), ago(1)], TS), "merchant": [7, 8],
+               "amount": [5.0, 6.0]})
+    merchants = lake.create_feature_group("merchants", primary_key="merchant_id", online=True)
+    merchants.insert({"merchant_id": [7], "country": ["FR"]})
+    view = lake.create_feature_view("v", query=tx.select_all().join(
+        merchants.select_all(), on="merchant"))
+    # a join on a feature of the first group: read one group after the other
+    assert view.feature_vector({"card": 1}) == {"merchant": 7, "amount": 5.0, "country": "FR"}
+    assert view.feature_vector({"card": 2}) == {"merchant": 8, "amount": 6.0, "country": None}
+    assert view.feature_vector({"card": 3}) == {"merchant": None, "amount": None, "country": None}
+    batch = view.feature_vectors({"card": [3, 1, 2]})
+    assert batch.to_pylist() == [{"merchant": None, "amount": None, "country": None},
+                                 {"merchant": 7, "amount": 5.0, "country": "FR"},
+                                 {"merchant": 8, "amount": 6.0, "country": None}]
+    with pytest.raises(SchemaError, match="'card'"):
+        view.feature_vector({"card": "one"})
+    with pytest.raises(SchemaError, match="'card'"):
+        view.feature_vector({"account": 1})
+    same_key = lake.create_feature_view("w", query=tx.select(["amount"]).join(
+        tx.select(["merchant"]), prefix="again_"))
+    assert same_key.feature_vector({"card": 2}) == {"amount": 6.0, "again_merchant": 8}
+
+
+def test_feature_vector_in_a_forked_child(lake):
+    import os
+
+    tx = lake.create_feature_group("tx", primary_key="card", online=True)
+    tx.insert({"card": [1], "amount": [5.0]})
+    view = lake.create_feature_view("v", query=tx.select_all())
+    assert view.feature_vector({"card": 1}) == {"amount": 5.0}
+    pid = os.fork()
+    if pid == 0:
+        ok = view.feature_vector({"card": 1}) == {"amount": 5.0}
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
