@@ -169,9 +169,16 @@ class OfflineTable:
                 break
         return found
 
-    def read(self, snapshot: Snapshot, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+    def read(self, snapshot: Snapshot, schema: pa.Schema, columns: list[str] | None,
+             within: tuple[str, int | None, int | None] | None = None) -> pa.Table:
+        """The table's rows (``columns`` only, when given). ``within``: ``(time column, lo,
+        hi)`` in microseconds; files whose recorded range of that column lies outside
+        ``[lo, hi]`` are skipped (their rows may still be outside it: filter after)."""
         target = schema if columns is None else pa.schema([schema.field(c) for c in columns])
-        paths = [os.path.join(self.location, p) for p in snapshot.files]
+        files = snapshot.files
+        if within is not None:
+            files = [p for p, add in files.items() if _may_hold(add, *within)]
+        paths = [os.path.join(self.location, p) for p in files]
         if not paths:
             return target.empty_table()
         threads = get_num_threads()
@@ -384,6 +391,14 @@ def _file_ranges(add: dict[str, Any]) -> dict[str, list[Any]]:
     """The key ranges lakecore recorded for a file; empty (may hold anything) for files that
     other engines wrote."""
     return json.loads((add.get("tags") or {}).get(_RANGES_TAG, "{}"))
+
+
+def _may_hold(add: dict[str, Any], column: str, lo: int | None, hi: int | None) -> bool:
+    """Whether a file may hold rows with ``lo <= column <= hi`` (no recorded range: maybe)."""
+    recorded = _file_ranges(add).get(column)
+    if recorded is None:
+        return True
+    return (lo is None or recorded[1] >= lo) and (hi is None or recorded[0] <= hi)
 
 
 def _remove_action(add: dict[str, Any], data_change: bool = True) -> dict[str, Any]:

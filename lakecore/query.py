@@ -141,8 +141,9 @@ class _Source:
     snapshot: Any
     schema: pa.Schema
 
-    def read(self, columns: list[str]) -> pa.Table:
-        return self.group._table.read(self.snapshot, self.schema, columns)
+    def read(self, columns: list[str],
+             within: tuple[str, int | None, int | None] | None = None) -> pa.Table:
+        return self.group._table.read(self.snapshot, self.schema, columns, within)
 
 
 def _source(lake: Lake, part: QueryPart, pinned: dict[tuple[str, int], int] | None) -> _Source:
@@ -274,7 +275,14 @@ def _join(output: pa.Table, spine_columns: list[str], spine_times: pa.ChunkedArr
     n = output.num_rows
     left = {k: output.column(c) for k, c in zip(group.primary_key, on)}
     right_columns = group.primary_key + ([group.event_time] if group.event_time else []) + features
-    right = source.read(right_columns)
+    within = None
+    if group.event_time and spine_times is not None:    # skip files no spine row can reach
+        bounds = pc.min_max(spine_times)
+        if bounds["max"].is_valid:
+            ttl_us = group._spec.ttl_us
+            lo = None if ttl_us is None else bounds["min"].value - ttl_us
+            within = (group.event_time, lo, bounds["max"].value)
+    right = source.read(right_columns, within)
     tolerance = None
     if group.event_time and spine_times is not None:
         left[TIME] = spine_times

@@ -157,3 +157,22 @@ def test_agrees_with_duckdb_asof_join(tmp_path):
             SELECT s.row, CASE WHEN f.ts >= s.ts - INTERVAL {ttl_us} MICROSECOND THEN f.v END AS v
             FROM s ASOF LEFT JOIN f ON s.id = f.id AND s.ts >= f.ts ORDER BY s.row""").to_arrow_table()
         assert got.column("v").to_pylist() == want.column("v").to_pylist()
+
+
+def test_files_out_of_the_spines_reach_are_not_read(tmp_path, monkeypatch):
+    from lakecore import offline_table
+
+    with lakecore.open(tmp_path) as lake:
+        fg = lake.create_feature_group("f", primary_key="id", event_time="ts",
+                                       ttl=dt.timedelta(days=2))
+        for month in range(6):            # one file per month
+            fg.insert({"id": [1, 2], "ts": pa.array([day(30 * month), day(30 * month + 1)], TS),
+                       "v": [float(month), float(month) + 0.5]})
+        read = []
+        real = offline_table.pq.read_table
+        monkeypatch.setattr(offline_table.pq, "read_table",
+                            lambda path, **kw: read.append(path) or real(path, **kw))
+        spine = {"id": [1, 2, 2], "ts": pa.array([day(61), day(62), day(95)], TS)}
+        got = fg.select_all().read(spine=spine)
+        assert got.column("v").to_pylist() == [2.0, 2.5, None]   # day 91 is 4 days before 95
+        assert len(read) == 2            # months 2 and 3 only
