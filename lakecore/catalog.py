@@ -83,7 +83,7 @@ class TrainingDatasetSpec(msgspec.Struct, frozen=True, kw_only=True):
     features: list[str]                 # before transforms
     labels: list[str]
     transforms: list[Fitted]
-    files: dict[str, DataFile]          # split name ("all" without splits) -> file
+    files: dict[str, list[DataFile]]    # split name ("all" without splits) -> its parts
     description: str
     created_at_ms: int
     hash: str

@@ -14,8 +14,10 @@ Transforms are applied when the data is read, from the fitted statistics.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -29,7 +31,7 @@ from lakecore._arrow import type_kind
 from lakecore.catalog import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
 from lakecore.delta_log import fsync_path
 from lakecore.errors import SchemaError, ValidationError
-from lakecore.hashing import digest_file, digest_record
+from lakecore.hashing import digest_record
 from lakecore.query import _as_utc_times, _utc_micros, build
 
 if TYPE_CHECKING:
@@ -89,20 +91,49 @@ def _split_rows(table: pa.Table, time_column: str | None, parts: list[SplitPart]
     return {p.name: np.flatnonzero((times >= p.start_us) & (times < p.end_us)) for p in parts}
 
 
-def write_parquet(table: pa.Table, path: str) -> None:
-    """A deterministic Parquet file (same rows, same bytes), fsynced."""
+# Rows per dataset file: a big split is several files, written on several threads.
+PART_ROWS = 1 << 19
+
+
+class _HashingFile:
+    """A binary file that hashes what is written through it (no second read for the digest)."""
+
+    def __init__(self, file):
+        self._file, self._hash, self._position = file, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self._hash.update(data)
+        self._position += len(data)
+        return self._file.write(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def digest(self) -> str:
+        return f"sha256:{self._hash.hexdigest()}"
+
+
+def write_parquet(table: pa.Table, lake_path: str, relative: str) -> DataFile:
+    """A deterministic Parquet file (same rows, same bytes), fsynced; its DataFile."""
+    path = os.path.join(lake_path, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp"
     text = [f.name for f in table.schema if type_kind(f.type) in ("string", "binary")]
-    pq.write_table(table.combine_chunks(), tmp, compression="zstd", use_dictionary=text,
-                   row_group_size=1 << 20)   # dictionaries pay off for text only
-    fsync_path(tmp)
+    with open(tmp, "wb") as f:
+        hashing = _HashingFile(f)
+        pq.write_table(table.combine_chunks(), hashing, compression="zstd",
+                       use_dictionary=text, row_group_size=1 << 20)  # dictionaries: text only
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def _data_file(lake_path: str, relative: str, rows: int) -> DataFile:
-    return DataFile(path=relative, sha256=digest_file(os.path.join(lake_path, relative)),
-                    rows=rows)
+    return DataFile(path=relative, sha256=hashing.digest(), rows=table.num_rows)
 
 
 def content_hash(spec: TrainingDatasetSpec) -> str:
@@ -115,7 +146,8 @@ def content_hash(spec: TrainingDatasetSpec) -> str:
                    "end": spec.end_time_us, "splits": spec.splits, "seed": spec.seed,
                    "keys": spec.key_columns, "features": spec.features, "labels": spec.labels},
         "transforms": spec.transforms,
-        "files": {name: [f.sha256, f.rows] for name, f in sorted(spec.files.items())},
+        "files": {name: [[f.sha256, f.rows] for f in parts]
+                  for name, parts in sorted(spec.files.items())},
     })
 
 
@@ -124,6 +156,20 @@ def materialize(lake: Lake, view: FeatureViewSpec, version: int, *, spine: pa.Ta
                 folder: str, pinned: dict[tuple[str, int], int] | None = None,
                 stored_spine: DataFile | None = None) -> TrainingDatasetSpec:
     """Build the view's data and write it to ``folder`` (relative to the lake); the manifest."""
+    pool = ThreadPoolExecutor(2, thread_name_prefix="lakecore-write")
+    try:
+        return _materialize(lake, view, version, spine, start_time, end_time, split, seed,
+                            description, folder, pinned, stored_spine, pool)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _materialize(lake, view, version, spine, start_time, end_time, split, seed, description,
+                 folder, pinned, stored_spine, pool) -> TrainingDatasetSpec:
+    spine_file = None
+    if spine is not None and stored_spine is None:      # written while the joins run
+        spine_file = pool.submit(write_parquet, spine, lake.path,
+                                 os.path.join(folder, "spine.parquet"))
     built = build(lake, view.query, spine, start_time, end_time, pinned)
     table = built.table
     missing = [label for label in view.labels if label not in table.column_names]
@@ -139,17 +185,17 @@ def materialize(lake: Lake, view: FeatureViewSpec, version: int, *, spine: pa.Ta
     fit_rows = raw.select(features) if not split else \
         raw.select(features).take(pa.array(rows[fit_on], pa.int64()))
     fitted = tf.fit(fit_rows, view.transforms)
-    files = {}
-    for name, indices in rows.items():
-        relative = os.path.join(folder, f"{name}.parquet")
+    writes: dict[str, list] = {}
+    for name, indices in rows.items():          # splits and their parts are written side by side
         whole = len(indices) == raw.num_rows and not split
-        part = raw if whole else raw.take(pa.array(indices, pa.int64()))
-        write_parquet(part, os.path.join(lake.path, relative))
-        files[name] = _data_file(lake.path, relative, part.num_rows)
-    if spine is not None and stored_spine is None:
-        relative = os.path.join(folder, "spine.parquet")
-        write_parquet(spine, os.path.join(lake.path, relative))
-        stored_spine = _data_file(lake.path, relative, spine.num_rows)
+        rows_of_split = raw if whole else raw.take(pa.array(indices, pa.int64()))
+        writes[name] = [
+            pool.submit(write_parquet, rows_of_split.slice(start, PART_ROWS), lake.path,
+                        os.path.join(folder, f"{name}-{start // PART_ROWS:04d}.parquet"))
+            for start in range(0, max(rows_of_split.num_rows, 1), PART_ROWS)]
+    files = {name: [future.result() for future in futures] for name, futures in writes.items()}
+    if spine_file is not None:
+        stored_spine = spine_file.result()
     fsync_path(os.path.join(lake.path, folder))
     spec = TrainingDatasetSpec(
         view=view.name, view_version=view.version, version=version, sources=built.sources,
@@ -188,7 +234,7 @@ class TrainingDataset:
         """Split name -> number of rows (empty without splits)."""
         if not self._spec.splits:
             return {}
-        return {p.name: self._spec.files[p.name].rows for p in self._spec.splits}
+        return {p.name: sum(f.rows for f in self._spec.files[p.name]) for p in self._spec.splits}
 
     @property
     def sources(self) -> list:
@@ -210,7 +256,8 @@ class TrainingDataset:
             names = [split]
         else:
             raise ValidationError(f"split: no split {split!r} (splits: {', '.join(spec.files)})")
-        parts = [pq.read_table(os.path.join(self._lake.path, spec.files[n].path)) for n in names]
+        parts = [pq.read_table(os.path.join(self._lake.path, f.path))
+                 for n in names for f in spec.files[n]]
         raw = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         features = tf.apply(raw.select(spec.features), spec.transforms)
         columns = ([raw.column(c) for c in spec.key_columns] if with_keys else []) + \

@@ -240,3 +240,16 @@ def test_feature_vector_in_a_forked_child(lake):
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_big_splits_are_written_as_several_files(lake, monkeypatch):
+    from lakecore import training_data
+
+    tx, profile, view, spine = fraud_lake(lake)
+    whole = view.create_training_data(spine=spine, split={"train": 0.6, "test": 0.4}, seed=3)
+    monkeypatch.setattr(training_data, "PART_ROWS", 64)
+    parted = view.create_training_data(spine=spine, split={"train": 0.6, "test": 0.4}, seed=3)
+    assert [len(f) for f in parted._spec.files.values()] == [3, 2]     # 180 and 120 rows
+    assert parted.read("train").equals(whole.read("train"))
+    assert parted.splits == whole.splits == {"train": 180, "test": 120}
+    assert parted.recreate().hash == parted.hash != whole.hash
