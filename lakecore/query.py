@@ -20,9 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore._arrow import as_table, type_kind
-from lakecore.asof import asof_join
+from lakecore._arrow import as_table, indices_array, take_rows, type_kind
+from lakecore._native import asof as _asof
+from lakecore._threads import get_num_threads
 from lakecore.errors import SchemaError, ValidationError
+from lakecore.keys import key_codes
 
 if TYPE_CHECKING:
     from lakecore.feature_group import FeatureGroup
@@ -244,16 +246,32 @@ def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
     spine_times = None
     if time_column is not None:
         spine_times = _as_utc_times(output.column(time_column), time_column)
-    for part, source in joins:
-        output = _join(output, spine_columns, spine_times, part, source)
+    # Joins whose key columns the output already has are done together, so that the spine's
+    # keys are factorized once per join key (with every such group's keys), not once per group.
+    base = list(output.column_names)
+    pending = list(joins)
+    while pending:
+        ready = [j for j in pending
+                 if all(c in output.column_names for c in (j[0].on or j[1].group.primary_key))]
+        if not ready:
+            part, source = pending[0]          # names a missing column: report it
+            _plan_join(output, spine_columns, part, source)
+        first_on = ready[0][0].on or ready[0][1].group.primary_key
+        batch = [j for j in ready if (j[0].on or j[1].group.primary_key) == first_on]
+        output = _join_batch(output, spine_columns, spine_times, batch)
+        pending = [j for j in pending if j not in batch]
+    order = base + [(part.prefix or "") + c for part, _ in joins
+                    for c in part.columns if (part.prefix or "") + c not in spine_columns]
+    if output.column_names != order:    # batches may have run out of query order
+        output = output.select(order)
     commits = [SourceCommit(group=s.group.name, version=s.group.version,
                             commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
     return Built(output, commits, spine_columns, time_column)
 
 
-def _join(output: pa.Table, spine_columns: list[str], spine_times: pa.ChunkedArray | None,
-          part: QueryPart, source: _Source) -> pa.Table:
-    """``output`` with ``part``'s features of ``source`` joined on (as of the spine times)."""
+def _plan_join(output: pa.Table, spine_columns: list[str], part: QueryPart,
+               source: _Source) -> list[str]:
+    """Check one join against the output so far; the feature columns it adds."""
     group = source.group
     on = part.on or group.primary_key
     missing = [c for c in on if c not in output.column_names]
@@ -270,39 +288,104 @@ def _join(output: pa.Table, spine_columns: list[str], spine_times: pa.ChunkedArr
             raise SchemaError(f"column {name!r} of feature group {group.name!r} clashes with a "
                               f"column already in the query's output; pass prefix= to join()")
         features.append(column)
-    if not features:
-        return output
-    n = output.num_rows
-    left = {k: output.column(c) for k, c in zip(group.primary_key, on)}
-    right_columns = group.primary_key + ([group.event_time] if group.event_time else []) + features
+    return features
+
+
+def _right_rows(source: _Source, features: list[str],
+                spine_times: pa.ChunkedArray | None) -> tuple[pa.Table, np.ndarray, int | None]:
+    """A group's key and feature columns (without rows no spine row can reach), its times as
+    int64 microseconds (all 0 without event time or spine times), and its ttl."""
+    group = source.group
+    timed = bool(group.event_time) and spine_times is not None
     within = None
-    if group.event_time and spine_times is not None:    # skip files no spine row can reach
+    if timed:                           # skip files no spine row can reach
         bounds = pc.min_max(spine_times)
         if bounds["max"].is_valid:
             ttl_us = group._spec.ttl_us
             lo = None if ttl_us is None else bounds["min"].value - ttl_us
             within = (group.event_time, lo, bounds["max"].value)
-    right = source.read(right_columns, within)
-    tolerance = None
-    if group.event_time and spine_times is not None:
-        left[TIME] = spine_times
-        right_times = right.column(group.event_time)
-        right = right.drop_columns([group.event_time]).append_column(TIME, right_times)
+    columns = group.primary_key + ([group.event_time] if group.event_time else []) + features
+    right = source.read(columns, within)
+    if not group.event_time:
+        return right, np.zeros(right.num_rows, np.int64), None
+    right = right.rename_columns([TIME if c == group.event_time else c for c in right.column_names])
+    if timed:
         right = _prune(right, spine_times, group._spec.ttl_us)
-        if group._spec.ttl_us is not None:
-            tolerance = dt.timedelta(microseconds=group._spec.ttl_us)
+    times = pc.cast(right.column(TIME), pa.int64()).to_numpy(zero_copy_only=False)
+    return right, times, group._spec.ttl_us if timed else None
+
+
+def _join_batch(output: pa.Table, spine_columns: list[str], spine_times: pa.ChunkedArray | None,
+                batch: list[tuple[QueryPart, _Source]]) -> pa.Table:
+    """``output`` with the features of every group in ``batch`` (all joined on the same
+    output columns) as of the spine times: the spine's keys and all the groups' keys are
+    factorized together once, then each group is matched by the native as-of kernel."""
+    plans = [(part, source, _plan_join(output, spine_columns, part, source))
+             for part, source in batch]
+    plans = [p for p in plans if p[2]]
+    if not plans:
+        return output
+    on = plans[0][0].on or plans[0][1].group.primary_key
+    names = plans[0][1].group.primary_key
+    rights = [_right_rows(source, features, spine_times) for _, source, features in plans]
+    left_keys = pa.table([output.column(c) for c in on], names=names)
+    right_keys = _concat_keys([rows.select(source.group.primary_key).rename_columns(names)
+                               for (rows, _, _), (_, source, _) in zip(rights, plans)])
+    if right_keys is None:              # key types differ between the groups: one at a time
+        for plan, right in zip(plans, rights):
+            output = _join_batch_of_one(output, spine_times, on, plan, right)
+        return output
+    left_codes, right_codes, n_codes = key_codes(left_keys, right_keys, names, names)
+    start = 0
+    for (part, source, features), (right, times, ttl_us) in zip(plans, rights):
+        codes = right_codes[start:start + right.num_rows]
+        start += right.num_rows
+        output = _match_and_add(output, spine_times, left_codes, codes, times, n_codes, ttl_us,
+                                right, part, features, source.group.event_time is not None)
+    return output
+
+
+def _join_batch_of_one(output, spine_times, on, plan, right_rows) -> pa.Table:
+    part, source, features = plan
+    right, times, ttl_us = right_rows
+    names = source.group.primary_key
+    left_codes, codes, n_codes = key_codes(pa.table([output.column(c) for c in on], names=names),
+                                           right, names, names)
+    return _match_and_add(output, spine_times, left_codes, codes, times, n_codes, ttl_us, right,
+                          part, features, source.group.event_time is not None)
+
+
+def _concat_keys(tables: list[pa.Table]) -> pa.Table | None:
+    """The groups' key columns one after the other (None when their types differ)."""
+    if any(t.schema != tables[0].schema for t in tables):
+        return None
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def _match_and_add(output, spine_times, left_codes, right_codes, right_times, n_codes, ttl_us,
+                   right, part, features, timed_group) -> pa.Table:
+    """Match every output row to the group's row (backward as of the spine time, within the
+    ttl) and append the group's feature columns."""
+    n = output.num_rows
+    left_codes = left_codes.copy()
+    if timed_group and spine_times is not None:
+        left_times = pc.cast(spine_times, pa.int64())
+        if left_times.null_count:
+            left_codes[np.asarray(left_times.is_null().to_numpy(zero_copy_only=False), bool)] = -1
+            left_times = pc.fill_null(left_times, 0)
+        left_times = left_times.to_numpy(zero_copy_only=False)
     else:                               # no time on one side: the latest row of each key
-        left[TIME] = pa.array(np.full(n, _LATEST, np.int64))
-        if group.event_time:
-            right_times = pc.cast(right.column(group.event_time), pa.int64())
-            right = right.drop_columns([group.event_time]).append_column(TIME, right_times)
-        else:
-            right = right.append_column(TIME, pa.array(np.zeros(right.num_rows, np.int64)))
-    joined = asof_join(pa.table(left), right, on=TIME, by=group.primary_key,
-                       tolerance=tolerance)
+        left_times = np.full(n, _LATEST, np.int64)
+    threads = get_num_threads()
+    matched = _asof.asof_indices(left_codes, np.ascontiguousarray(left_times, np.int64),
+                                 right_codes, np.ascontiguousarray(right_times, np.int64),
+                                 n_codes, int(_asof.Direction.BACKWARD), False,
+                                 ttl_us is not None, ttl_us or 0, threads)
+    gathered = take_rows(right.select(features), indices_array(matched), threads)
+    prefix = part.prefix or ""
     for column in features:
         output = output.append_column(pa.field(prefix + column, right.schema.field(column).type),
-                                      joined.column(column))
+                                      gathered.column(column))
     return output
 
 

@@ -176,3 +176,22 @@ def test_files_out_of_the_spines_reach_are_not_read(tmp_path, monkeypatch):
         got = fg.select_all().read(spine=spine)
         assert got.column("v").to_pylist() == [2.0, 2.5, None]   # day 91 is 4 days before 95
         assert len(read) == 2            # months 2 and 3 only
+
+
+def test_groups_sharing_a_key_are_joined_together_in_query_order(tmp_path):
+    with lakecore.open(tmp_path) as lake:
+        tx = lake.create_feature_group("tx", primary_key="card", event_time="at")
+        tx.insert({"card": [1], "at": pa.array([day(0)], TS), "merchant": [7]})
+        merchants = lake.create_feature_group("merchants", primary_key="merchant_id")
+        merchants.insert({"merchant_id": [7], "country": ["FR"]})
+        limits = lake.create_feature_group("limits", primary_key="card", event_time="at")
+        limits.insert({"card": [1], "at": pa.array([day(0)], TS), "limit": [100.0]})
+        narrow = lake.create_feature_group("narrow", primary_key="card")
+        narrow.insert({"card": pa.array([1], pa.int32()), "tier": ["gold"]})
+        query = (tx.select_all().join(merchants.select_all(), on="merchant")
+                 .join(limits.select_all()).join(narrow.select_all()))
+        got = query.read(spine={"card": [1, 2], "at": pa.array([day(1), day(1)], TS)})
+        assert got.column_names == ["card", "at", "merchant", "country", "limit", "tier"]
+        assert got.to_pylist()[0] == {"card": 1, "at": day(1), "merchant": 7, "country": "FR",
+                                      "limit": 100.0, "tier": "gold"}
+        assert got.to_pylist()[1]["tier"] is None
