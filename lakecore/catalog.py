@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import msgspec
 
@@ -89,11 +89,29 @@ class TrainingDatasetSpec(msgspec.Struct, frozen=True, kw_only=True):
     hash: str
 
 
+class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered model version: its artifact files (copied into the lake), parameters,
+    metrics and the training dataset it was made from."""
+
+    name: str
+    version: int
+    artifact: str                       # the artifact's path, relative to the lake
+    files: list[DataFile]               # every file of the artifact
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    training_data: list[Any] | None     # [view, view version, dataset version, dataset hash]
+    description: str
+    created_at_ms: int
+    hash: str
+
+
 class CatalogState(msgspec.Struct, kw_only=True):
     format: int = 1
     feature_groups: list[FeatureGroupSpec] = []
     feature_views: list[FeatureViewSpec] = []
     training_datasets: list[TrainingDatasetSpec] = []
+    models: list[ModelSpec] = []
+    aliases: dict[str, dict[str, int]] = {}     # model name -> alias -> version
 
 
 _encoder = msgspec.json.Encoder(order="sorted")

@@ -128,6 +128,8 @@ class FeatureGroup:
             table.discard_pending()
             raise
         table.pending.clear()
+        self._lake.audit.append(change.operation, f"fg:{self.name}@{self.version}#{snapshot.version}",
+                                snapshot.commit_hash)
         if self.online:
             store = self._lake.online_store
             if store.watermark(self.name, self.version) == snapshot.version - 1:

@@ -67,6 +67,8 @@ class FeatureView:
                                start_time=start_time, end_time=end_time, split=parts,
                                seed=seed, description=description, folder=folder)
             self._lake.catalog.update(lambda s: s.training_datasets.append(spec))
+            self._lake.audit.append("create_training_data",
+                                    f"td:{self.name}@{self.version}/{version}", spec.hash)
         return TrainingDataset(self._lake, spec)
 
     def _datasets(self) -> list[TrainingDatasetSpec]:

@@ -19,10 +19,14 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
+from lakecore.audit import AuditEvent, AuditLog, missing_events
+from lakecore.lineage import Node, lineage
+from lakecore.models import ModelRegistry, Predictor
+from lakecore.verify import Report, verify
 from lakecore.catalog import Catalog, FeatureGroupSpec, FeatureViewSpec
 from lakecore.delta_log import fsync_path
 from lakecore.errors import (
@@ -96,8 +100,56 @@ class Lake:
         self._tables: dict[str, OfflineTable] = {}
         self._tables_guard = threading.Lock()
         self.online_store = OnlineStore(self.path, self.readonly)
+        self.audit = AuditLog(self.path)
+        self.models = ModelRegistry(self)
         if not self.readonly:
             self._catch_up_online()
+            self._catch_up_audit()
+
+    def _catch_up_audit(self) -> None:
+        """Append the audit events a crash left out (a change is durable before its event)."""
+        with self._lock.hold():
+            wanted = []
+            state = self.catalog.state()
+            for spec in state.feature_groups:
+                wanted.append(("create_feature_group", f"fg:{spec.name}@{spec.version}", None))
+                for commit in FeatureGroup(self, spec).history():
+                    wanted.append((commit.operation, f"fg:{spec.name}@{spec.version}#{commit.version}",
+                                   commit.hash))
+            for view in state.feature_views:
+                wanted.append(("create_feature_view", f"fv:{view.name}@{view.version}", None))
+            for td in state.training_datasets:
+                wanted.append(("create_training_data",
+                               f"td:{td.view}@{td.view_version}/{td.version}", td.hash))
+            for model in state.models:
+                wanted.append(("register_model", f"model:{model.name}@{model.version}", model.hash))
+            events = self.audit.events()
+            for op, target, digest in missing_events(events, wanted):
+                self.audit.append(op, target, digest, events)
+
+    def predictor(self, model_name: str, *, version: int | None = None,
+                  alias: str | None = None, load: Callable[[str], Any]) -> Predictor:
+        """A model version (by version or alias; latest when neither) loaded with ``load``,
+        predicting from online feature vectors."""
+        self._check_open()
+        return Predictor(self, model_name, version, alias, load)
+
+    def lineage(self, obj: Any, direction: str = "upstream") -> list[Node]:
+        """What ``obj`` was made from (upstream) or what was made from it (downstream)."""
+        self._check_open()
+        return lineage(self, obj, direction)
+
+    def verify(self, *, fast: bool = False) -> Report:
+        """Re-hash every file the lake needs and check every hash and the audit chain.
+        ``fast=True`` trusts files whose (inode, mtime, size) have not changed since a
+        previous verify."""
+        self._check_open()
+        return verify(self, fast=fast)
+
+    def audit_log(self) -> list[AuditEvent]:
+        """Every change ever made to the lake, oldest first, hash-chained."""
+        self._check_open()
+        return self.audit.events()
 
     def _catch_up_online(self) -> None:
         """Bring every online group's online data up to its latest offline commit."""
@@ -213,6 +265,7 @@ class Lake:
                 table_id=str(uuid.uuid4()), location=location,
             )
             self.catalog.update(lambda state: state.feature_groups.append(spec))
+            self.audit.append("create_feature_group", f"fg:{name}@{version}", None)
         return FeatureGroup(self, spec)
 
     def _find_spec(self, name: str, version: int | None) -> FeatureGroupSpec | None:
@@ -253,6 +306,7 @@ class Lake:
                                    transforms=transforms, description=description,
                                    created_at_ms=time.time_ns() // 1_000_000)
             self.catalog.update(lambda s: s.feature_views.append(spec))
+            self.audit.append("create_feature_view", f"fv:{name}@{version}", None)
         return FeatureView(self, spec)
 
     def feature_view(self, name: str, version: int | None = None) -> FeatureView:

@@ -306,13 +306,8 @@ class OfflineTable:
             for add in change.adds:
                 live[add["path"]] = add
             schema_string = to_delta_schema_string(schema)
-            commit_hash = digest_record({
-                "parent": snapshot.commit_hash,
-                "schema": schema_string,
-                "files": sorted([a["path"], a["size"], (a.get("tags") or {}).get(_SHA_TAG)]
-                                for a in live.values()),
-                "operation": change.operation,
-            })
+            commit_hash = commit_digest(snapshot.commit_hash, schema_string, live.values(),
+                                        change.operation)
             info = {
                 "timestamp": timestamp,
                 "operation": {"insert": "WRITE", "delete": "DELETE", "compact": "OPTIMIZE"}.get(
@@ -391,6 +386,23 @@ def _file_ranges(add: dict[str, Any]) -> dict[str, list[Any]]:
     """The key ranges lakecore recorded for a file; empty (may hold anything) for files that
     other engines wrote."""
     return json.loads((add.get("tags") or {}).get(_RANGES_TAG, "{}"))
+
+
+def commit_digest(parent: str | None, schema_string: str, live: Any, operation: str) -> str:
+    """A commit's hash: its parent's hash, the schema, every live file (path, size, sha256)
+    and the operation."""
+    return digest_record({
+        "parent": parent,
+        "schema": schema_string,
+        "files": sorted([a["path"], a["size"], (a.get("tags") or {}).get(_SHA_TAG)]
+                        for a in live),
+        "operation": operation,
+    })
+
+
+def file_digest(add: dict[str, Any]) -> str | None:
+    """The sha256 lakecore recorded for a data file (None: written by another engine)."""
+    return (add.get("tags") or {}).get(_SHA_TAG)
 
 
 def _may_hold(add: dict[str, Any], column: str, lo: int | None, hi: int | None) -> bool:

@@ -1,0 +1,145 @@
+"""The audit log: every change to the lake, append-only and hash-chained.
+
+One JSON line per event in ``<lake>/audit.log``: sequence number, time, operation, target ref
+and the changed object's hash, plus ``prev_hash`` (the previous event's hash) and ``hash``, a
+sha256 over all of those, so editing, dropping or reordering an event breaks the chain. Events
+are appended, fsynced, while the writer lock is held, right after the change they record is
+durable (the change is the fact; its event is derived from it). A crash between the two is
+repaired by the next writable open, which appends the events missing for table commits,
+training datasets and model versions, and drops a torn last line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from typing import Any
+
+import msgspec
+
+from lakecore.delta_log import fsync_path
+from lakecore.hashing import digest_record
+
+AUDIT_FILE = "audit.log"
+
+
+class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    time_ms: int
+    op: str
+    target: str
+    object_hash: str | None
+    prev_hash: str | None
+    hash: str
+
+    @property
+    def time(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.time_ms / 1000, dt.timezone.utc)
+
+    def expected_hash(self) -> str:
+        return event_hash(self.seq, self.time_ms, self.op, self.target, self.object_hash,
+                          self.prev_hash)
+
+
+def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | None,
+               prev_hash: str | None) -> str:
+    return digest_record({"seq": seq, "time_ms": time_ms, "op": op, "target": target,
+                          "object_hash": object_hash, "prev_hash": prev_hash})
+
+
+_decoder = msgspec.json.Decoder(AuditEvent)
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+class AuditLog:
+    def __init__(self, lake_path: str):
+        self.path = os.path.join(lake_path, AUDIT_FILE)
+        self.lake_path = lake_path
+
+    def events(self) -> list[AuditEvent]:
+        """Every complete event, in order (a torn last line, left by a crash, is skipped)."""
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, "rb") as f:
+            lines = f.read().split(b"\n")
+        events = []
+        for i, line in enumerate(lines):
+            if not line:
+                continue
+            try:
+                events.append(_decoder.decode(line))
+            except msgspec.DecodeError:
+                if i == len(lines) - 1:     # torn by a crash while appending
+                    break
+                raise
+        return events
+
+    def raw_lines(self) -> list[bytes]:
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, "rb") as f:
+            return [line for line in f.read().split(b"\n") if line]
+
+    def append(self, op: str, target: str, object_hash: str | None,
+               events: list[AuditEvent] | None = None) -> AuditEvent:
+        """Append one event (the caller holds the writer lock)."""
+        events = self.events() if events is None else events
+        last = events[-1] if events else None
+        seq = last.seq + 1 if last else 1
+        time_ms = max(time.time_ns() // 1_000_000, last.time_ms if last else 0)
+        prev = last.hash if last else None
+        event = AuditEvent(seq=seq, time_ms=time_ms, op=op, target=target,
+                           object_hash=object_hash, prev_hash=prev,
+                           hash=event_hash(seq, time_ms, op, target, object_hash, prev))
+        self._truncate_torn_tail()
+        with open(self.path, "ab") as f:
+            f.write(_encoder.encode(event) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if seq == 1:
+            fsync_path(self.lake_path)
+        events.append(event)
+        return event
+
+    def _truncate_torn_tail(self) -> None:
+        """Drop a last line without its newline (a crash mid-append), before appending."""
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def check_chain(self) -> list[str]:
+        """Problems with the chain, in words (empty: intact)."""
+        problems = []
+        prev = None
+        for n, line in enumerate(self.raw_lines(), start=1):
+            try:
+                event = _decoder.decode(line)
+            except msgspec.DecodeError as exc:
+                problems.append(f"audit log line {n}: not a valid event ({exc})")
+                prev = None
+                continue
+            if event.expected_hash() != event.hash:
+                problems.append(f"audit event {event.seq} ({event.op} {event.target}): its hash "
+                                f"does not match its content (expected {event.expected_hash()}, "
+                                f"found {event.hash})")
+            if event.prev_hash != (prev.hash if prev else None):
+                problems.append(f"audit event {event.seq}: prev_hash {event.prev_hash} does not "
+                                f"match the previous event's hash "
+                                f"{prev.hash if prev else None}")
+            if prev is not None and event.seq != prev.seq + 1:
+                problems.append(f"audit event {event.seq} follows event {prev.seq}: an event is "
+                                f"missing or out of order")
+            prev = event
+        return problems
+
+
+def missing_events(existing: list[AuditEvent], wanted: list[tuple[str, str, Any]]) -> list:
+    """The ``(op, target, hash)`` of ``wanted`` whose target has no event yet."""
+    seen = {e.target for e in existing}
+    return [w for w in wanted if w[1] not in seen]

@@ -1,0 +1,293 @@
+"""The model registry and in-process serving.
+
+A model version's artifact (a file or a folder) is copied into ``<lake>/models/NAME/vN/``,
+made read-only and hashed file by file. Its ``hash`` covers those digests, its parameters,
+its metrics and its training dataset's hash, so ``verify()`` can prove which data made it.
+Aliases ("production", "staging", ...) point at versions; moving one is a deployment, and a
+``Predictor`` following an alias picks the move up on ``reload()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import shutil
+import stat
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakecore.catalog import DataFile, ModelSpec
+from lakecore.delta_log import fsync_path
+from lakecore.errors import NotFoundError, ValidationError
+from lakecore.hashing import digest_file, digest_record
+
+if TYPE_CHECKING:
+    from lakecore.lake import Lake
+    from lakecore.training_data import TrainingDataset
+
+
+def model_hash(spec: ModelSpec) -> str:
+    return digest_record({
+        "files": [[os.path.relpath(f.path, spec.artifact), f.sha256] for f in spec.files],
+        "params": spec.params, "metrics": spec.metrics,
+        "training_data": None if spec.training_data is None else spec.training_data[3],
+    })
+
+
+class ModelVersion:
+    def __init__(self, lake: Lake, spec: ModelSpec):
+        self._lake = lake
+        self._spec = spec
+
+    name = property(lambda self: self._spec.name)
+    version = property(lambda self: self._spec.version)
+    hash = property(lambda self: self._spec.hash)
+    description = property(lambda self: self._spec.description)
+    params = property(lambda self: dict(self._spec.params))
+    metrics = property(lambda self: dict(self._spec.metrics))
+
+    @property
+    def path(self) -> str:
+        """The read-only copy of the artifact inside the lake."""
+        return os.path.join(self._lake.path, self._spec.artifact)
+
+    @property
+    def created_at(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._spec.created_at_ms / 1000, dt.timezone.utc)
+
+    @property
+    def aliases(self) -> list[str]:
+        aliases = self._lake.catalog.state().aliases.get(self.name, {})
+        return sorted(a for a, v in aliases.items() if v == self.version)
+
+    @property
+    def training_data(self) -> TrainingDataset | None:
+        ref = self._spec.training_data
+        if ref is None:
+            return None
+        return self._lake.feature_view(ref[0], ref[1]).training_data(ref[2])
+
+    def __repr__(self) -> str:
+        return f"ModelVersion({self.name!r}, version={self.version})"
+
+
+def _check_values(values: Any, argument: str, numbers: bool) -> dict[str, Any]:
+    if values is None:
+        return {}
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise ValidationError(f"{argument}: expected a dict with str keys, got {values!r}")
+    if numbers:
+        for k, v in values.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValidationError(f"{argument}: {k!r} must be a finite number, got {v!r}")
+        return {k: float(v) for k, v in values.items()}
+    try:
+        return msgspec.json.decode(msgspec.json.encode(values))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ValidationError(f"{argument}: values must be JSON-like ({exc})") from None
+
+
+def _make_read_only(root: str) -> None:
+    for folder, dirs, files in os.walk(root):
+        for name in files:
+            os.chmod(os.path.join(folder, name), stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    for folder, dirs, files in os.walk(root, topdown=False):
+        os.chmod(folder, stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP
+                 | stat.S_IROTH | stat.S_IXOTH)
+
+
+def _make_writable(root: str) -> None:
+    for folder, dirs, files in os.walk(root):
+        os.chmod(folder, stat.S_IRWXU)
+        for name in files:
+            os.chmod(os.path.join(folder, name), stat.S_IRUSR | stat.S_IWUSR)
+
+
+class ModelRegistry:
+    """``lake.models``: register, find, alias and delete model versions."""
+
+    def __init__(self, lake: Lake):
+        self._lake = lake
+
+    def _specs(self, name: str) -> list[ModelSpec]:
+        return sorted((m for m in self._lake.catalog.state().models if m.name == name),
+                      key=lambda m: m.version)
+
+    def register(self, name: str, artifact: str | os.PathLike[str], *,
+                 training_data: TrainingDataset | None = None, metrics: dict | None = None,
+                 params: dict | None = None, description: str = "") -> ModelVersion:
+        """Copy ``artifact`` (a file or a folder) into the lake as the next version of
+        ``name``."""
+        from lakecore.lake import check_name
+        from lakecore.training_data import TrainingDataset
+
+        lake = self._lake
+        name = check_name(name, "model name")
+        source = os.fspath(artifact)
+        if not os.path.exists(source):
+            raise NotFoundError(f"artifact: no file or folder at {source}")
+        metrics = _check_values(metrics, "metrics", numbers=True)
+        params = _check_values(params, "params", numbers=False)
+        if training_data is not None and not isinstance(training_data, TrainingDataset):
+            raise ValidationError(f"training_data: expected a TrainingDataset, got "
+                                  f"{type(training_data).__name__}")
+        if not isinstance(description, str):
+            raise ValidationError(f"description: expected a str, got {description!r}")
+        with lake._writing(f"register model {name!r}"):
+            version = 1 + max((m.version for m in self._specs(name)), default=0)
+            home = os.path.join("models", name, f"v{version}")
+            staging = os.path.join(lake.path, "models", name, f".staging-{uuid.uuid4().hex}")
+            base = os.path.basename(os.path.normpath(source))
+            try:
+                os.makedirs(staging)
+                target = os.path.join(staging, base)
+                if os.path.isdir(source):
+                    shutil.copytree(source, target)
+                else:
+                    shutil.copy2(source, target)
+                files = []
+                for folder, _, names in sorted(os.walk(staging)):
+                    for file_name in sorted(names):
+                        path = os.path.join(folder, file_name)
+                        with open(path, "rb") as f:
+                            os.fsync(f.fileno())
+                        relative = os.path.join(home, os.path.relpath(path, staging))
+                        files.append(DataFile(path=relative, sha256=digest_file(path),
+                                              rows=os.path.getsize(path)))
+                _make_read_only(staging)
+                os.rename(staging, os.path.join(lake.path, home))
+                fsync_path(os.path.join(lake.path, "models", name))
+            except BaseException:
+                if os.path.exists(staging):
+                    _make_writable(staging)
+                    shutil.rmtree(staging, ignore_errors=True)
+                raise
+            td = None if training_data is None else [
+                training_data._spec.view, training_data._spec.view_version,
+                training_data.version, training_data.hash]
+            spec = ModelSpec(name=name, version=version, artifact=os.path.join(home, base),
+                             files=files, params=params, metrics=metrics, training_data=td,
+                             description=description, created_at_ms=time.time_ns() // 1_000_000,
+                             hash="")
+            spec = msgspec.structs.replace(spec, hash=model_hash(spec))
+            lake.catalog.update(lambda s: s.models.append(spec))
+            lake.audit.append("register_model", f"model:{name}@{version}", spec.hash)
+        return ModelVersion(lake, spec)
+
+    def get(self, name: str, version: int | None = None, *,
+            alias: str | None = None) -> ModelVersion:
+        """A version by number or alias (the latest when neither is given)."""
+        self._lake._check_open()
+        specs = self._specs(name)
+        if not specs:
+            raise NotFoundError(f"no model named {name!r}")
+        if alias is not None:
+            version = self._lake.catalog.state().aliases.get(name, {}).get(alias)
+            if version is None:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+        if version is None:
+            return ModelVersion(self._lake, specs[-1])
+        spec = next((m for m in specs if m.version == version), None)
+        if spec is None:
+            raise NotFoundError(f"model {name!r} has no version {version!r}")
+        return ModelVersion(self._lake, spec)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        self._lake._check_open()
+        return [ModelVersion(self._lake, m) for m in self._specs(name)]
+
+    def list(self) -> list[str]:
+        """The registered model names."""
+        self._lake._check_open()
+        return sorted({m.name for m in self._lake.catalog.state().models})
+
+    def best(self, name: str, metric: str, *, mode: str = "max") -> ModelVersion:
+        """The version with the highest (``mode="max"``) or lowest metric."""
+        if mode not in ("max", "min"):
+            raise ValidationError(f"mode: expected 'max' or 'min', got {mode!r}")
+        scored = [m for m in self.versions(name) if metric in m._spec.metrics]
+        if not scored:
+            raise NotFoundError(f"no version of model {name!r} has metric {metric!r}")
+        pick = max if mode == "max" else min
+        return pick(scored, key=lambda m: m._spec.metrics[metric])
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
+        from lakecore.lake import check_name
+
+        alias = check_name(alias, "alias")
+        with self._lake._writing(f"set alias {alias!r} of model {name!r}"):
+            target = self.get(name, version)
+            self._lake.catalog.update(
+                lambda s: s.aliases.setdefault(name, {}).__setitem__(alias, target.version))
+            self._lake.audit.append(f"set_alias:{alias}", f"model:{name}@{target.version}",
+                                    target.hash)
+
+    def delete(self, name: str, version: int) -> None:
+        """Delete a version; refused while an alias points to it."""
+        with self._lake._writing(f"delete model {name!r} version {version}"):
+            target = self.get(name, version)
+            pointing = target.aliases
+            if pointing:
+                raise ValidationError(f"model {name!r} version {version} is aliased as "
+                                      f"{', '.join(pointing)}; move the alias first")
+
+            def drop(state):
+                state.models = [m for m in state.models
+                                if (m.name, m.version) != (name, version)]
+            self._lake.catalog.update(drop)
+            self._lake.audit.append("delete_model", f"model:{name}@{version}", target.hash)
+            folder = os.path.join(self._lake.path, "models", name, f"v{version}")
+            _make_writable(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class Predictor:
+    """A model version loaded in this process, scoring keys from the online store."""
+
+    def __init__(self, lake: Lake, name: str, version: int | None, alias: str | None,
+                 load: Callable[[str], Any]):
+        if not callable(load):
+            raise ValidationError("load: expected a function taking the artifact path")
+        self._lake, self._name, self._version, self._alias, self._load = \
+            lake, name, version, alias, load
+        self.model_version: ModelVersion | None = None
+        self.model: Any = None
+        self.reload()
+
+    def reload(self) -> bool:
+        """Follow the alias (or version) again; True when another version was loaded."""
+        found = self._lake.models.get(self._name, self._version, alias=self._alias)
+        if self.model_version is not None and found.version == self.model_version.version:
+            return False
+        if found._spec.training_data is None:
+            raise ValidationError(f"model {self._name!r} version {found.version} has no "
+                                  f"training data, so its features are unknown")
+        self.model = self._load(found.path)
+        self.model_version = found
+        return True
+
+    @property
+    def version(self) -> int:
+        return self.model_version.version
+
+    def features(self, keys: Any) -> np.ndarray:
+        """The model's input matrix for ``keys``: online feature vectors through its training
+        data's feature view and transforms, float64, in training column order (nulls: NaN)."""
+        view_name, view_version, td_version, _ = self.model_version._spec.training_data
+        view = self._lake.feature_view(view_name, view_version)
+        vectors = view.feature_vectors(keys, training_data=td_version)
+        columns = [pc.cast(c, pa.float64()).to_numpy(zero_copy_only=False) for c in vectors.columns]
+        if not columns:
+            return np.zeros((vectors.num_rows, 0))
+        return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+
+    def predict(self, keys: Any) -> Any:
+        return self.model.predict(self.features(keys))

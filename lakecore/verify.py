@@ -1,0 +1,223 @@
+"""``lake.verify()``: prove the lake is what its hashes say.
+
+Re-hashes every data file referenced by any commit still in a table's history, every
+training dataset file and stored spine, and every model artifact file; recomputes every
+commit hash (replaying each Delta log from commit 0), every dataset and model hash; checks
+the audit log's chain and that every audited commit, dataset and model still exists with
+the hash the log recorded. Problems are reported in words: which object, which file,
+expected against found. Files no commit references (left by a crashed writer) are not
+problems.
+
+``fast=True`` reuses a file's digest from the previous verify when its (inode, mtime, size)
+are unchanged: much faster, but it trusts that nothing rewrote a file in place while keeping
+those three.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lakecore.delta_log import Snapshot
+from lakecore.hashing import digest_file
+from lakecore.lineage import parse_ref
+from lakecore.models import model_hash
+from lakecore.offline_table import commit_digest, file_digest
+from lakecore.training_data import content_hash
+
+if TYPE_CHECKING:
+    from lakecore.lake import Lake
+
+CACHE_FILE = ".verify-cache.json"
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    files_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __repr__(self) -> str:
+        return f"Report(ok={self.ok}, problems={len(self.problems)}, files={self.files_checked})"
+
+
+class _Digests:
+    """File digests, optionally cached by (inode, mtime, size)."""
+
+    def __init__(self, lake: Lake, fast: bool):
+        self.path = os.path.join(lake.path, CACHE_FILE)
+        self.fast = fast
+        self.cache: dict[str, list] = {}
+        if fast and os.path.exists(self.path):
+            try:
+                with open(self.path) as f:
+                    self.cache = json.load(f)
+            except (OSError, ValueError):
+                self.cache = {}
+        self.seen: dict[str, list] = {}
+
+    def __call__(self, path: str) -> str:
+        st = os.stat(path)
+        identity = [st.st_ino, st.st_mtime_ns, st.st_size]
+        cached = self.cache.get(path)
+        if self.fast and cached is not None and cached[:3] == identity:
+            digest = cached[3]
+        else:
+            digest = digest_file(path)
+        self.seen[path] = identity + [digest]
+        return digest
+
+    def save(self, writable: bool) -> None:
+        if not writable:
+            return
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.seen, f)
+        os.replace(tmp, self.path)
+
+
+def verify(lake: Lake, *, fast: bool = False) -> Report:
+    report = Report()
+    digests = _Digests(lake, fast)
+    commits = _verify_tables(lake, report, digests)
+    datasets = _verify_datasets(lake, report, digests)
+    models = _verify_models(lake, report, digests, datasets)
+    _verify_audit(lake, report, commits, datasets, models)
+    digests.save(not lake.readonly)
+    return report
+
+
+def _check_file(report: Report, digests: _Digests, path: str, expected: str | None,
+                what: str) -> None:
+    if not os.path.exists(path):
+        report.problems.append(f"{what}: file {path} is missing")
+        return
+    report.files_checked += 1
+    if expected is None:
+        return
+    found = digests(path)
+    if found != expected:
+        report.problems.append(f"{what}: file {path} has sha256 {found}, expected {expected}")
+
+
+def _verify_tables(lake: Lake, report: Report, digests: _Digests) -> dict[str, str | None]:
+    """Replay every table's log; the hash of every commit, by ref."""
+    hashes: dict[str, str | None] = {}
+    for spec in lake.catalog.state().feature_groups:
+        table = lake._offline_table(spec)
+        ref = f"fg:{spec.name}@{spec.version}"
+        versions, _ = table.log._versions_on_disk()
+        if not versions:
+            continue
+        expected_versions = list(range(versions[-1] + 1))
+        missing = sorted(set(expected_versions) - set(versions))
+        if missing:
+            report.problems.append(f"{ref}: commit file(s) {missing} of the Delta log are "
+                                   f"missing (commits 0..{versions[-1]} should exist)")
+        snapshot = Snapshot()
+        referenced: dict[str, dict] = {}
+        for version in expected_versions:
+            if version in missing:
+                break
+            try:
+                actions, timestamp = table.log.read_commit(version)
+            except (OSError, ValueError) as exc:
+                report.problems.append(f"{ref}#{version}: commit file unreadable ({exc})")
+                break
+            parent = snapshot.commit_hash
+            snapshot.apply(version, actions, timestamp)
+            info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+            ours = info.get("lakecore")
+            hashes[f"{ref}#{version}"] = snapshot.commit_hash
+            for add in snapshot.files.values():
+                referenced[add["path"]] = add
+            if not ours or snapshot.metadata is None:
+                continue
+            expected = commit_digest(parent, snapshot.metadata["schemaString"],
+                                     snapshot.files.values(), ours.get("operation"))
+            if expected != ours.get("hash"):
+                report.problems.append(f"{ref}#{version}: commit hash {ours.get('hash')} does "
+                                       f"not match its content (expected {expected})")
+            if ours.get("parent_hash") != parent:
+                report.problems.append(f"{ref}#{version}: parent hash {ours.get('parent_hash')} "
+                                       f"is not the previous commit's hash {parent}")
+        for path, add in sorted(referenced.items()):
+            _check_file(report, digests, os.path.join(table.location, path), file_digest(add),
+                        f"{ref} data file")
+    return hashes
+
+
+def _verify_datasets(lake: Lake, report: Report, digests: _Digests) -> dict[str, str]:
+    hashes = {}
+    for spec in lake.catalog.state().training_datasets:
+        ref = f"td:{spec.view}@{spec.view_version}/{spec.version}"
+        hashes[ref] = spec.hash
+        files = [f for parts in spec.files.values() for f in parts]
+        if spec.spine is not None:
+            files.append(spec.spine)
+        for f in files:
+            _check_file(report, digests, os.path.join(lake.path, f.path), f.sha256,
+                        f"{ref} training data")
+        expected = content_hash(spec)
+        if expected != spec.hash:
+            report.problems.append(f"{ref}: hash {spec.hash} does not match its manifest "
+                                   f"(expected {expected})")
+    return hashes
+
+
+def _verify_models(lake: Lake, report: Report, digests: _Digests,
+                   datasets: dict[str, str]) -> dict[str, str]:
+    hashes = {}
+    for spec in lake.catalog.state().models:
+        ref = f"model:{spec.name}@{spec.version}"
+        hashes[ref] = spec.hash
+        for f in spec.files:
+            _check_file(report, digests, os.path.join(lake.path, f.path), f.sha256,
+                        f"{ref} artifact")
+        expected = model_hash(spec)
+        if expected != spec.hash:
+            report.problems.append(f"{ref}: hash {spec.hash} does not match its files, params "
+                                   f"and metrics (expected {expected})")
+        if spec.training_data is not None:
+            view, view_version, version, td_hash = spec.training_data
+            td_ref = f"td:{view}@{view_version}/{version}"
+            if datasets.get(td_ref) != td_hash:
+                report.problems.append(f"{ref}: its training data {td_ref} has hash "
+                                       f"{datasets.get(td_ref)}, the model records {td_hash}")
+    return hashes
+
+
+def _verify_audit(lake: Lake, report: Report, commits: dict, datasets: dict,
+                  models: dict) -> None:
+    report.problems.extend(lake.audit.check_chain())
+    deleted = set()
+    for event in lake.audit.events():
+        kind = event.target.split(":", 1)[0]
+        if event.op == "delete_model":
+            deleted.add(event.target)
+            continue
+        if kind == "fg" and "#" in event.target:
+            known = commits
+        elif kind == "td":
+            known = datasets
+        elif kind == "model" and event.target not in deleted:
+            known = models
+        else:
+            continue
+        try:
+            parse_ref(event.target)
+        except Exception:               # noqa: BLE001 - any malformed target is a problem
+            report.problems.append(f"audit event {event.seq}: malformed target {event.target!r}")
+            continue
+        if event.target not in known:
+            report.problems.append(f"audit event {event.seq} ({event.op}): {event.target} no "
+                                   f"longer exists")
+        elif event.object_hash is not None and known[event.target] != event.object_hash:
+            report.problems.append(f"audit event {event.seq} ({event.op}): {event.target} has "
+                                   f"hash {known[event.target]}, the log recorded "
+                                   f"{event.object_hash}")
