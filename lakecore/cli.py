@@ -1,75 +1,241 @@
-"""The ``lakecore`` command line (also ``python -m lakecore``)."""
+"""The ``lakecore`` command line (also ``python -m lakecore``).
+
+``quickstart [PATH]`` builds a demo lake end to end from data it generates; ``info``,
+``history``, ``lineage`` and ``verify`` inspect a lake. Errors print one line (exit status 2);
+``verify`` exits with 1 when it finds problems.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import lakecore
 from lakecore._native.asof import has_openmp
 
+DAY_US = 86_400 * 1_000_000
+FEATURES = ["tx_count", "total_amount", "max_amount", "night_share"]
 
-def _demo_tables(n_trades: int, n_quotes: int, n_tickers: int, seed: int) -> tuple[pa.Table, pa.Table]:
-    """Synthetic trades and quotes over one trading day, in no particular order."""
+
+# -- the demo's data ---------------------------------------------------------------------------
+def card_transactions(rows: int, cards: int, days: int, seed: int,
+                      end: dt.datetime | None = None) -> pa.Table:
+    """Synthetic card transactions over the ``days`` days before ``end`` (default: today, UTC)
+    with a fraud label: risky cards make bigger and more nightly purchases, and those are
+    more often fraud."""
+    if end is None:
+        end = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - dt.timedelta(days=days)
     rng = np.random.default_rng(seed)
-    day_us = int(6.5 * 3600) * 1_000_000
-    open_us = 1_767_000_000 * 1_000_000
+    risk = rng.beta(1, 12, cards)                         # each card's hidden risk
+    card = rng.integers(0, cards, rows)
+    start_us = (start - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
+    at = start_us + rng.integers(0, days * DAY_US, rows)
+    night = rng.random(rows) < 0.1 + 2 * risk[card]
+    amount = np.round(rng.lognormal(3 + 3 * risk[card], 0.6), 2)
+    fraud = rng.random(rows) < 0.01 + 1.5 * risk[card] * night
+    return pa.table({"card": card, "at": pa.array(at, pa.timestamp("us", "UTC")),
+                     "amount": amount, "night": night, "is_fraud": fraud.astype(np.int8)})
 
-    def times(n: int) -> pa.Array:
-        return pa.array(open_us + rng.integers(0, day_us, n), pa.int64()).cast(
-            pa.timestamp("us", tz="UTC"))
 
-    tickers = np.array([f"T{i:04d}" for i in range(n_tickers)])
-    trades = pa.table({
-        "ticker": tickers[rng.integers(0, n_tickers, n_trades)],
-        "time": times(n_trades),
-        "quantity": rng.integers(1, 1_000, n_trades),
-    })
-    quotes = pa.table({
-        "ticker": tickers[rng.integers(0, n_tickers, n_quotes)],
-        # quotes arrive in milliseconds: units are unified by the join
-        "time": times(n_quotes).cast(pa.timestamp("ms", tz="UTC"), safe=False),
-        "bid": np.round(rng.uniform(10, 500, n_quotes), 2),
-    })
-    return trades, quotes
+def daily_activity(transactions: pa.Table) -> pa.Table:
+    """Per card and day: count, total and largest amount, share of night purchases; stamped
+    at the end of the day (known only then)."""
+    day = pc.floor_temporal(transactions.column("at"), unit="day")
+    grouped = transactions.append_column("day", day).group_by(["card", "day"]).aggregate([
+        ("amount", "count"), ("amount", "sum"), ("amount", "max"), ("night", "mean")])
+    end_of_day = pc.add(grouped.column("day"), pa.scalar(dt.timedelta(days=1)))
+    return pa.table({"card": grouped.column("card"), "at": end_of_day,
+                     "tx_count": grouped.column("amount_count"),
+                     "total_amount": grouped.column("amount_sum"),
+                     "max_amount": grouped.column("amount_max"),
+                     "night_share": grouped.column("night_mean")})
+
+
+class LogisticModel:
+    """A logistic regression (weights then bias) trained with numpy; the demo's model."""
+
+    def __init__(self, weights: np.ndarray):
+        self.weights = np.asarray(weights, np.float64)
+
+    @classmethod
+    def load(cls, path: str) -> LogisticModel:
+        return cls(np.load(path))
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray, epochs: int = 300, rate: float = 0.5) -> LogisticModel:
+        X = np.nan_to_num(X)
+        w = np.zeros(X.shape[1] + 1)
+        for _ in range(epochs):
+            p = 1 / (1 + np.exp(-(X @ w[:-1] + w[-1])))
+            gradient = p - y
+            w[:-1] -= rate * X.T @ gradient / len(y)
+            w[-1] -= rate * gradient.mean()
+        return cls(w)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = np.nan_to_num(np.asarray(X, np.float64))
+        return 1 / (1 + np.exp(-(X @ self.weights[:-1] + self.weights[-1])))
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (rank statistic)."""
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    positives = labels.sum()
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+@contextmanager
+def _step(title: str) -> Iterator[None]:
+    print(f"- {title} ...", end="", flush=True)
+    started = time.perf_counter()
+    yield
+    print(f" {time.perf_counter() - started:.2f} s")
 
 
 def quickstart(path: str | None, rows: int) -> int:
+    folder = Path(path) if path else Path(tempfile.mkdtemp(prefix="lakecore-quickstart-"))
+    if folder.exists() and any(folder.iterdir()):
+        raise lakecore.AlreadyExistsError(f"{folder} is not empty; quickstart builds a new lake")
+    cards = max(rows // 40, 10)
     print(f"lakecore {lakecore.__version__} (native core: OpenMP "
           f"{'on' if has_openmp() else 'off'}, {lakecore.get_num_threads()} threads)")
-    trades, quotes = _demo_tables(rows, rows, max(rows // 1000, 1), seed=42)
-    print(f"generated {trades.num_rows:,} trades and {quotes.num_rows:,} quotes "
-          f"for {max(rows // 1000, 1):,} tickers")
-    started = time.perf_counter()
-    joined = lakecore.asof_join(trades, quotes, on="time", by="ticker",
-                                tolerance=dt.timedelta(minutes=5))
-    elapsed = time.perf_counter() - started
-    matched = joined.num_rows - joined.column("bid").null_count
-    print(f"point-in-time join: each trade gets the latest quote of its ticker at most 5 minutes "
-          f"old: {matched:,} of {joined.num_rows:,} trades matched in {elapsed * 1000:.1f} ms")
-    _print_rows(joined.slice(0, 5))
-    if path:
-        import pyarrow.parquet as pq
+    print(f"building a demo lake in {folder}")
+    total = time.perf_counter()
+    with _step(f"generating {rows:,} card transactions of {cards:,} cards over the last 60 days"):
+        transactions = card_transactions(rows, cards, 60, seed=7)
+        activity = daily_activity(transactions)
+    with lakecore.open(folder) as lake:
+        with _step(f"ingesting {transactions.num_rows:,} labeled transactions (offline group "
+                   f"'transactions')"):
+            labeled = lake.create_feature_group("transactions", primary_key="card",
+                                                event_time="at")
+            labeled.insert(transactions.select(["card", "at", "amount", "is_fraud"]))
+        with _step(f"ingesting {activity.num_rows:,} daily card aggregates (online group "
+                   f"'card_activity', ttl 7 days)"):
+            daily = lake.create_feature_group("card_activity", primary_key="card",
+                                              event_time="at", online=True,
+                                              ttl=dt.timedelta(days=7))
+            daily.insert(activity)
+        view = lake.create_feature_view(
+            "fraud", query=labeled.select(["is_fraud"]).join(daily.select(FEATURES)),
+            labels=["is_fraud"], transforms={f: "standard_scaler" for f in FEATURES})
+        with _step("building training data: each transaction joined to its card's activity as "
+                   "of that moment, split 80/20"):
+            td = view.create_training_data(split={"train": 0.8, "test": 0.2}, seed=7)
+        train, test = td.read("train"), td.read("test")
+        X_train = np.column_stack([train.column(f).to_numpy(zero_copy_only=False) for f in FEATURES])
+        X_test = np.column_stack([test.column(f).to_numpy(zero_copy_only=False) for f in FEATURES])
+        y_train = train.column("is_fraud").to_numpy(zero_copy_only=False)
+        y_test = test.column("is_fraud").to_numpy(zero_copy_only=False)
+        with _step(f"training a logistic regression on {len(y_train):,} rows (numpy)"):
+            model = LogisticModel.fit(X_train, y_train)
+        auc = _auc(model.predict(X_test), y_test)
+        print(f"  test AUC {auc:.3f} on {len(y_test):,} rows "
+              f"({int(y_test.sum()):,} frauds)")
+        with _step("registering the model with its metrics and alias 'production'"):
+            weights = folder / "weights.npy"
+            np.save(weights, model.weights)
+            version = lake.models.register("fraud_scorer", weights, training_data=td,
+                                           metrics={"test_auc": auc},
+                                           params={"epochs": 300, "features": FEATURES})
+            weights.unlink()
+            lake.models.set_alias("fraud_scorer", "production", version.version)
+        predictor = lake.predictor("fraud_scorer", alias="production", load=LogisticModel.load)
+        some_cards = {"card": [0, 1, 2, 3, 4]}
+        started = time.perf_counter()
+        scores = predictor.predict(some_cards)
+        elapsed = time.perf_counter() - started
+        print(f"- scoring 5 cards from the online store (alias 'production'): "
+              f"{elapsed * 1000:.2f} ms")
+        for card, score in zip(some_cards["card"], scores):
+            print(f"    card {card}: fraud probability {score:.3f}")
+        started = time.perf_counter()
+        vector = view.feature_vector({"card": 0})
+        print(f"- one feature vector: {(time.perf_counter() - started) * 1e6:.0f} us {vector}")
+        with _step("verifying every file, hash and the audit log"):
+            report = lake.verify()
+        print(f"  verify: {'ok' if report.ok else 'PROBLEMS'} ({report.files_checked} files)")
+        lineage = lake.lineage(version)
+        print(f"- lineage of model fraud_scorer v{version.version}: " +
+              " <- ".join(node.ref for node in lineage))
+        print(f"done in {time.perf_counter() - total:.1f} s; try: lakecore info {folder}")
+    return 0 if report.ok else 1
 
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(joined, folder / "asof_demo.parquet")
-        print(f"wrote {folder / 'asof_demo.parquet'}")
+
+# -- inspecting a lake -------------------------------------------------------------------------
+def info(path: str) -> int:
+    with lakecore.open(path, readonly=True) as lake:
+        print(f"lake {lake.path}")
+        groups = lake.feature_groups()
+        print(f"feature groups: {len(groups)}")
+        for fg in groups:
+            history = fg.history()
+            latest = history[-1] if history else None
+            print(f"  fg:{fg.name}@{fg.version}  key {fg.primary_key}  event_time "
+                  f"{fg.event_time}  online {fg.online}  commits {len(history)}"
+                  + (f"  latest #{latest.version} {latest.hash[:19]}..." if latest and latest.hash else ""))
+        views = lake.feature_views()
+        print(f"feature views: {len(views)}")
+        for view in views:
+            datasets = view.training_datasets()
+            print(f"  fv:{view.name}@{view.version}  labels {view.labels}  training data "
+                  f"versions {[td.version for td in datasets]}")
+        names = lake.models.list()
+        print(f"models: {len(names)}")
+        for name in names:
+            for mv in lake.models.versions(name):
+                print(f"  model:{name}@{mv.version}  metrics {mv.metrics}  aliases {mv.aliases}")
+        print(f"audit events: {len(lake.audit_log())}")
     return 0
 
 
-def _print_rows(table: pa.Table) -> None:
-    rows = [[str(v) for v in row.values()] for row in table.to_pylist()]
-    widths = [max(len(name), *(len(r[i]) for r in rows)) for i, name in enumerate(table.column_names)]
-    print("  ".join(name.rjust(w) for name, w in zip(table.column_names, widths)))
-    for row in rows:
-        print("  ".join(value.rjust(w) for value, w in zip(row, widths)))
+def history(path: str, ref: str) -> int:
+    from lakecore.lineage import parse_ref
+
+    kind, name, version, _ = parse_ref(ref)
+    if kind != "fg":
+        raise lakecore.ValidationError(f"history: expected a feature group ref fg:NAME@V, got {ref!r}")
+    with lakecore.open(path, readonly=True) as lake:
+        for commit in lake.feature_group(name, version).history():
+            print(f"#{commit.version}  {commit.timestamp.isoformat()}  {commit.operation:8s} "
+                  f"+{commit.rows_added} -{commit.rows_removed}  {commit.hash}")
+    return 0
+
+
+def lineage(path: str, ref: str, downstream: bool) -> int:
+    with lakecore.open(path, readonly=True) as lake:
+        nodes = lake.lineage(ref, "downstream" if downstream else "upstream")
+        for node in nodes:
+            print(f"{node.ref}  {node.hash}")
+        if not nodes:
+            print("(nothing)")
+    return 0
+
+
+def verify(path: str, fast: bool) -> int:
+    with lakecore.open(path, readonly=True) as lake:
+        report = lake.verify(fast=fast)
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    print(f"verify: {'ok' if report.ok else f'{len(report.problems)} problem(s)'} "
+          f"({report.files_checked} files checked)")
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,9 +243,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lakecore", description="lakecore: an embedded, single-process AI lakehouse.")
     parser.add_argument("--version", action="version", version=f"lakecore {lakecore.__version__}")
     commands = parser.add_subparsers(dest="command")
-    demo = commands.add_parser("quickstart", help="run the end-to-end demo")
-    demo.add_argument("path", nargs="?", help="folder to write the demo's output to")
-    demo.add_argument("--rows", type=int, default=1_000_000, help="rows per demo table")
+    demo = commands.add_parser("quickstart", help="build a demo lake end to end")
+    demo.add_argument("path", nargs="?", help="a new or empty folder for the lake "
+                      "(default: a new temporary folder)")
+    demo.add_argument("--rows", type=int, default=200_000, help="transactions to generate")
+    show = commands.add_parser("info", help="what a lake holds")
+    show.add_argument("path")
+    commits = commands.add_parser("history", help="a feature group's commits")
+    commits.add_argument("path")
+    commits.add_argument("ref", help="fg:NAME@VERSION")
+    trace = commands.add_parser("lineage", help="what an object was made from (or made)")
+    trace.add_argument("path")
+    trace.add_argument("ref", help="fg:NAME@V[#COMMIT], fv:NAME@V, td:NAME@V/TD or model:NAME@V")
+    trace.add_argument("--downstream", action="store_true", help="what was made from it")
+    check = commands.add_parser("verify", help="re-hash everything; exit status 1 on problems")
+    check.add_argument("path")
+    check.add_argument("--fast", action="store_true",
+                       help="trust files whose inode, mtime and size are unchanged")
     return parser
 
 
@@ -88,14 +268,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "quickstart":
-            if args.rows < 1:
-                parser.error("--rows must be at least 1")
+            if args.rows < 100:
+                parser.error("--rows must be at least 100")
             return quickstart(args.path, args.rows)
+        if args.command == "info":
+            return info(args.path)
+        if args.command == "history":
+            return history(args.path, args.ref)
+        if args.command == "lineage":
+            return lineage(args.path, args.ref, args.downstream)
+        if args.command == "verify":
+            return verify(args.path, args.fast)
         print(f"lakecore {lakecore.__version__}")
         parser.print_help()
         return 0
     except lakecore.LakeError as exc:
-        print(f"lakecore: error: {exc}", file=sys.stderr)
+        print(f"\nlakecore: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lakecore: interrupted", file=sys.stderr)

@@ -16,7 +16,8 @@ import shutil
 import stat
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
