@@ -81,11 +81,31 @@ class AuditLog:
         with open(self.path, "rb") as f:
             return [line for line in f.read().split(b"\n") if line]
 
+    def last_event(self) -> AuditEvent | None:
+        """The last complete event, read from the end of the file (appends stay O(1))."""
+        if not os.path.exists(self.path):
+            return None
+        with open(self.path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            block = 1 << 14
+            while True:
+                start = max(size - block, 0)
+                f.seek(start)
+                tail = f.read(size - start)
+                lines = tail.split(b"\n")
+                complete = lines[:-1]            # the part after the last newline is torn
+                if start > 0:
+                    complete = complete[1:]      # the first line may be cut by the block
+                if complete or start == 0:
+                    break
+                block *= 4
+        return _decoder.decode(complete[-1]) if complete else None
+
     def append(self, op: str, target: str, object_hash: str | None,
                events: list[AuditEvent] | None = None) -> AuditEvent:
-        """Append one event (the caller holds the writer lock)."""
-        events = self.events() if events is None else events
-        last = events[-1] if events else None
+        """Append one event (the caller holds the writer lock); ``events``, when given, is
+        the complete list so far and gets the new event."""
+        last = (events[-1] if events else None) if events is not None else self.last_event()
         seq = last.seq + 1 if last else 1
         time_ms = max(time.time_ns() // 1_000_000, last.time_ms if last else 0)
         prev = last.hash if last else None
@@ -99,7 +119,8 @@ class AuditLog:
             os.fsync(f.fileno())
         if seq == 1:
             fsync_path(self.lake_path)
-        events.append(event)
+        if events is not None:
+            events.append(event)
         return event
 
     def _truncate_torn_tail(self) -> None:

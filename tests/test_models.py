@@ -200,3 +200,17 @@ def test_fast_verify_trusts_unchanged_file_identities(lake, trained):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime
     assert lake.verify(fast=True).ok                 # trusted from the cache
     assert not lake.verify().ok                      # the full check re-hashes it
+
+
+def test_audit_appends_read_only_the_tail(tmp_path):
+    from lakecore.audit import AuditLog
+
+    log = AuditLog(str(tmp_path))
+    events = [log.append("op", f"fg:g@1#{i}", f"sha256:{i}") for i in range(300)]
+    assert log.last_event() == events[-1]
+    assert log.events() == events and log.check_chain() == []
+    with open(log.path, "ab") as f:
+        f.write(b'{"seq": 301, "ti')                 # torn
+    assert log.last_event() == events[-1]
+    assert log.append("op", "fg:g@1#300", None).seq == 301
+    assert log.check_chain() == []
