@@ -34,7 +34,7 @@ def as_table(data: Any, argument: str) -> pa.Table:
             return data.to_arrow()
         if hasattr(data, "__arrow_c_stream__"):
             return pa.table(data)
-    except (pa.ArrowException, TypeError, ValueError) as exc:
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
         raise SchemaError(f"{argument}: could not convert {name} to an Arrow table: {exc}") from exc
     raise SchemaError(
         f"{argument}: expected a pyarrow.Table, pyarrow.RecordBatch, pandas.DataFrame, "

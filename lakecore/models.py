@@ -111,6 +111,20 @@ def _make_writable(root: str) -> None:
             os.chmod(os.path.join(folder, name), stat.S_IRUSR | stat.S_IWUSR)
 
 
+def _remove_orphans(folder: str, home: str) -> None:
+    """Remove what a writer killed mid-register left in a model's folder: staging folders, and
+    the folder of the version about to be registered (copied, but never in the catalog). The
+    caller holds the writer lock, so no one else is writing there."""
+    if not os.path.isdir(folder):
+        return
+    target = os.path.basename(home)
+    for entry in os.listdir(folder):
+        if entry == target or entry.startswith(".staging-"):
+            path = os.path.join(folder, entry)
+            _make_writable(path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
 class ModelRegistry:
     """``lake.models``: register, find, alias and delete model versions."""
 
@@ -146,6 +160,7 @@ class ModelRegistry:
             home = os.path.join("models", name, f"v{version}")
             staging = os.path.join(lake.path, "models", name, f".staging-{uuid.uuid4().hex}")
             base = os.path.basename(os.path.normpath(source))
+            _remove_orphans(os.path.join(lake.path, "models", name), home)
             try:
                 os.makedirs(staging)
                 target = os.path.join(staging, base)

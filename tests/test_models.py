@@ -214,3 +214,18 @@ def test_audit_appends_read_only_the_tail(tmp_path):
     assert log.last_event() == events[-1]
     assert log.append("op", "fg:g@1#300", None).seq == 301
     assert log.check_chain() == []
+
+
+def test_register_after_a_crash_that_left_the_artifact_but_no_catalog_entry(lake, tmp_path):
+    path = save(Linear([1]), tmp_path / "a.pkl")
+    lake.models.register("m", path)
+    # a writer killed after moving v2's files in place, before recording v2 in the catalog
+    orphan = os.path.join(lake.path, "models", "m", "v2")
+    os.makedirs(os.path.join(lake.path, "models", "m", ".staging-dead"))
+    os.makedirs(orphan)
+    with open(os.path.join(orphan, "a.pkl"), "wb") as f:
+        f.write(b"half")
+    v2 = lake.models.register("m", path)
+    assert v2.version == 2 and load(v2.path).weights.tolist() == [1.0]
+    assert sorted(os.listdir(os.path.join(lake.path, "models", "m"))) == ["v1", "v2"]
+    assert lake.verify().ok
