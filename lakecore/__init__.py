@@ -3,8 +3,6 @@
 from lakecore._threads import get_num_threads, set_num_threads
 from lakecore._version import __version__
 from lakecore.asof import asof_join
-from lakecore.feature_group import Commit, FeatureGroup
-from lakecore.lake import Lake, open
 from lakecore.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -15,22 +13,24 @@ from lakecore.errors import (
     SchemaError,
     ValidationError,
 )
+from lakecore.feature_group import Commit, FeatureGroup
+from lakecore.lake import Lake, open
 
 __all__ = [
-    "__version__",
-    "asof_join",
-    "open",
-    "Lake",
-    "FeatureGroup",
+    "AlreadyExistsError",
     "Commit",
-    "get_num_threads",
-    "set_num_threads",
+    "ConflictError",
+    "FeatureGroup",
+    "IntegrityError",
+    "Lake",
     "LakeError",
     "NotFoundError",
-    "AlreadyExistsError",
+    "ReadOnlyError",
     "SchemaError",
     "ValidationError",
-    "ConflictError",
-    "IntegrityError",
-    "ReadOnlyError",
+    "__version__",
+    "asof_join",
+    "get_num_threads",
+    "open",
+    "set_num_threads",
 ]

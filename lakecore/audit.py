@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from lakecore.delta_log import fsync_path
+from lakecore.errors import IntegrityError
 from lakecore.hashing import digest_record
 
 AUDIT_FILE = "audit.log"
@@ -32,6 +33,8 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     object_hash: str | None
     prev_hash: str | None
     hash: str
+    files: dict[str, str] | None = None   # sha256 of the files recording the change (a commit's
+                                          # log file and checkpoint), by path in the lake
 
     @property
     def time(self) -> dt.datetime:
@@ -39,17 +42,33 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     def expected_hash(self) -> str:
         return event_hash(self.seq, self.time_ms, self.op, self.target, self.object_hash,
-                          self.prev_hash)
+                          self.prev_hash, self.files)
 
 
 def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | None,
-               prev_hash: str | None) -> str:
-    return digest_record({"seq": seq, "time_ms": time_ms, "op": op, "target": target,
-                          "object_hash": object_hash, "prev_hash": prev_hash})
+               prev_hash: str | None, files: dict[str, str] | None = None) -> str:
+    record = {"seq": seq, "time_ms": time_ms, "op": op, "target": target,
+              "object_hash": object_hash, "prev_hash": prev_hash}
+    if files:
+        record["files"] = files
+    return digest_record(record)
 
 
 _decoder = msgspec.json.Decoder(AuditEvent)
 _encoder = msgspec.json.Encoder(order="sorted")
+
+
+def commit_files(lake_path: str, table_location: str, version: int) -> dict[str, str]:
+    """The sha256 of a commit's log file and of the checkpoint at that version, if any."""
+    from lakecore.hashing import digest_file
+
+    log = os.path.join(table_location, "_delta_log")
+    out = {}
+    for name in (f"{version:020d}.json", f"{version:020d}.checkpoint.parquet"):
+        path = os.path.join(log, name)
+        if os.path.exists(path):
+            out[os.path.relpath(path, lake_path)] = digest_file(path)
+    return out
 
 
 class AuditLog:
@@ -57,8 +76,10 @@ class AuditLog:
         self.path = os.path.join(lake_path, AUDIT_FILE)
         self.lake_path = lake_path
 
-    def events(self) -> list[AuditEvent]:
-        """Every complete event, in order (a torn last line, left by a crash, is skipped)."""
+    def events(self, strict: bool = True) -> list[AuditEvent]:
+        """Every complete event, in order (a torn last line, left by a crash, is skipped).
+        A damaged line elsewhere raises IntegrityError, or is skipped when not ``strict``
+        (``verify`` reports it through ``check_chain``)."""
         if not os.path.exists(self.path):
             return []
         with open(self.path, "rb") as f:
@@ -69,10 +90,11 @@ class AuditLog:
                 continue
             try:
                 events.append(_decoder.decode(line))
-            except msgspec.DecodeError:
+            except msgspec.DecodeError as exc:
                 if i == len(lines) - 1:     # torn by a crash while appending
                     break
-                raise
+                if strict:
+                    raise IntegrityError(f"audit log line {i + 1} is damaged: {exc}") from None
         return events
 
     def raw_lines(self) -> list[bytes]:
@@ -102,7 +124,8 @@ class AuditLog:
         return _decoder.decode(complete[-1]) if complete else None
 
     def append(self, op: str, target: str, object_hash: str | None,
-               events: list[AuditEvent] | None = None) -> AuditEvent:
+               events: list[AuditEvent] | None = None,
+               files: dict[str, str] | None = None) -> AuditEvent:
         """Append one event (the caller holds the writer lock); ``events``, when given, is
         the complete list so far and gets the new event."""
         last = (events[-1] if events else None) if events is not None else self.last_event()
@@ -111,7 +134,8 @@ class AuditLog:
         prev = last.hash if last else None
         event = AuditEvent(seq=seq, time_ms=time_ms, op=op, target=target,
                            object_hash=object_hash, prev_hash=prev,
-                           hash=event_hash(seq, time_ms, op, target, object_hash, prev))
+                           hash=event_hash(seq, time_ms, op, target, object_hash, prev, files),
+                           files=files or None)
         self._truncate_torn_tail()
         with open(self.path, "ab") as f:
             f.write(_encoder.encode(event) + b"\n")

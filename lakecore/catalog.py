@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 
 from lakecore.delta_log import fsync_path
+from lakecore.errors import IntegrityError
 from lakecore.query import QuerySpec, SourceCommit
 from lakecore.transforms import Fitted
 
@@ -134,7 +136,11 @@ class Catalog:
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         if identity != self._identity:
             with open(self.path, "rb") as f:
-                self._state = _decoder.decode(f.read())
+                try:
+                    self._state = _decoder.decode(f.read())
+                except msgspec.DecodeError as exc:
+                    raise IntegrityError(f"{self.path} is damaged and cannot be read: {exc}") \
+                        from None
             self._identity = identity
         return self._state
 

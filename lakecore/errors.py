@@ -5,14 +5,14 @@ Each inherits ``LakeError`` and the built-in exception a Python user would expec
 """
 
 __all__ = [
-    "LakeError",
-    "NotFoundError",
     "AlreadyExistsError",
-    "SchemaError",
-    "ValidationError",
     "ConflictError",
     "IntegrityError",
+    "LakeError",
+    "NotFoundError",
     "ReadOnlyError",
+    "SchemaError",
+    "ValidationError",
 ]
 
 

@@ -15,8 +15,9 @@ import msgspec
 import pyarrow as pa
 
 from lakecore._arrow import as_table
+from lakecore.audit import commit_files
 from lakecore.delta_log import Snapshot
-from lakecore.errors import NotFoundError, SchemaError, ValidationError
+from lakecore.errors import LakeError, NotFoundError, SchemaError, ValidationError
 from lakecore.offline_table import Change
 from lakecore.online_store import Layout, check_keys
 from lakecore.query import Query, select_query
@@ -122,14 +123,20 @@ class FeatureGroup:
         table = self._table
         table.pending.clear()
         try:
-            change: Change = plan()
+            try:
+                change: Change = plan()
+            except OSError as exc:      # a full disk, a file size limit: before any commit
+                raise LakeError(f"feature group {self.name!r}: the change's data files could "
+                                f"not be written, nothing was committed ({exc})") from exc
             snapshot, info = table.commit(snapshot, change, schema, self._spec.table_id, self.name)
         except BaseException:
             table.discard_pending()
             raise
         table.pending.clear()
-        self._lake.audit.append(change.operation, f"fg:{self.name}@{self.version}#{snapshot.version}",
-                                snapshot.commit_hash)
+        self._lake.audit.append(
+            change.operation, f"fg:{self.name}@{self.version}#{snapshot.version}",
+            snapshot.commit_hash,
+            files=commit_files(self._lake.path, table.location, snapshot.version))
         if self.online:
             store = self._lake.online_store
             if store.watermark(self.name, self.version) == snapshot.version - 1:

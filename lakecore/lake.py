@@ -18,15 +18,13 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 
-from lakecore.audit import AuditEvent, AuditLog, missing_events
-from lakecore.lineage import Node, lineage
-from lakecore.models import ModelRegistry, Predictor
-from lakecore.verify import Report, verify
+from lakecore.audit import AuditEvent, AuditLog, commit_files, missing_events
 from lakecore.catalog import Catalog, FeatureGroupSpec, FeatureViewSpec
 from lakecore.delta_log import fsync_path
 from lakecore.errors import (
@@ -39,18 +37,21 @@ from lakecore.errors import (
 )
 from lakecore.feature_group import FeatureGroup
 from lakecore.feature_view import FeatureView, check_view
+from lakecore.lineage import Node, lineage
 from lakecore.locks import WriterLock
+from lakecore.models import ModelRegistry, Predictor
 from lakecore.offline_table import OfflineTable
 from lakecore.online_store import Layout, OnlineStore
 from lakecore.query import Query
 from lakecore.schema import storage_schema, to_delta_schema_string
+from lakecore.verify import Report, verify
 
 MARKER_FILE = "lakecore.json"
 LAKE_FORMAT = 1
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-def open(path: str | os.PathLike[str], *, readonly: bool = False) -> Lake:  # noqa: A001
+def open(path: str | os.PathLike[str], *, readonly: bool = False) -> Lake:
     """Open the lake in ``path``, creating the folder if it is missing (unless ``readonly``).
 
     Examples
@@ -125,7 +126,14 @@ class Lake:
                 wanted.append(("register_model", f"model:{model.name}@{model.version}", model.hash))
             events = self.audit.events()
             for op, target, digest in missing_events(events, wanted):
-                self.audit.append(op, target, digest, events)
+                files = None
+                if target.startswith("fg:") and "#" in target:
+                    ref, commit = target[3:].split("#")
+                    name, version = ref.rsplit("@", 1)
+                    spec = self._find_spec(name, int(version))
+                    files = commit_files(self.path, os.path.join(self.path, spec.location),
+                                         int(commit))
+                self.audit.append(op, target, digest, events, files)
 
     def predictor(self, model_name: str, *, version: int | None = None,
                   alias: str | None = None, load: Callable[[str], Any]) -> Predictor:

@@ -196,7 +196,19 @@ def _verify_audit(lake: Lake, report: Report, commits: dict, datasets: dict,
                   models: dict) -> None:
     report.problems.extend(lake.audit.check_chain())
     deleted = set()
-    for event in lake.audit.events():
+    for event in lake.audit.events(strict=False):
+        for relative, digest in (event.files or {}).items():
+            path = os.path.join(lake.path, relative)
+            if not os.path.exists(path):
+                if not relative.endswith(".json"):
+                    continue            # checkpoints may be replaced by later ones
+                report.problems.append(f"{event.target}: log file {relative} recorded by audit "
+                                       f"event {event.seq} is missing")
+                continue
+            found = digest_file(path)
+            if found != digest:
+                report.problems.append(f"{event.target}: log file {relative} has sha256 {found}, "
+                                       f"audit event {event.seq} recorded {digest}")
         kind = event.target.split(":", 1)[0]
         if event.op == "delete_model":
             deleted.add(event.target)

@@ -18,7 +18,7 @@ def asof_indices(
     direction: int = 0,
     strict: bool = False,
     has_tolerance: bool = False,
-    tolerance: int | float = 0,
+    tolerance: float = 0,
     num_threads: int = 1,
     partition_rows: int = ...,
 ) -> npt.NDArray[np.int64]: ...
