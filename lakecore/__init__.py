@@ -13,20 +13,36 @@ from lakecore.errors import (
     SchemaError,
     ValidationError,
 )
+from lakecore.audit import AuditEvent
 from lakecore.feature_group import Commit, FeatureGroup
+from lakecore.feature_view import FeatureView
 from lakecore.lake import Lake, open
+from lakecore.lineage import Node
+from lakecore.models import ModelRegistry, ModelVersion, Predictor
+from lakecore.query import Query
+from lakecore.training_data import TrainingDataset
+from lakecore.verify import Report
 
 __all__ = [
     "AlreadyExistsError",
+    "AuditEvent",
     "Commit",
     "ConflictError",
     "FeatureGroup",
+    "FeatureView",
     "IntegrityError",
     "Lake",
     "LakeError",
+    "ModelRegistry",
+    "ModelVersion",
+    "Node",
     "NotFoundError",
+    "Predictor",
+    "Query",
     "ReadOnlyError",
+    "Report",
     "SchemaError",
+    "TrainingDataset",
     "ValidationError",
     "__version__",
     "asof_join",
