@@ -273,20 +273,7 @@ class FeatureGroup:
         """The table at the latest commit, at commit number ``as_of``, or as it was at a
         ``datetime`` (naive means UTC)."""
         self._lake._check_open()
-        latest = self._table.snapshot()
-        if as_of is None:
-            snapshot = latest
-        elif isinstance(as_of, dt.datetime):
-            snapshot = self._table.snapshot(self._table.version_at(as_of))
-        elif isinstance(as_of, int) and not isinstance(as_of, bool):
-            if not 0 <= as_of <= latest.version:
-                raise NotFoundError(
-                    f"feature group {self.name!r} has no commit {as_of} "
-                    f"(commits: {'none' if latest.version < 0 else f'0..{latest.version}'})"
-                )
-            snapshot = self._table.snapshot(as_of)
-        else:
-            raise ValidationError(f"as_of: expected a commit number or a datetime, got {as_of!r}")
+        snapshot, latest = self._snapshot_at(as_of)
         schema = self._schema(snapshot) or self._schema(latest)
         if columns is not None:
             if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
@@ -297,6 +284,35 @@ class FeatureGroup:
         if schema is None:  # nothing written and no declared schema: no rows, types unknown
             return pa.table({c: pa.array([], pa.null()) for c in columns or []})
         return self._table.read(snapshot, schema, list(columns) if columns is not None else None)
+
+    def _snapshot_at(self, as_of: int | dt.datetime | None) -> tuple[Snapshot, Snapshot]:
+        """The snapshot at ``as_of`` (a commit number, a datetime, or None: the latest), and
+        the latest one."""
+        latest = self._table.snapshot()
+        if as_of is None:
+            return latest, latest
+        if isinstance(as_of, dt.datetime):
+            return self._table.snapshot(self._table.version_at(as_of)), latest
+        if isinstance(as_of, int) and not isinstance(as_of, bool):
+            if not 0 <= as_of <= latest.version:
+                raise NotFoundError(
+                    f"feature group {self.name!r} has no commit {as_of} "
+                    f"(commits: {'none' if latest.version < 0 else f'0..{latest.version}'})"
+                )
+            return self._table.snapshot(as_of), latest
+        raise ValidationError(f"as_of: expected a commit number or a datetime, got {as_of!r}")
+
+    def to_spark(self, spark: Any, *, as_of: int | dt.datetime | None = None) -> Any:
+        """The table at ``as_of`` as a Spark DataFrame, read from the exact Parquet files of
+        that commit with the schema from the Delta log (needs the ``lakecore[spark]`` extra;
+        lakecore never creates a SparkSession, it uses the one given)."""
+        from lakecore.spark import table_to_spark
+
+        self._lake._check_open()
+        snapshot, latest = self._snapshot_at(as_of)
+        schema_string = (snapshot.metadata or latest.metadata or {}).get("schemaString") \
+            or self._spec.schema
+        return table_to_spark(spark, self._table.location, snapshot, schema_string, self.name)
 
     def history(self) -> list[Commit]:
         """Every commit, oldest first."""
