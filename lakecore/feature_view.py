@@ -49,14 +49,16 @@ class FeatureView:
                              split: Any = None, seed: int = 0, description: str = "",
                              spark: Any = None) -> TrainingDataset:
         """Materialize the view's data (see ``lakecore.training_data``) as a new version."""
-        if spark is not None:
-            raise ValidationError("spark: building training data on Spark is not available yet")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValidationError(f"seed: expected an int, got {seed!r}")
         if not isinstance(description, str):
             raise ValidationError(f"description: expected a str, got {description!r}")
         parts = parse_split(split)
-        spine_table = None if spine is None else as_table(spine, "spine")
+        spine_table = None
+        if spine is not None:
+            if spark is not None and type(spine).__module__.startswith("pyspark"):
+                spine = spine.toArrow()     # a Spark DataFrame: kept in its row order
+            spine_table = as_table(spine, "spine")
         with self._lake._writing(f"create training data of {self.name!r}"):
             state = self._lake.catalog.state()
             version = 1 + max((t.version for t in state.training_datasets
@@ -65,7 +67,7 @@ class FeatureView:
             folder = folder_of(self.name, self.version, version)
             spec = materialize(self._lake, self._spec, version, spine=spine_table,
                                start_time=start_time, end_time=end_time, split=parts,
-                               seed=seed, description=description, folder=folder)
+                               seed=seed, description=description, folder=folder, spark=spark)
             self._lake.catalog.update(lambda s: s.training_datasets.append(spec))
             self._lake.audit.append("create_training_data",
                                     f"td:{self.name}@{self.version}/{version}", spec.hash)

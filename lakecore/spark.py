@@ -58,3 +58,112 @@ def table_to_spark(spark: Any, location: str, snapshot: Snapshot, schema_string:
     if not paths:
         return spark.createDataFrame([], schema)
     return spark.read.schema(schema).parquet(*paths)
+
+
+# -- point-in-time joins on Spark ----------------------------------------------------------------
+ROW = "__lakecore_row__"
+TIME = "__lakecore_time__"
+SIDE = "__lakecore_side__"
+MATCH = "__lakecore_match__"
+ROW_TIME = "__lakecore_row_time__"
+_LATEST_US = 2**62
+
+
+def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end_time):
+    """The embedded engine's query result (``lakecore.query.build``), with every
+    point-in-time join run on Spark: the union + sort + ``last(struct, ignorenulls)`` window,
+    carrying whole rows as structs so that a null value is never filled from an older row.
+    Returns the same ``Built`` (an Arrow table in spine order) as the embedded engine."""
+    import pyarrow as pa
+
+    from lakecore._arrow import as_table
+    from lakecore.query import Built, SourceCommit, _source, build
+
+    pyspark = _pyspark()
+    F = pyspark.sql.functions
+    Window = pyspark.sql.Window
+    if not isinstance(spark, pyspark.sql.SparkSession):
+        raise ValidationError(f"spark: expected a SparkSession, got {type(spark).__name__}")
+    if isinstance(spine, pyspark.sql.DataFrame):
+        spine = spine.toArrow()
+    # the spine and its checks are the embedded engine's (a query without joins)
+    base_spec = type(spec)(root=spec.root, joins=[])
+    sources = [_source(lake, part, None) for part in spec.parts]
+    root = sources[0].group
+    if spine is None:
+        base = build(lake, base_spec, None, start_time, end_time)
+        joins = list(zip(spec.joins, sources[1:]))
+    else:
+        spine_table = as_table(spine, "spine")
+        empty_root = type(spec.root)(group=spec.root.group, version=spec.root.version, columns=[])
+        base = build(lake, type(spec)(root=empty_root, joins=[]), spine_table, start_time, end_time)
+        joins = [(type(spec.root)(group=spec.root.group, version=spec.root.version,
+                                  columns=spec.root.columns, on=root.primary_key), sources[0]),
+                 *zip(spec.joins, sources[1:])]
+    output = base.table
+    times = None
+    if base.time_column is not None:
+        import pyarrow.compute as pc
+
+        from lakecore.query import _as_utc_times
+        times = pc.cast(_as_utc_times(output.column(base.time_column), base.time_column), pa.int64())
+    left = output.append_column(ROW, pa.array(range(output.num_rows), pa.int64()))
+    left = left.append_column(TIME, times if times is not None else
+                              pa.array([_LATEST_US] * output.num_rows, pa.int64()))
+    left_df = spark.createDataFrame(left)
+    result = left_df.select(ROW)
+    added: list[tuple[str, Any]] = []
+    for part, source in joins:
+        group = source.group
+        prefix = part.prefix or ""
+        on = part.on or group.primary_key
+        features = [c for c in part.columns if prefix + c not in base.spine_columns
+                    and prefix + c not in output.column_names]
+        if not features:
+            continue
+        right = table_to_spark(spark, group._table.location, source.snapshot,
+                               source.snapshot.metadata["schemaString"] if source.snapshot.metadata
+                               else group._spec.schema, group.name)
+        timed = group.event_time is not None and base.time_column is not None
+        right_time = F.unix_micros(F.col(group.event_time)) if group.event_time \
+            else F.lit(0).cast("long")
+        keys = [f"__k{i}" for i in range(len(on))]
+        spine_time = F.col(TIME) if timed else F.lit(_LATEST_US).cast("long")
+        spine_side = left_df.select(
+            *[F.col(c).alias(k) for c, k in zip(on, keys)], spine_time.alias(TIME),
+            F.col(ROW), F.lit(1).alias(SIDE),
+            F.lit(None).cast(pyspark.sql.types.StructType(
+                [pyspark.sql.types.StructField(ROW_TIME, pyspark.sql.types.LongType())]
+                + [right.schema[c] for c in features])).alias(MATCH))
+        group_side = right.select(
+            *[F.col(c).alias(k) for c, k in zip(group.primary_key, keys)],
+            right_time.alias(TIME), F.lit(None).cast("long").alias(ROW), F.lit(0).alias(SIDE),
+            F.struct(right_time.alias(ROW_TIME), *[F.col(c) for c in features]).alias(MATCH))
+        window = Window.partitionBy(*keys).orderBy(F.col(TIME).asc_nulls_first(), F.col(SIDE)) \
+            .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        matched = spine_side.unionByName(group_side).withColumn(
+            MATCH, F.last(F.col(MATCH), ignorenulls=True).over(window)) \
+            .where(F.col(SIDE) == 1)
+        ttl = group._spec.ttl_us if timed else None
+        live = F.col(f"{MATCH}.{ROW_TIME}").isNotNull()
+        if timed:
+            live = live & F.col(TIME).isNotNull()
+        if ttl is not None:
+            live = live & (F.col(f"{MATCH}.{ROW_TIME}") >= F.col(TIME) - F.lit(ttl))
+        for c in keys:                              # a null key never matches
+            live = live & F.col(c).isNotNull()
+        picked = matched.select(F.col(ROW), *[
+            F.when(live, F.col(f"{MATCH}.{c}")).alias(prefix + c) for c in features])
+        result = result.join(picked, on=ROW, how="left")
+        added += [(prefix + c, group.schema.field(c).type) for c in features]
+    joined = result.orderBy(ROW).toArrow() if added else None
+    columns = list(output.columns)
+    names = list(output.column_names)
+    for name, arrow_type in added:
+        columns.append(joined.column(name).cast(arrow_type))
+        names.append(name)
+    table = pa.table(columns, names=names)
+    order = [c for c in base.table.column_names] + [n for n, _ in added]
+    commits = [SourceCommit(group=s.group.name, version=s.group.version,
+                            commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
+    return Built(table.select(order), commits, base.spine_columns, base.time_column)

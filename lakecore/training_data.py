@@ -154,23 +154,28 @@ def content_hash(spec: TrainingDatasetSpec) -> str:
 def materialize(lake: Lake, view: FeatureViewSpec, version: int, *, spine: pa.Table | None,
                 start_time, end_time, split: list[SplitPart], seed: int, description: str,
                 folder: str, pinned: dict[tuple[str, int], int] | None = None,
-                stored_spine: DataFile | None = None) -> TrainingDatasetSpec:
+                stored_spine: DataFile | None = None, spark: Any = None) -> TrainingDatasetSpec:
     """Build the view's data and write it to ``folder`` (relative to the lake); the manifest."""
     pool = ThreadPoolExecutor(2, thread_name_prefix="lakecore-write")
     try:
         return _materialize(lake, view, version, spine, start_time, end_time, split, seed,
-                            description, folder, pinned, stored_spine, pool)
+                            description, folder, pinned, stored_spine, pool, spark)
     finally:
         pool.shutdown(wait=True)
 
 
 def _materialize(lake, view, version, spine, start_time, end_time, split, seed, description,
-                 folder, pinned, stored_spine, pool) -> TrainingDatasetSpec:
+                 folder, pinned, stored_spine, pool, spark=None) -> TrainingDatasetSpec:
     spine_file = None
     if spine is not None and stored_spine is None:      # written while the joins run
         spine_file = pool.submit(write_parquet, spine, lake.path,
                                  os.path.join(folder, "spine.parquet"))
-    built = build(lake, view.query, spine, start_time, end_time, pinned)
+    if spark is not None:
+        from lakecore.spark import build_on_spark
+
+        built = build_on_spark(spark, lake, view.query, spine, start_time, end_time)
+    else:
+        built = build(lake, view.query, spine, start_time, end_time, pinned)
     table = built.table
     missing = [label for label in view.labels if label not in table.column_names]
     if missing:

@@ -87,3 +87,60 @@ def test_to_spark_refuses_what_it_would_misread(spark, tmp_path):
             check_readable(snapshot, "g")
         with pytest.raises(lakecore.ValidationError, match="SparkSession"):
             fg.to_spark("not a session")
+
+
+@pytest.fixture(scope="module")
+def history_lake(tmp_path_factory):
+    """Two groups with ties, late rows, null values, keys missing on one side, and a ttl."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    path = tmp_path_factory.mktemp("pit") / "lake"
+    lake = lakecore.open(path)
+    day = lambda d: dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=int(d))  # noqa: E731
+    a = lake.create_feature_group("a", primary_key="id", event_time="ts")
+    b = lake.create_feature_group("b", primary_key="id", event_time="ts", ttl=dt.timedelta(hours=30))
+    c = lake.create_feature_group("c", primary_key="id")
+    for group, n in [(a, 400), (b, 300)]:
+        for _ in range(3):
+            values = rng.random(n)
+            values[rng.random(n) < 0.2] = np.nan
+            group.insert({"id": rng.integers(0, 40, n), "ts": pa.array([day(h) for h in
+                                                                         rng.integers(0, 200, n)], TS),
+                          "v": pa.array(values, from_pandas=True), "w": rng.integers(0, 9, n)})
+    c.insert({"id": np.arange(0, 40, 2), "segment": [f"s{i}" for i in range(20)]})
+    view = lake.create_feature_view(
+        "v", query=a.select_all().join(b.select_all(), prefix="b_").join(c.select_all()),
+        labels=["label"])
+    spine = pa.table({"id": rng.integers(0, 45, 500),
+                      "ts": pa.array([None if h < 0 else day(h)
+                                      for h in rng.integers(-5, 220, 500)], TS),
+                      "label": rng.integers(0, 2, 500)})
+    yield lake, view, spine
+    lake.close()
+
+
+def test_spark_training_data_has_the_embedded_rows(spark, history_lake):
+    lake, view, spine = history_lake
+    embedded = view.create_training_data(spine=spine, split={"train": 0.7, "test": 0.3}, seed=3)
+    on_spark = view.create_training_data(spine=spine, split={"train": 0.7, "test": 0.3}, seed=3,
+                                         spark=spark)
+    for split in ("train", "test"):
+        assert on_spark.read(split, with_keys=True).equals(embedded.read(split, with_keys=True))
+    assert on_spark.hash == embedded.hash            # the same files, bit for bit
+    spine_df = spark.createDataFrame(spine)
+    from_df = view.create_training_data(spine=spine_df, spark=spark)
+    assert from_df.read(with_keys=True).equals(view.create_training_data(spine=spine)
+                                               .read(with_keys=True))
+    assert on_spark.recreate().hash == on_spark.hash
+
+
+def test_spark_training_data_without_a_spine(spark, history_lake):
+    lake, view, spine = history_lake
+    plain = lake.create_feature_view("plain", query=lake.feature_group("a").select_all().join(
+        lake.feature_group("b").select_all(), prefix="b_"))
+    start = dt.datetime(2026, 1, 3, tzinfo=dt.timezone.utc)
+    embedded = plain.create_training_data(start_time=start)
+    on_spark = plain.create_training_data(start_time=start, spark=spark)
+    assert on_spark.read(with_keys=True).equals(embedded.read(with_keys=True))
+    assert on_spark.hash == embedded.hash
