@@ -144,3 +144,18 @@ def test_spark_training_data_without_a_spine(spark, history_lake):
     on_spark = plain.create_training_data(start_time=start, spark=spark)
     assert on_spark.read(with_keys=True).equals(embedded.read(with_keys=True))
     assert on_spark.hash == embedded.hash
+
+
+def test_the_readme_spark_example(spark, capsys):
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```py\n(.*?)```", readme, flags=re.S).group(1)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block, "README.md", "exec"), {})
+    claimed = re.findall(r"print\(.*\)\s+# (.*)", block)
+    assert printed.getvalue().splitlines() == claimed
