@@ -108,32 +108,40 @@ class Lake:
             self._catch_up_audit()
 
     def _catch_up_audit(self) -> None:
-        """Append the audit events a crash left out (a change is durable before its event)."""
+        """Append the audit events a crash left out (a change is durable before its event).
+        Only commits without an event have their log file read, so an open stays cheap."""
         with self._lock.hold():
-            wanted = []
+            events = self.audit.events()
+            audited = {e.target for e in events}
             state = self.catalog.state()
             for spec in state.feature_groups:
-                wanted.append(("create_feature_group", f"fg:{spec.name}@{spec.version}", None))
-                for commit in FeatureGroup(self, spec).history():
-                    wanted.append((commit.operation, f"fg:{spec.name}@{spec.version}#{commit.version}",
-                                   commit.hash))
-            for view in state.feature_views:
-                wanted.append(("create_feature_view", f"fv:{view.name}@{view.version}", None))
-            for td in state.training_datasets:
-                wanted.append(("create_training_data",
-                               f"td:{td.view}@{td.view_version}/{td.version}", td.hash))
-            for model in state.models:
-                wanted.append(("register_model", f"model:{model.name}@{model.version}", model.hash))
-            events = self.audit.events()
-            for op, target, digest in missing_events(events, wanted):
-                files = None
-                if target.startswith("fg:") and "#" in target:
-                    ref, commit = target[3:].split("#")
-                    name, version = ref.rsplit("@", 1)
-                    spec = self._find_spec(name, int(version))
-                    files = commit_files(self.path, os.path.join(self.path, spec.location),
-                                         int(commit))
-                self.audit.append(op, target, digest, events, files)
+                ref = f"fg:{spec.name}@{spec.version}"
+                if ref not in audited:
+                    self.audit.append("create_feature_group", ref, None, events)
+                table = self._offline_table(spec)
+                for version in table.log._versions_on_disk()[0]:
+                    target = f"{ref}#{version}"
+                    if target in audited:
+                        continue
+                    actions, _ = table.log.read_commit(version)
+                    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+                    ours = info.get("lakecore") or {}
+                    self.audit.append(ours.get("operation") or str(info.get("operation", "commit")),
+                                      target, ours.get("hash"), events,
+                                      commit_files(self.path, table.location, version))
+            others = [("create_feature_view", f"fv:{v.name}@{v.version}", None)
+                      for v in state.feature_views]
+            others += [("create_training_data", f"td:{t.view}@{t.view_version}/{t.version}",
+                        t.hash) for t in state.training_datasets]
+            others += [("register_model", f"model:{m.name}@{m.version}", m.hash)
+                       for m in state.models]
+            for op, target, digest in missing_events(events, others):
+                self.audit.append(op, target, digest, events)
+
+    def audit_log(self) -> list[AuditEvent]:
+        """Every change ever made to the lake, oldest first, hash-chained."""
+        self._check_open()
+        return self.audit.events()
 
     def predictor(self, model_name: str, *, version: int | None = None,
                   alias: str | None = None, load: Callable[[str], Any]) -> Predictor:
@@ -153,11 +161,6 @@ class Lake:
         previous verify."""
         self._check_open()
         return verify(self, fast=fast)
-
-    def audit_log(self) -> list[AuditEvent]:
-        """Every change ever made to the lake, oldest first, hash-chained."""
-        self._check_open()
-        return self.audit.events()
 
     def _catch_up_online(self) -> None:
         """Bring every online group's online data up to its latest offline commit."""
