@@ -89,6 +89,7 @@ class TrainingDatasetSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     created_at_ms: int
     hash: str
+    engine: str = "lakecore"            # "spark": joined and written by Spark
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -69,7 +69,8 @@ ROW_TIME = "__lakecore_row_time__"
 _LATEST_US = 2**62
 
 
-def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end_time):
+def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end_time,
+                   pinned: dict | None = None, collect: bool = True):
     """The embedded engine's query result (``lakecore.query.build``), with every
     point-in-time join run on Spark: the union + sort + ``last(struct, ignorenulls)`` window,
     carrying whole rows as structs so that a null value is never filled from an older row.
@@ -88,15 +89,16 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
         spine = spine.toArrow()
     # the spine and its checks are the embedded engine's (a query without joins)
     base_spec = type(spec)(root=spec.root, joins=[])
-    sources = [_source(lake, part, None) for part in spec.parts]
+    sources = [_source(lake, part, pinned) for part in spec.parts]
     root = sources[0].group
     if spine is None:
-        base = build(lake, base_spec, None, start_time, end_time)
+        base = build(lake, base_spec, None, start_time, end_time, pinned)
         joins = list(zip(spec.joins, sources[1:]))
     else:
         spine_table = as_table(spine, "spine")
         empty_root = type(spec.root)(group=spec.root.group, version=spec.root.version, columns=[])
-        base = build(lake, type(spec)(root=empty_root, joins=[]), spine_table, start_time, end_time)
+        base = build(lake, type(spec)(root=empty_root, joins=[]), spine_table, start_time,
+                     end_time, pinned)
         joins = [(type(spec.root)(group=spec.root.group, version=spec.root.version,
                                   columns=spec.root.columns, on=root.primary_key), sources[0]),
                  *zip(spec.joins, sources[1:])]
@@ -156,6 +158,13 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
             F.when(live, F.col(f"{MATCH}.{c}")).alias(prefix + c) for c in features])
         result = result.join(picked, on=ROW, how="left")
         added += [(prefix + c, group.schema.field(c).type) for c in features]
+    commits = [SourceCommit(group=s.group.name, version=s.group.version,
+                            commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
+    if not collect:                     # stays on Spark: the spine's columns, features, row id
+        frame = left_df.drop(TIME).join(result, on=ROW, how="left")
+        order = [c for c in base.table.column_names] + [n for n, _ in added] + [ROW]
+        return frame.select(*order), Built(base.table, commits, base.spine_columns,
+                                           base.time_column)
     joined = result.orderBy(ROW).toArrow() if added else None
     columns = list(output.columns)
     names = list(output.column_names)
@@ -164,6 +173,36 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
         names.append(name)
     table = pa.table(columns, names=names)
     order = [c for c in base.table.column_names] + [n for n, _ in added]
-    commits = [SourceCommit(group=s.group.name, version=s.group.version,
-                            commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
     return Built(table.select(order), commits, base.spine_columns, base.time_column)
+
+
+def write_on_spark(spark: Any, frame: Any, lake_path: str, folder: str, rows: dict,
+                   columns: list[str], part_rows: int) -> dict:
+    """Spark writes each split's rows as zstd Parquet (microsecond timestamps) into
+    ``folder/<split>/``; lakecore then hashes the files. Rows go to files by a hash of their
+    row id (deterministic, unlike sampled range partitioning) and are sorted within each
+    file; the row id is kept so that reads restore spine order."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakecore.catalog import DataFile
+    from lakecore.hashing import digest_file
+
+    F = _pyspark().sql.functions
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    files = {}
+    for name, indices in rows.items():
+        chosen = spark.createDataFrame(pa.table({ROW: pa.array(np.asarray(indices, np.int64))}))
+        relative = os.path.join(folder, name)
+        target = os.path.join(lake_path, relative)
+        parts = max(1, -(-len(indices) // part_rows))
+        (frame.join(chosen, on=ROW, how="inner").select(*columns, ROW)
+         .repartition(parts, F.col(ROW)).sortWithinPartitions(ROW)
+         .write.mode("overwrite").option("compression", "zstd").parquet(target))
+        names = sorted(n for n in os.listdir(target) if n.endswith(".parquet"))
+        files[name] = [DataFile(path=os.path.join(relative, n),
+                                sha256=digest_file(os.path.join(target, n)),
+                                rows=pq.ParquetFile(os.path.join(target, n)).metadata.num_rows)
+                       for n in names]
+    return files

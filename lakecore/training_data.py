@@ -148,6 +148,7 @@ def content_hash(spec: TrainingDatasetSpec) -> str:
         "transforms": spec.transforms,
         "files": {name: [[f.sha256, f.rows] for f in parts]
                   for name, parts in sorted(spec.files.items())},
+        **({"engine": spec.engine} if spec.engine != "lakecore" else {}),
     })
 
 
@@ -171,11 +172,10 @@ def _materialize(lake, view, version, spine, start_time, end_time, split, seed, 
         spine_file = pool.submit(write_parquet, spine, lake.path,
                                  os.path.join(folder, "spine.parquet"))
     if spark is not None:
-        from lakecore.spark import build_on_spark
-
-        built = build_on_spark(spark, lake, view.query, spine, start_time, end_time)
-    else:
-        built = build(lake, view.query, spine, start_time, end_time, pinned)
+        return _materialize_on_spark(lake, view, version, spine, start_time, end_time, split,
+                                     seed, description, folder, pinned, stored_spine, spine_file,
+                                     spark)
+    built = build(lake, view.query, spine, start_time, end_time, pinned)
     table = built.table
     missing = [label for label in view.labels if label not in table.column_names]
     if missing:
@@ -209,6 +209,42 @@ def _materialize(lake, view, version, spine, start_time, end_time, split, seed, 
         key_columns=key_columns, features=features, labels=list(view.labels),
         transforms=fitted, files=files, description=description,
         created_at_ms=time.time_ns() // 1_000_000, hash="")
+    return msgspec.structs.replace(spec, hash=content_hash(spec))
+
+
+def _materialize_on_spark(lake, view, version, spine, start_time, end_time, split, seed,
+                          description, folder, pinned, stored_spine, spine_file,
+                          spark) -> TrainingDatasetSpec:
+    """The joins and the writing on Spark; splits, fitted transforms and the manifest as in
+    the embedded engine."""
+    from lakecore.spark import ROW, build_on_spark, write_on_spark
+
+    frame, built = build_on_spark(spark, lake, view.query, spine, start_time, end_time, pinned,
+                                  collect=False)
+    names = [c for c in frame.columns if c != ROW]
+    missing = [label for label in view.labels if label not in names]
+    if missing:
+        raise SchemaError(f"labels: no column {missing[0]!r} in the view's output or the spine "
+                          f"(columns: {', '.join(names)})")
+    key_columns = [c for c in built.spine_columns if c not in view.labels]
+    features = [c for c in names if c not in built.spine_columns and c not in view.labels]
+    rows = _split_rows(built.table, built.time_column, split, seed)
+    fit_on = "train" if "train" in rows else next(iter(rows))
+    fit_rows = spark.createDataFrame(pa.table({ROW: pa.array(rows[fit_on], pa.int64())}))
+    fitted = tf.fit(frame.join(fit_rows, on=ROW).select(*features).toArrow()
+                    if features else pa.table({}), view.transforms)
+    files = write_on_spark(spark, frame, lake.path, folder, rows,
+                           key_columns + features + list(view.labels), PART_ROWS)
+    if spine_file is not None:
+        stored_spine = spine_file.result()
+    fsync_path(os.path.join(lake.path, folder))
+    spec = TrainingDatasetSpec(
+        view=view.name, view_version=view.version, version=version, sources=built.sources,
+        spine=stored_spine, start_time_us=_utc_micros(start_time, "start_time"),
+        end_time_us=_utc_micros(end_time, "end_time"), splits=split, seed=seed,
+        key_columns=key_columns, features=features, labels=list(view.labels),
+        transforms=fitted, files=files, description=description,
+        created_at_ms=time.time_ns() // 1_000_000, hash="", engine="spark")
     return msgspec.structs.replace(spec, hash=content_hash(spec))
 
 
@@ -261,20 +297,32 @@ class TrainingDataset:
             names = [split]
         else:
             raise ValidationError(f"split: no split {split!r} (splits: {', '.join(spec.files)})")
-        parts = [pq.read_table(os.path.join(self._lake.path, f.path))
-                 for n in names for f in spec.files[n]]
-        raw = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        tables = []
+        for n in names:
+            parts = [pq.read_table(os.path.join(self._lake.path, f.path)) for f in spec.files[n]]
+            if spec.engine == "spark":      # files hold the row id: restore spine order
+                from lakecore.spark import ROW
+
+                whole = pa.concat_tables(parts, promote_options="permissive") if parts else None
+                parts = [] if whole is None else [whole.sort_by(ROW).drop_columns([ROW])]
+            tables.extend(parts)
+        raw = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 \
+            else tables[0]
         features = tf.apply(raw.select(spec.features), spec.transforms)
         columns = ([raw.column(c) for c in spec.key_columns] if with_keys else []) + \
             list(features.columns) + [raw.column(c) for c in spec.labels]
         names = (spec.key_columns if with_keys else []) + features.column_names + spec.labels
         return pa.table(columns, names=names)
 
-    def recreate(self) -> TrainingDataset:
+    def recreate(self, *, spark: Any = None) -> TrainingDataset:
         """Rebuild this dataset from the exact commits and spine it was made from (into a
-        ``recreated`` folder beside it); the result has the same hash when nothing changed."""
+        ``recreated`` folder beside it); the result has the same hash when nothing changed.
+        A dataset built on Spark is rebuilt on Spark (pass the session)."""
         lake, spec = self._lake, self._spec
         lake._check_open()
+        if spec.engine == "spark" and spark is None:
+            raise ValidationError("this training dataset was built on Spark: pass spark= "
+                                  "(a SparkSession) to recreate it")
         view = lake.feature_view(spec.view, spec.view_version)._spec
         spine = None
         if spec.spine is not None:
@@ -285,6 +333,7 @@ class TrainingDataset:
                               start_time=_micros_to_datetime(spec.start_time_us),
                               end_time=_micros_to_datetime(spec.end_time_us), split=spec.splits,
                               seed=spec.seed, description=spec.description, folder=folder,
-                              pinned=pinned, stored_spine=spec.spine)
+                              pinned=pinned, stored_spine=spec.spine,
+                              spark=spark if spec.engine == "spark" else None)
         return TrainingDataset(lake, rebuilt)
 
