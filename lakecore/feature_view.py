@@ -14,6 +14,7 @@ from lakecore import transforms as tf
 from lakecore._arrow import as_table, indices_array
 from lakecore.catalog import FeatureViewSpec, TrainingDatasetSpec
 from lakecore.errors import NotFoundError, SchemaError, ValidationError
+from lakecore.online_store import handles_version as _handles_version
 from lakecore.query import Query, build
 from lakecore.training_data import TrainingDataset, folder_of, materialize, parse_split
 
@@ -182,7 +183,7 @@ class FeatureView:
         if not isinstance(key, dict):
             raise ValidationError(f"key: expected a dict of join key column to value, got {key!r}")
         plan = self._serving_plan(training_data)
-        if plan.direct and all(c in key for c in plan.key_columns):
+        if plan.direct and key.keys() >= plan.key_set:
             # every group is keyed by the request: one transaction, rows concatenated in order
             try:
                 flat = plan.store.read_concatenated(plan.direct_groups, key, plan.env)
@@ -207,10 +208,14 @@ class FeatureView:
     def _serving_plan(self, training_data: Any) -> _ServingPlan:
         """What ``feature_vector`` needs, resolved once per catalog state (the catalog file
         is re-read only when another writer changed it)."""
-        self._lake._check_open()
-        which = training_data.version if isinstance(training_data, TrainingDataset) else training_data
         cached = self._plan
         now = time.monotonic()
+        if cached is not None and training_data is None and cached.which is None \
+                and now < cached.checked + _PLAN_RECHECK_S and not self._lake._closed \
+                and cached.handles == _handles_version():
+            return cached               # the common serving call: nothing to look up
+        self._lake._check_open()
+        which = training_data.version if isinstance(training_data, TrainingDataset) else training_data
         if cached is not None and cached.which == which and now < cached.checked + _PLAN_RECHECK_S \
                 and cached.handles == cached.store.handles_version():
             return cached               # serving: the catalog file is looked at once a second
@@ -238,7 +243,7 @@ class FeatureView:
         plan = _ServingPlan((which, id(state)), which, now, store, store.handles_version(),
                             store._env(create=False), groups, features,
                             tf.RowTransformer(dataset.transforms if dataset is not None else []),
-                            direct and not set(key_columns) & set(features), key_columns,
+                            direct and not set(key_columns) & set(features), set(key_columns),
                             [(g[0], g[1], g[2], g[3]) for g in groups])
         self._plan = plan if complete else None   # a group without data yet: look again
         return plan
@@ -264,7 +269,7 @@ class _ServingPlan:
     features: list[str]         # raw feature names in training order
     transform: tf.RowTransformer
     direct: bool                # features = every group's columns in order, none from keys
-    key_columns: list[str]      # the request columns the groups are keyed on
+    key_set: set[str]           # the request columns the groups are keyed on
     direct_groups: list[tuple]  # (db, layout, ttl_us, on columns) for the direct path
 
 

@@ -89,6 +89,11 @@ _db_handles: dict[tuple[int, bytes], Any] = {}
 _handle_generation = 0      # moves whenever cached handles become invalid
 
 
+def handles_version() -> int:
+    """Changes whenever cached database handles may have become invalid."""
+    return _handle_generation
+
+
 def _handles_changed() -> None:
     global _handle_generation
     _handle_generation += 1
@@ -498,17 +503,18 @@ class OnlineStore:
         key ``tuple(key[c] for c in on)``, all read in one transaction and concatenated in
         order (Nones for a missing or stale row). Keys must have the groups' key types."""
         env = env or self._env(create=False)
-        now = time.time_ns() // 1000
+        now = time.time_ns() // 1000 if any(g[2] is not None for g in groups) else 0
         out: list = []
         if env is None:
             for _, layout, _, _ in groups:
                 out.extend([None] * len(layout.features))
             return out
         decode, encode = rowcodec.decode_row, rowcodec.encode_key
-        with env.begin() as txn:
+        txn = env.begin()
+        try:
             get = txn.get
             for db, layout, ttl_us, on in groups:
-                values = tuple([key[c] for c in on])
+                values = (key[on[0]],) if len(on) == 1 else tuple([key[c] for c in on])
                 if layout.key_converters:
                     values = tuple(convert(v) if convert else v
                                    for v, convert in zip(values, layout.key_converters))
@@ -522,6 +528,8 @@ class OnlineStore:
                     if row[j] is not None:
                         row[j] = convert(row[j])
                 out.extend(row)
+        finally:
+            txn.abort()                 # read-only: nothing to commit
         return out
 
     def read_row(self, name: str, version: int, layout: Layout, key: bytes,
