@@ -217,11 +217,11 @@ class FeatureView:
         self._lake._check_open()
         which = training_data.version if isinstance(training_data, TrainingDataset) else training_data
         if cached is not None and cached.which == which and now < cached.checked + _PLAN_RECHECK_S \
-                and cached.handles == cached.store.handles_version():
+                and cached.handles == _handles_version():
             return cached               # serving: the catalog file is looked at once a second
         state = self._lake.catalog.state()
         if cached is not None and cached.key == (which, id(state)) \
-                and cached.handles == cached.store.handles_version():
+                and cached.handles == _handles_version():
             cached.checked = now
             return cached
         dataset = self._resolve(training_data)
@@ -240,7 +240,7 @@ class FeatureView:
         direct = outputs == features and all(
             [j for j, _ in g[4]] == list(range(len(g[1].features))) for g in groups)
         key_columns = sorted({c for g in groups for c in g[3]})
-        plan = _ServingPlan((which, id(state)), which, now, store, store.handles_version(),
+        plan = _ServingPlan((which, id(state)), which, now, store, _handles_version(),
                             store._env(create=False), groups, features,
                             tf.RowTransformer(dataset.transforms if dataset is not None else []),
                             direct and not set(key_columns) & set(features), set(key_columns),

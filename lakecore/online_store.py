@@ -492,11 +492,6 @@ class OnlineStore:
                         row[j] = convert(row[j])
         return rows
 
-    def handles_version(self) -> int:
-        """Changes whenever handles taken from ``database`` may have become invalid (a fork,
-        an aborted write): holders of handles compare it before use."""
-        return _handle_generation
-
     def read_concatenated(self, groups: list[tuple[Any, Layout, int | None, list[str]]],
                           key: dict[str, Any], env: lmdb.Environment | None = None) -> list:
         """The feature-vector path: for each ``(db, layout, ttl_us, on)`` the features of the

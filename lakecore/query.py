@@ -298,19 +298,19 @@ def _right_rows(source: _Source, features: list[str],
     group = source.group
     timed = bool(group.event_time) and spine_times is not None
     within = None
-    if timed:                           # skip files no spine row can reach
+    if timed:                           # the times a spine row can reach: [min - ttl, max]
         bounds = pc.min_max(spine_times)
         if bounds["max"].is_valid:
             ttl_us = group._spec.ttl_us
-            lo = None if ttl_us is None else bounds["min"].value - ttl_us
+            lo = None if ttl_us is None else max(bounds["min"].value - ttl_us, -(2**63))
             within = (group.event_time, lo, bounds["max"].value)
     columns = group.primary_key + ([group.event_time] if group.event_time else []) + features
-    right = source.read(columns, within)
+    right = source.read(columns, within)    # skips files outside the window
     if not group.event_time:
         return right, np.zeros(right.num_rows, np.int64), None
     right = right.rename_columns([TIME if c == group.event_time else c for c in right.column_names])
     if timed:
-        right = _prune(right, spine_times, group._spec.ttl_us)
+        right = right.slice(0, 0) if within is None else _prune(right, within[1], within[2])
     times = pc.cast(right.column(TIME), pa.int64()).to_numpy(zero_copy_only=False)
     return right, times, group._spec.ttl_us if timed else None
 
@@ -389,20 +389,14 @@ def _match_and_add(output, spine_times, left_codes, right_codes, right_times, n_
     return output
 
 
-def _prune(right: pa.Table, spine_times: pa.ChunkedArray, ttl_us: int | None) -> pa.Table:
-    """Drop rows no spine row can match: later than every spine time, or (with a ttl) older
-    than the earliest spine time minus the ttl."""
-    bounds = pc.min_max(spine_times)
-    latest, earliest = bounds["max"], bounds["min"]
-    if not latest.is_valid:
-        return right.slice(0, 0)
+def _prune(right: pa.Table, lo: int | None, hi: int) -> pa.Table:
+    """Only the rows whose time is in ``[lo, hi]`` (microseconds; ``lo`` None: no floor)."""
     times = right.column(TIME)
-    floor = None if ttl_us is None else pa.scalar(max(earliest.value - ttl_us, -(2**63)), UTC_US)
     have = pc.min_max(times)
-    if not have["max"].is_valid or (have["max"].value <= latest.value and
-                                    (floor is None or have["min"].value >= floor.value)):
+    if not have["max"].is_valid or (have["max"].value <= hi and
+                                    (lo is None or have["min"].value >= lo)):
         return right                    # every row may match: filtering would only copy
-    mask = pc.less_equal(times, latest)
-    if floor is not None:
-        mask = pc.and_(mask, pc.greater_equal(times, floor))
+    mask = pc.less_equal(times, pa.scalar(hi, UTC_US))
+    if lo is not None:
+        mask = pc.and_(mask, pc.greater_equal(times, pa.scalar(lo, UTC_US)))
     return right.filter(mask)

@@ -70,11 +70,12 @@ _LATEST_US = 2**62
 
 
 def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end_time,
-                   pinned: dict | None = None, collect: bool = True):
-    """The embedded engine's query result (``lakecore.query.build``), with every
-    point-in-time join run on Spark: the union + sort + ``last(struct, ignorenulls)`` window,
-    carrying whole rows as structs so that a null value is never filled from an older row.
-    Returns the same ``Built`` (an Arrow table in spine order) as the embedded engine."""
+                   pinned: dict | None = None):
+    """The embedded engine's query (``lakecore.query.build``) with every point-in-time join
+    run on Spark: the union + sort + ``last(struct, ignorenulls)`` window, carrying whole rows
+    as structs so that a null value is never filled from an older row. Returns the joined
+    Spark DataFrame (the spine's columns, the features, the spine row id ``ROW``) and a
+    ``Built`` whose table is the spine (for the split assignment)."""
     import pyarrow as pa
 
     from lakecore._arrow import as_table
@@ -114,7 +115,7 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
                               pa.array([_LATEST_US] * output.num_rows, pa.int64()))
     left_df = spark.createDataFrame(left)
     result = left_df.select(ROW)
-    added: list[tuple[str, Any]] = []
+    added: list[str] = []
     for part, source in joins:
         group = source.group
         prefix = part.prefix or ""
@@ -157,23 +158,12 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
         picked = matched.select(F.col(ROW), *[
             F.when(live, F.col(f"{MATCH}.{c}")).alias(prefix + c) for c in features])
         result = result.join(picked, on=ROW, how="left")
-        added += [(prefix + c, group.schema.field(c).type) for c in features]
+        added += [prefix + c for c in features]
     commits = [SourceCommit(group=s.group.name, version=s.group.version,
                             commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
-    if not collect:                     # stays on Spark: the spine's columns, features, row id
-        frame = left_df.drop(TIME).join(result, on=ROW, how="left")
-        order = [c for c in base.table.column_names] + [n for n, _ in added] + [ROW]
-        return frame.select(*order), Built(base.table, commits, base.spine_columns,
-                                           base.time_column)
-    joined = result.orderBy(ROW).toArrow() if added else None
-    columns = list(output.columns)
-    names = list(output.column_names)
-    for name, arrow_type in added:
-        columns.append(joined.column(name).cast(arrow_type))
-        names.append(name)
-    table = pa.table(columns, names=names)
-    order = [c for c in base.table.column_names] + [n for n, _ in added]
-    return Built(table.select(order), commits, base.spine_columns, base.time_column)
+    frame = left_df.drop(TIME).join(result, on=ROW, how="left")
+    order = list(base.table.column_names) + added + [ROW]
+    return frame.select(*order), Built(base.table, commits, base.spine_columns, base.time_column)
 
 
 def write_on_spark(spark: Any, frame: Any, lake_path: str, folder: str, rows: dict,

@@ -177,13 +177,8 @@ def _materialize(lake, view, version, spine, start_time, end_time, split, seed, 
                                      spark)
     built = build(lake, view.query, spine, start_time, end_time, pinned)
     table = built.table
-    missing = [label for label in view.labels if label not in table.column_names]
-    if missing:
-        raise SchemaError(f"labels: no column {missing[0]!r} in the view's output or the spine "
-                          f"(columns: {', '.join(table.column_names)})")
-    key_columns = [c for c in built.spine_columns if c not in view.labels]
-    features = [c for c in table.column_names
-                if c not in built.spine_columns and c not in view.labels]
+    key_columns, features = _key_and_feature_columns(view, table.column_names,
+                                                     built.spine_columns)
     rows = _split_rows(table, built.time_column, split, seed)
     fit_on = "train" if "train" in rows else next(iter(rows))
     raw = table.select(key_columns + features + view.labels)
@@ -201,6 +196,27 @@ def _materialize(lake, view, version, spine, start_time, end_time, split, seed, 
     files = {name: [future.result() for future in futures] for name, futures in writes.items()}
     if spine_file is not None:
         stored_spine = spine_file.result()
+    return _manifest(lake, view, version, built, stored_spine, start_time, end_time, split,
+                     seed, key_columns, features, fitted, files, description, folder, "lakecore")
+
+
+def _key_and_feature_columns(view: FeatureViewSpec, names: list[str],
+                             spine_columns: list[str]) -> tuple[list[str], list[str]]:
+    """The dataset's key columns (the spine's, labels aside) and features (the rest, labels
+    aside); SchemaError when a label is in neither."""
+    missing = [label for label in view.labels if label not in names]
+    if missing:
+        raise SchemaError(f"labels: no column {missing[0]!r} in the view's output or the spine "
+                          f"(columns: {', '.join(names)})")
+    key_columns = [c for c in spine_columns if c not in view.labels]
+    features = [c for c in names if c not in spine_columns and c not in view.labels]
+    return key_columns, features
+
+
+def _manifest(lake, view, version, built, stored_spine, start_time, end_time, split, seed,
+              key_columns, features, fitted, files, description, folder,
+              engine: str) -> TrainingDatasetSpec:
+    """Make the dataset's folder durable and return its manifest, hashed."""
     fsync_path(os.path.join(lake.path, folder))
     spec = TrainingDatasetSpec(
         view=view.name, view_version=view.version, version=version, sources=built.sources,
@@ -208,7 +224,7 @@ def _materialize(lake, view, version, spine, start_time, end_time, split, seed, 
         end_time_us=_utc_micros(end_time, "end_time"), splits=split, seed=seed,
         key_columns=key_columns, features=features, labels=list(view.labels),
         transforms=fitted, files=files, description=description,
-        created_at_ms=time.time_ns() // 1_000_000, hash="")
+        created_at_ms=time.time_ns() // 1_000_000, hash="", engine=engine)
     return msgspec.structs.replace(spec, hash=content_hash(spec))
 
 
@@ -219,15 +235,9 @@ def _materialize_on_spark(lake, view, version, spine, start_time, end_time, spli
     the embedded engine."""
     from lakecore.spark import ROW, build_on_spark, write_on_spark
 
-    frame, built = build_on_spark(spark, lake, view.query, spine, start_time, end_time, pinned,
-                                  collect=False)
-    names = [c for c in frame.columns if c != ROW]
-    missing = [label for label in view.labels if label not in names]
-    if missing:
-        raise SchemaError(f"labels: no column {missing[0]!r} in the view's output or the spine "
-                          f"(columns: {', '.join(names)})")
-    key_columns = [c for c in built.spine_columns if c not in view.labels]
-    features = [c for c in names if c not in built.spine_columns and c not in view.labels]
+    frame, built = build_on_spark(spark, lake, view.query, spine, start_time, end_time, pinned)
+    key_columns, features = _key_and_feature_columns(
+        view, [c for c in frame.columns if c != ROW], built.spine_columns)
     rows = _split_rows(built.table, built.time_column, split, seed)
     fit_on = "train" if "train" in rows else next(iter(rows))
     fit_rows = spark.createDataFrame(pa.table({ROW: pa.array(rows[fit_on], pa.int64())}))
@@ -237,15 +247,8 @@ def _materialize_on_spark(lake, view, version, spine, start_time, end_time, spli
                            key_columns + features + list(view.labels), PART_ROWS)
     if spine_file is not None:
         stored_spine = spine_file.result()
-    fsync_path(os.path.join(lake.path, folder))
-    spec = TrainingDatasetSpec(
-        view=view.name, view_version=view.version, version=version, sources=built.sources,
-        spine=stored_spine, start_time_us=_utc_micros(start_time, "start_time"),
-        end_time_us=_utc_micros(end_time, "end_time"), splits=split, seed=seed,
-        key_columns=key_columns, features=features, labels=list(view.labels),
-        transforms=fitted, files=files, description=description,
-        created_at_ms=time.time_ns() // 1_000_000, hash="", engine="spark")
-    return msgspec.structs.replace(spec, hash=content_hash(spec))
+    return _manifest(lake, view, version, built, stored_spine, start_time, end_time, split,
+                     seed, key_columns, features, fitted, files, description, folder, "spark")
 
 
 def _micros_to_datetime(us: int | None) -> dt.datetime | None:
