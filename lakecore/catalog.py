@@ -90,6 +90,7 @@ class TrainingDatasetSpec(msgspec.Struct, frozen=True, kw_only=True):
     created_at_ms: int
     hash: str
     engine: str = "lakecore"            # "spark": joined and written by Spark
+    spine_time: str | None = None       # the spine's event time column, when named by the user
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,7 +16,13 @@ from lakecore.catalog import FeatureViewSpec, TrainingDatasetSpec
 from lakecore.errors import NotFoundError, SchemaError, ValidationError
 from lakecore.online_store import handles_version as _handles_version
 from lakecore.query import Query, build
-from lakecore.training_data import TrainingDataset, folder_of, materialize, parse_split
+from lakecore.training_data import (
+    TrainingDataset,
+    discard_folder,
+    folder_of,
+    materialize,
+    parse_split,
+)
 
 if TYPE_CHECKING:
     from lakecore.lake import Lake
@@ -46,10 +52,43 @@ class FeatureView:
         return f"FeatureView({self.name!r}, version={self.version})"
 
     # -- training data -----------------------------------------------------------------------
-    def create_training_data(self, *, spine: Any = None, start_time=None, end_time=None,
-                             split: Any = None, seed: int = 0, description: str = "",
-                             spark: Any = None) -> TrainingDataset:
-        """Materialize the view's data (see ``lakecore.training_data``) as a new version."""
+    def create_training_data(self, *, spine: Any = None, spine_time: str | None = None,
+                             start_time=None, end_time=None, split: Any = None, seed: int = 0,
+                             description: str = "", spark: Any = None) -> TrainingDataset:
+        """Materialize the view's data as a new training dataset version.
+
+        Parameters
+        ----------
+        spine : table-like or Spark DataFrame, optional
+            The labelled rows (keys, event time, labels); the root group's rows when None.
+        spine_time : str, optional
+            The spine's event time column (default: the root group's event_time name).
+            Features are joined as of it; a spine without it is refused, never joined to
+            the latest rows.
+        start_time, end_time : datetime, optional
+            Keep spine rows with ``start_time <= event time < end_time``.
+        split : dict, optional
+            Fractions (``{"train": 0.8, "test": 0.2}``, shuffled by ``seed``) or half-open
+            time ranges (``{"train": (t0, t1), "test": (t1, t2)}``) on the spine's time.
+        seed : int
+        description : str
+        spark : SparkSession, optional
+            Run the joins and the writing on Spark (same rows and hash).
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at")
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> _ = fg.insert({"card": [1, 1], "at": [day(1), day(5)], "total": [10.0, 50.0]})
+        >>> view = lake.create_feature_view("fraud", query=fg.select(["total"]), labels=["y"])
+        >>> td = view.create_training_data(spine={"card": [1], "t": [day(3)], "y": [1]},
+        ...                                spine_time="t")
+        >>> td.read().to_pylist()
+        [{'total': 10.0, 'y': 1}]
+        >>> lake.close()
+        """
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValidationError(f"seed: expected an int, got {seed!r}")
         if not isinstance(description, str):
@@ -66,9 +105,14 @@ class FeatureView:
                                if (t.view, t.view_version) == (self.name, self.version)),
                               default=0)
             folder = folder_of(self.name, self.version, version)
-            spec = materialize(self._lake, self._spec, version, spine=spine_table,
-                               start_time=start_time, end_time=end_time, split=parts,
-                               seed=seed, description=description, folder=folder, spark=spark)
+            discard_folder(self._lake.path, folder)     # left by a writer that crashed
+            try:
+                spec = materialize(self._lake, self._spec, version, spine=spine_table,
+                                   spine_time=spine_time, start_time=start_time, end_time=end_time, split=parts,
+                                   seed=seed, description=description, folder=folder, spark=spark)
+            except BaseException:
+                discard_folder(self._lake.path, folder)
+                raise
             self._lake.catalog.update(lambda s: s.training_datasets.append(spec))
             self._lake.audit.append("create_training_data",
                                     f"td:{self.name}@{self.version}/{version}", spec.hash)
@@ -106,13 +150,32 @@ class FeatureView:
         return None
 
     # -- batch scoring -----------------------------------------------------------------------
-    def batch_data(self, *, spine: Any = None, start_time=None, end_time=None,
+    def batch_data(self, *, spine: Any = None, spine_time: str | None = None,
+                   latest: bool = False, start_time=None, end_time=None,
                    training_data: Any = None) -> pa.Table:
         """Keys and event time, then the features (transformed like the training data) of the
-        latest commits, for scoring."""
+        latest commits, for scoring.
+
+        ``spine``, ``spine_time``, ``start_time`` and ``end_time`` are as in
+        ``create_training_data``; ``latest=True`` joins every group's latest row per key
+        (ttl counted back from now) instead of the rows as of the spine's times.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at")
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> _ = fg.insert({"card": [1, 1], "at": [day(1), day(5)], "total": [10.0, 50.0]})
+        >>> view = lake.create_feature_view("spend_view", query=fg.select(["total"]))
+        >>> view.batch_data(spine={"card": [1]}, latest=True).column("total").to_pylist()
+        [50.0]
+        >>> lake.close()
+        """
         self._lake._check_open()
         dataset = self._resolve(training_data)
-        built = build(self._lake, self._spec.query, spine, start_time, end_time)
+        built = build(self._lake, self._spec.query, spine, start_time, end_time,
+                      spine_time=spine_time, latest=latest)
         labels = set(self._spec.labels)
         keys = [c for c in built.spine_columns if c not in labels]
         features = dataset.features if dataset is not None else \

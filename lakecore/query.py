@@ -12,6 +12,7 @@ no spine row can match, and joined by the native as-of kernel.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -100,11 +101,49 @@ class Query:
         return Query(self._lake, QuerySpec(root=self.spec.root,
                                            joins=[*self.spec.joins, joined, *other.spec.joins]))
 
-    def read(self, *, spine: Any = None, start_time: dt.datetime | None = None,
+    def read(self, *, spine: Any = None, spine_time: str | None = None, latest: bool = False,
+             start_time: dt.datetime | None = None,
              end_time: dt.datetime | None = None) -> pa.Table:
-        """The joined table: one row per spine row, in spine order (see the module doc)."""
+        """The joined table: one row per spine row, in spine order.
+
+        Parameters
+        ----------
+        spine : table-like, optional
+            The rows to join features to (the root group's rows when None). It must hold the
+            root's primary key columns and, when any group of the query has an event_time,
+            its event time column; all its columns are kept as they are.
+        spine_time : str, optional
+            The spine's event time column (default: the root group's event_time name). Every
+            group is joined as of it: the row with the same key and the greatest
+            ``event_time <=`` the spine's time (and ``>= time - ttl``).
+        latest : bool
+            Join every group's latest row per key instead (ttl counted back from now);
+            without a spine, the root group's latest row per key is the spine.
+        start_time, end_time : datetime, optional
+            Keep spine rows with ``start_time <= event time < end_time``.
+
+        Raises
+        ------
+        SchemaError
+            The spine lacks a key column, or its event time column when a group has an
+            event_time and ``latest`` is False.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at")
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> _ = fg.insert({"card": [1, 1], "at": [day(1), day(5)], "total": [10.0, 50.0]})
+        >>> spine = {"card": [1, 1], "label_time": [day(3), day(6)]}
+        >>> fg.select(["total"]).read(spine=spine, spine_time="label_time") \\
+        ...     .column("total").to_pylist()
+        [10.0, 50.0]
+        >>> lake.close()
+        """
         self._lake._check_open()
-        return build(self._lake, self.spec, spine, start_time, end_time).table
+        return build(self._lake, self.spec, spine, start_time, end_time,
+                     spine_time=spine_time, latest=latest).table
 
 
 def select_query(group: FeatureGroup, columns: list[str] | None) -> Query:
@@ -174,6 +213,14 @@ def _utc_micros(value: dt.datetime | dt.date | None, argument: str) -> int | Non
     raise ValidationError(f"{argument}: expected a datetime or None, got {value!r}")
 
 
+def time_window(start_time, end_time) -> tuple[int | None, int | None]:
+    """``start_time`` and ``end_time`` as UTC microseconds (None: unbounded), checked."""
+    start, end = _utc_micros(start_time, "start_time"), _utc_micros(end_time, "end_time")
+    if start is not None and end is not None and start >= end:
+        raise ValidationError(f"start_time {start_time} is not before end_time {end_time}")
+    return start, end
+
+
 def _as_utc_times(column: pa.ChunkedArray | pa.Array, name: str) -> pa.ChunkedArray:
     """A spine's event time column as timestamp[us, UTC] (naive times are UTC)."""
     kind = type_kind(column.type)
@@ -201,50 +248,123 @@ def _window(table: pa.Table, column: str, start: int | None, end: int | None) ->
     return table.filter(pc.fill_null(mask, False))
 
 
-def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
-          pinned: dict[tuple[str, int], int] | None = None) -> Built:
-    """Run a query; ``pinned`` maps (group, version) to the table commit to read."""
-    start, end = _utc_micros(start_time, "start_time"), _utc_micros(end_time, "end_time")
-    if start is not None and end is not None and start >= end:
-        raise ValidationError(f"start_time {start_time} is not before end_time {end_time}")
-    sources = [_source(lake, part, pinned) for part in spec.parts]
+@dataclass
+class Spine:
+    """The left side of a query's joins, before any group is joined to it."""
+
+    table: pa.Table
+    columns: list[str]              # the spine's own columns (kept as they are)
+    time_column: str | None         # its event time column (None: it has none)
+    joins: list[tuple[QueryPart, _Source]]
+
+
+def _timed_groups(sources: list[_Source]) -> list[str]:
+    return [s.group.name for s in sources if s.group.event_time]
+
+
+def spine_of(spec: QuerySpec, sources: list[_Source], spine: Any, spine_time: str | None,
+             latest: bool, start: int | None, end: int | None, now_us: int,
+             latest_allowed: bool = True) -> Spine:
+    """The spine of a query (the ``spine`` table, or the root group's rows) and the joins
+    still to do on it. A spine must carry event times whenever a group of the query has
+    them, unless ``latest`` asks for the latest rows: it is never joined to them silently."""
     root, root_source = spec.root, sources[0]
     root_group = root_source.group
+    or_latest = " or latest=True for the latest rows" if latest_allowed else ""
+    if spine_time is not None and (not isinstance(spine_time, str) or not spine_time):
+        raise ValidationError(f"spine_time: expected a column name, got {spine_time!r}")
     if spine is None:
-        keys = root_group.primary_key + ([root_group.event_time] if root_group.event_time else [])
-        if (start is not None or end is not None) and not root_group.event_time:
+        if spine_time is not None:
+            raise ValidationError("spine_time: names a column of a spine, but no spine was "
+                                  "given (the root group's rows are the spine)")
+        time_column = root_group.event_time
+        timed = _timed_groups(sources)
+        if time_column is None and timed and not latest:
+            raise SchemaError(
+                f"feature group {timed[0]!r} has an event_time but the query's root group "
+                f"{root_group.name!r} has none, so its rows carry no time to join it as of; "
+                f"pass a spine with an event time column (spine=..., spine_time=...)"
+                f"{or_latest}")
+        if (start is not None or end is not None) and time_column is None:
             raise SchemaError(f"start_time/end_time: feature group {root_group.name!r} has no "
                               f"event_time")
+        keys = root_group.primary_key + ([time_column] if time_column else [])
         output = root_source.read(keys + [c for c in root.columns if c not in keys])
-        if root_group.event_time:
-            output = _window(output, root_group.event_time, start, end)
-        order = [(c, "ascending") for c in ([root_group.event_time] if root_group.event_time
-                                             else []) + root_group.primary_key]
-        output = output.sort_by(order)
-        spine_columns, time_column = keys, root_group.event_time
-        joins = list(zip(spec.joins, sources[1:]))
-    else:
-        output = as_table(spine, "spine")
-        duplicated = {n for n in output.column_names if output.column_names.count(n) > 1}
-        if duplicated:
-            raise SchemaError(f"spine: column {min(duplicated)!r} appears twice")
-        missing = [k for k in root_group.primary_key if k not in output.column_names]
-        if missing:
-            raise SchemaError(f"spine: missing join key column {missing[0]!r} of feature group "
-                              f"{root_group.name!r} (spine columns: {', '.join(output.column_names)})")
-        time_column = root_group.event_time if root_group.event_time in output.column_names else None
-        if time_column is None and (start is not None or end is not None):
-            raise SchemaError(f"spine: no event time column {root_group.event_time!r} to apply "
-                              f"start_time/end_time to")
-        if time_column is not None:
-            _as_utc_times(output.column(time_column), time_column)     # type check
+        if time_column:
             output = _window(output, time_column, start, end)
-        spine_columns = list(output.column_names)
-        joins = [(msgspec.structs.replace(root, on=root_group.primary_key), root_source),
-                 *zip(spec.joins, sources[1:])]
+            if latest:
+                output = _latest_per_key(output, root_group.primary_key, time_column,
+                                         root_group._spec.ttl_us, now_us)
+        order = [(c, "ascending") for c in ([time_column] if time_column else [])
+                 + root_group.primary_key]
+        return Spine(output.sort_by(order), keys, time_column,
+                     list(zip(spec.joins, sources[1:])))
+    output = as_table(spine, "spine")
+    duplicated = {n for n in output.column_names if output.column_names.count(n) > 1}
+    if duplicated:
+        raise SchemaError(f"spine: column {min(duplicated)!r} appears twice")
+    missing = [k for k in root_group.primary_key if k not in output.column_names]
+    if missing:
+        raise SchemaError(f"spine: missing join key column {missing[0]!r} of feature group "
+                          f"{root_group.name!r} (spine columns: {', '.join(output.column_names)})")
+    wanted = spine_time if spine_time is not None else root_group.event_time
+    time_column = wanted if wanted in output.column_names else None
+    if time_column is None:
+        timed = _timed_groups(sources)
+        if spine_time is not None or (timed and not latest):
+            looked_for = (f"column {wanted!r}" if wanted else "an event time column (the root "
+                          f"group {root_group.name!r} has no event_time to name it)")
+            raise SchemaError(
+                f"spine: no {looked_for} (spine columns: {', '.join(output.column_names)}); "
+                f"feature group {timed[0] if timed else root_group.name!r} is joined as of "
+                f"the spine's event times: name the spine's time column with "
+                f"spine_time=...{or_latest}" if timed else
+                f"spine: no column {wanted!r} named by spine_time (spine columns: "
+                f"{', '.join(output.column_names)})")
+        if start is not None or end is not None:
+            raise SchemaError(f"spine: no event time column {wanted!r} to apply "
+                              f"start_time/end_time to; name it with spine_time=...")
+    else:
+        _as_utc_times(output.column(time_column), time_column)     # type check
+        output = _window(output, time_column, start, end)
+    joins = [(msgspec.structs.replace(root, on=root_group.primary_key), root_source),
+             *zip(spec.joins, sources[1:])]
+    return Spine(output, list(output.column_names), time_column, joins)
+
+
+def _latest_per_key(table: pa.Table, key: list[str], time_column: str, ttl_us: int | None,
+                    now_us: int) -> pa.Table:
+    """Each key's row with the greatest event time (none when it is older than ``ttl``)."""
+    times = pc.cast(table.column(time_column), pa.int64()).to_numpy(zero_copy_only=False)
+    codes, _, _ = key_codes(table, table.slice(0, 0), key, key)
+    order = np.lexsort((times, codes))
+    last = np.ones(len(order), bool)
+    last[:-1] = codes[order][1:] != codes[order][:-1]
+    picked = np.sort(order[last])
+    if ttl_us is not None:
+        picked = picked[times[picked] >= now_us - ttl_us]
+    return table.take(pa.array(picked, pa.int64()))
+
+
+def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
+          pinned: dict[tuple[str, int], int] | None = None, *, spine_time: str | None = None,
+          latest: bool = False, latest_allowed: bool = True) -> Built:
+    """Run a query; ``pinned`` maps (group, version) to the table commit to read;
+    ``spine_time`` names the spine's event time column (default: the root's event_time);
+    ``latest`` joins every group's latest row per key (ttl counted back from now), which
+    training data never does (``latest_allowed=False``)."""
+    if not isinstance(latest, bool):
+        raise ValidationError(f"latest: expected True or False, got {latest!r}")
+    start, end = time_window(start_time, end_time)
+    sources = [_source(lake, part, pinned) for part in spec.parts]
+    now_us = time.time_ns() // 1000
+    left = spine_of(spec, sources, spine, spine_time, latest, start, end, now_us,
+                    latest_allowed)
+    output, spine_columns, time_column, joins = left.table, left.columns, left.time_column, \
+        left.joins
     output = output.combine_chunks() if output.num_rows else output
-    spine_times = None
-    if time_column is not None:
+    spine_times = None                  # None: join the latest rows (now_us is the clock)
+    if time_column is not None and not latest:
         spine_times = _as_utc_times(output.column(time_column), time_column)
     # Joins whose key columns the output already has are done together, so that the spine's
     # keys are factorized once per join key (with every such group's keys), not once per group.
@@ -258,7 +378,7 @@ def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
             _plan_join(output, spine_columns, part, source)
         first_on = ready[0][0].on or ready[0][1].group.primary_key
         batch = [j for j in ready if (j[0].on or j[1].group.primary_key) == first_on]
-        output = _join_batch(output, spine_columns, spine_times, batch)
+        output = _join_batch(output, spine_columns, spine_times, now_us, batch)
         pending = [j for j in pending if j not in batch]
     order = base + [(part.prefix or "") + c for part, _ in joins
                     for c in part.columns if (part.prefix or "") + c not in spine_columns]
@@ -291,19 +411,22 @@ def _plan_join(output: pa.Table, spine_columns: list[str], part: QueryPart,
     return features
 
 
-def _right_rows(source: _Source, features: list[str],
-                spine_times: pa.ChunkedArray | None) -> tuple[pa.Table, np.ndarray, int | None]:
+def _right_rows(source: _Source, features: list[str], spine_times: pa.ChunkedArray | None,
+                now_us: int) -> tuple[pa.Table, np.ndarray, int | None]:
     """A group's key and feature columns (without rows no spine row can reach), its times as
-    int64 microseconds (all 0 without event time or spine times), and its ttl."""
+    int64 microseconds (all 0 without event time), and the ttl the kernel applies (None when
+    the latest rows are joined: rows older than ``now_us - ttl`` are dropped here instead)."""
     group = source.group
     timed = bool(group.event_time) and spine_times is not None
+    ttl_us = group._spec.ttl_us
     within = None
     if timed:                           # the times a spine row can reach: [min - ttl, max]
         bounds = pc.min_max(spine_times)
         if bounds["max"].is_valid:
-            ttl_us = group._spec.ttl_us
             lo = None if ttl_us is None else max(bounds["min"].value - ttl_us, -(2**63))
             within = (group.event_time, lo, bounds["max"].value)
+    elif group.event_time and ttl_us is not None:   # latest rows, no older than the ttl
+        within = (group.event_time, now_us - ttl_us, None)
     columns = group.primary_key + ([group.event_time] if group.event_time else []) + features
     right = source.read(columns, within)    # skips files outside the window
     if not group.event_time:
@@ -311,12 +434,14 @@ def _right_rows(source: _Source, features: list[str],
     right = right.rename_columns([TIME if c == group.event_time else c for c in right.column_names])
     if timed:
         right = right.slice(0, 0) if within is None else _prune(right, within[1], within[2])
+    elif within is not None:
+        right = _prune(right, within[1], None)
     times = pc.cast(right.column(TIME), pa.int64()).to_numpy(zero_copy_only=False)
-    return right, times, group._spec.ttl_us if timed else None
+    return right, times, ttl_us if timed else None
 
 
 def _join_batch(output: pa.Table, spine_columns: list[str], spine_times: pa.ChunkedArray | None,
-                batch: list[tuple[QueryPart, _Source]]) -> pa.Table:
+                now_us: int, batch: list[tuple[QueryPart, _Source]]) -> pa.Table:
     """``output`` with the features of every group in ``batch`` (all joined on the same
     output columns) as of the spine times: the spine's keys and all the groups' keys are
     factorized together once, then each group is matched by the native as-of kernel."""
@@ -327,7 +452,7 @@ def _join_batch(output: pa.Table, spine_columns: list[str], spine_times: pa.Chun
         return output
     on = plans[0][0].on or plans[0][1].group.primary_key
     names = plans[0][1].group.primary_key
-    rights = [_right_rows(source, features, spine_times) for _, source, features in plans]
+    rights = [_right_rows(source, features, spine_times, now_us) for _, source, features in plans]
     left_keys = pa.table([output.column(c) for c in on], names=names)
     right_keys = _concat_keys([rows.select(source.group.primary_key).rename_columns(names)
                                for (rows, _, _), (_, source, _) in zip(rights, plans)])
@@ -389,14 +514,14 @@ def _match_and_add(output, spine_times, left_codes, right_codes, right_times, n_
     return output
 
 
-def _prune(right: pa.Table, lo: int | None, hi: int) -> pa.Table:
-    """Only the rows whose time is in ``[lo, hi]`` (microseconds; ``lo`` None: no floor)."""
+def _prune(right: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
+    """Only the rows whose time is in ``[lo, hi]`` (microseconds; None: no bound)."""
     times = right.column(TIME)
     have = pc.min_max(times)
-    if not have["max"].is_valid or (have["max"].value <= hi and
+    if not have["max"].is_valid or ((hi is None or have["max"].value <= hi) and
                                     (lo is None or have["min"].value >= lo)):
         return right                    # every row may match: filtering would only copy
-    mask = pc.less_equal(times, pa.scalar(hi, UTC_US))
-    if lo is not None:
-        mask = pc.and_(mask, pc.greater_equal(times, pa.scalar(lo, UTC_US)))
+    masks = ([] if hi is None else [pc.less_equal(times, pa.scalar(hi, UTC_US))]) + \
+        ([] if lo is None else [pc.greater_equal(times, pa.scalar(lo, UTC_US))])
+    mask = masks[0] if len(masks) == 1 else pc.and_(*masks)
     return right.filter(mask)

@@ -70,16 +70,19 @@ _LATEST_US = 2**62
 
 
 def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end_time,
-                   pinned: dict | None = None):
+                   pinned: dict | None = None, *, spine_time: str | None = None):
     """The embedded engine's query (``lakecore.query.build``) with every point-in-time join
     run on Spark: the union + sort + ``last(struct, ignorenulls)`` window, carrying whole rows
-    as structs so that a null value is never filled from an older row. Returns the joined
-    Spark DataFrame (the spine's columns, the features, the spine row id ``ROW``) and a
-    ``Built`` whose table is the spine (for the split assignment)."""
+    as structs so that a null value is never filled from an older row. The spine and its
+    rules (``spine_time``; never the latest rows) are the embedded engine's. Returns the
+    joined Spark DataFrame (the spine's columns, the features, the spine row id ``ROW``) and
+    a ``Built`` whose table is the spine (for the split assignment)."""
+    import time
+
     import pyarrow as pa
 
     from lakecore._arrow import as_table
-    from lakecore.query import Built, SourceCommit, _source, build
+    from lakecore.query import Built, SourceCommit, _source, spine_of, time_window
 
     pyspark = _pyspark()
     F = pyspark.sql.functions
@@ -88,22 +91,12 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
         raise ValidationError(f"spark: expected a SparkSession, got {type(spark).__name__}")
     if isinstance(spine, pyspark.sql.DataFrame):
         spine = spine.toArrow()
-    # the spine and its checks are the embedded engine's (a query without joins)
-    base_spec = type(spec)(root=spec.root, joins=[])
+    start, end = time_window(start_time, end_time)
     sources = [_source(lake, part, pinned) for part in spec.parts]
-    root = sources[0].group
-    if spine is None:
-        base = build(lake, base_spec, None, start_time, end_time, pinned)
-        joins = list(zip(spec.joins, sources[1:]))
-    else:
-        spine_table = as_table(spine, "spine")
-        empty_root = type(spec.root)(group=spec.root.group, version=spec.root.version, columns=[])
-        base = build(lake, type(spec)(root=empty_root, joins=[]), spine_table, start_time,
-                     end_time, pinned)
-        joins = [(type(spec.root)(group=spec.root.group, version=spec.root.version,
-                                  columns=spec.root.columns, on=root.primary_key), sources[0]),
-                 *zip(spec.joins, sources[1:])]
-    output = base.table
+    base = spine_of(spec, sources, None if spine is None else as_table(spine, "spine"),
+                    spine_time, False, start, end, time.time_ns() // 1000, latest_allowed=False)
+    output = base.table.combine_chunks() if base.table.num_rows else base.table
+    joins = base.joins
     times = None
     if base.time_column is not None:
         import pyarrow.compute as pc
@@ -120,7 +113,7 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
         group = source.group
         prefix = part.prefix or ""
         on = part.on or group.primary_key
-        features = [c for c in part.columns if prefix + c not in base.spine_columns
+        features = [c for c in part.columns if prefix + c not in base.columns
                     and prefix + c not in output.column_names]
         if not features:
             continue
@@ -162,8 +155,8 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
     commits = [SourceCommit(group=s.group.name, version=s.group.version,
                             commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
     frame = left_df.drop(TIME).join(result, on=ROW, how="left")
-    order = list(base.table.column_names) + added + [ROW]
-    return frame.select(*order), Built(base.table, commits, base.spine_columns, base.time_column)
+    order = list(output.column_names) + added + [ROW]
+    return frame.select(*order), Built(output, commits, base.columns, base.time_column)
 
 
 def write_on_spark(spark: Any, frame: Any, lake_path: str, folder: str, rows: dict,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,25 @@ if TYPE_CHECKING:
 def folder_of(view: str, view_version: int, version: int) -> str:
     """A dataset's folder, relative to the lake."""
     return os.path.join("training_data", view, f"v{view_version}", f"td{version}")
+
+
+def discard_folder(lake_path: str, folder: str) -> None:
+    """Remove a dataset folder that no catalog entry owns (a failed or crashed build), and
+    the empty folders above it, so that a failed call leaves the lake as it was. The caller
+    holds the writer lock."""
+    path = os.path.join(lake_path, folder)
+    if os.path.lexists(path):
+        if os.path.islink(path) or not os.path.isdir(path):
+            os.unlink(path)             # never follow a link planted in the lake
+        else:
+            shutil.rmtree(path)
+    parent = os.path.dirname(folder)
+    while parent:
+        try:
+            os.rmdir(os.path.join(lake_path, parent))
+        except OSError:
+            break                       # not empty (other datasets), or gone
+        parent = os.path.dirname(parent)
 
 
 def parse_split(split: Any) -> list[SplitPart]:
@@ -142,6 +162,7 @@ def content_hash(spec: TrainingDatasetSpec) -> str:
     return digest_record({
         "sources": [[s.group, s.version, s.commit, s.hash] for s in spec.sources],
         "spine": None if spec.spine is None else spec.spine.sha256,
+        **({"spine_time": spec.spine_time} if spec.spine_time is not None else {}),
         "params": {"view": [spec.view, spec.view_version], "start": spec.start_time_us,
                    "end": spec.end_time_us, "splits": spec.splits, "seed": spec.seed,
                    "keys": spec.key_columns, "features": spec.features, "labels": spec.labels},
@@ -153,29 +174,31 @@ def content_hash(spec: TrainingDatasetSpec) -> str:
 
 
 def materialize(lake: Lake, view: FeatureViewSpec, version: int, *, spine: pa.Table | None,
-                start_time, end_time, split: list[SplitPart], seed: int, description: str,
-                folder: str, pinned: dict[tuple[str, int], int] | None = None,
+                spine_time: str | None, start_time, end_time, split: list[SplitPart], seed: int,
+                description: str, folder: str, pinned: dict[tuple[str, int], int] | None = None,
                 stored_spine: DataFile | None = None, spark: Any = None) -> TrainingDatasetSpec:
     """Build the view's data and write it to ``folder`` (relative to the lake); the manifest."""
     pool = ThreadPoolExecutor(2, thread_name_prefix="lakecore-write")
     try:
-        return _materialize(lake, view, version, spine, start_time, end_time, split, seed,
-                            description, folder, pinned, stored_spine, pool, spark)
+        return _materialize(lake, view, version, spine, spine_time, start_time, end_time, split,
+                            seed, description, folder, pinned, stored_spine, pool, spark)
     finally:
         pool.shutdown(wait=True)
 
 
-def _materialize(lake, view, version, spine, start_time, end_time, split, seed, description,
-                 folder, pinned, stored_spine, pool, spark=None) -> TrainingDatasetSpec:
+def _materialize(lake, view, version, spine, spine_time, start_time, end_time, split, seed,
+                 description, folder, pinned, stored_spine, pool, spark=None
+                 ) -> TrainingDatasetSpec:
     spine_file = None
     if spine is not None and stored_spine is None:      # written while the joins run
         spine_file = pool.submit(write_parquet, spine, lake.path,
                                  os.path.join(folder, "spine.parquet"))
     if spark is not None:
-        return _materialize_on_spark(lake, view, version, spine, start_time, end_time, split,
-                                     seed, description, folder, pinned, stored_spine, spine_file,
-                                     spark)
-    built = build(lake, view.query, spine, start_time, end_time, pinned)
+        return _materialize_on_spark(lake, view, version, spine, spine_time, start_time,
+                                     end_time, split, seed, description, folder, pinned,
+                                     stored_spine, spine_file, spark)
+    built = build(lake, view.query, spine, start_time, end_time, pinned,
+                  spine_time=spine_time, latest_allowed=False)
     table = built.table
     key_columns, features = _key_and_feature_columns(view, table.column_names,
                                                      built.spine_columns)
@@ -196,8 +219,9 @@ def _materialize(lake, view, version, spine, start_time, end_time, split, seed, 
     files = {name: [future.result() for future in futures] for name, futures in writes.items()}
     if spine_file is not None:
         stored_spine = spine_file.result()
-    return _manifest(lake, view, version, built, stored_spine, start_time, end_time, split,
-                     seed, key_columns, features, fitted, files, description, folder, "lakecore")
+    return _manifest(lake, view, version, built, stored_spine, spine_time, start_time, end_time,
+                     split, seed, key_columns, features, fitted, files, description, folder,
+                     "lakecore")
 
 
 def _key_and_feature_columns(view: FeatureViewSpec, names: list[str],
@@ -213,14 +237,14 @@ def _key_and_feature_columns(view: FeatureViewSpec, names: list[str],
     return key_columns, features
 
 
-def _manifest(lake, view, version, built, stored_spine, start_time, end_time, split, seed,
+def _manifest(lake, view, version, built, stored_spine, spine_time, start_time, end_time, split, seed,
               key_columns, features, fitted, files, description, folder,
               engine: str) -> TrainingDatasetSpec:
     """Make the dataset's folder durable and return its manifest, hashed."""
     fsync_path(os.path.join(lake.path, folder))
     spec = TrainingDatasetSpec(
         view=view.name, view_version=view.version, version=version, sources=built.sources,
-        spine=stored_spine, start_time_us=_utc_micros(start_time, "start_time"),
+        spine=stored_spine, spine_time=spine_time, start_time_us=_utc_micros(start_time, "start_time"),
         end_time_us=_utc_micros(end_time, "end_time"), splits=split, seed=seed,
         key_columns=key_columns, features=features, labels=list(view.labels),
         transforms=fitted, files=files, description=description,
@@ -228,14 +252,15 @@ def _manifest(lake, view, version, built, stored_spine, start_time, end_time, sp
     return msgspec.structs.replace(spec, hash=content_hash(spec))
 
 
-def _materialize_on_spark(lake, view, version, spine, start_time, end_time, split, seed,
-                          description, folder, pinned, stored_spine, spine_file,
+def _materialize_on_spark(lake, view, version, spine, spine_time, start_time, end_time, split,
+                          seed, description, folder, pinned, stored_spine, spine_file,
                           spark) -> TrainingDatasetSpec:
     """The joins and the writing on Spark; splits, fitted transforms and the manifest as in
     the embedded engine."""
     from lakecore.spark import ROW, build_on_spark, write_on_spark
 
-    frame, built = build_on_spark(spark, lake, view.query, spine, start_time, end_time, pinned)
+    frame, built = build_on_spark(spark, lake, view.query, spine, start_time, end_time, pinned,
+                                  spine_time=spine_time)
     key_columns, features = _key_and_feature_columns(
         view, [c for c in frame.columns if c != ROW], built.spine_columns)
     rows = _split_rows(built.table, built.time_column, split, seed)
@@ -247,8 +272,9 @@ def _materialize_on_spark(lake, view, version, spine, start_time, end_time, spli
                            key_columns + features + list(view.labels), PART_ROWS)
     if spine_file is not None:
         stored_spine = spine_file.result()
-    return _manifest(lake, view, version, built, stored_spine, start_time, end_time, split,
-                     seed, key_columns, features, fitted, files, description, folder, "spark")
+    return _manifest(lake, view, version, built, stored_spine, spine_time, start_time, end_time,
+                     split, seed, key_columns, features, fitted, files, description, folder,
+                     "spark")
 
 
 def _micros_to_datetime(us: int | None) -> dt.datetime | None:
@@ -332,7 +358,7 @@ class TrainingDataset:
             spine = pq.read_table(os.path.join(lake.path, spec.spine.path))
         folder = os.path.join(folder_of(spec.view, spec.view_version, spec.version), "recreated")
         pinned = {(s.group, s.version): s.commit for s in spec.sources}
-        rebuilt = materialize(lake, view, spec.version, spine=spine,
+        rebuilt = materialize(lake, view, spec.version, spine=spine, spine_time=spec.spine_time,
                               start_time=_micros_to_datetime(spec.start_time_us),
                               end_time=_micros_to_datetime(spec.end_time_us), split=spec.splits,
                               seed=spec.seed, description=spec.description, folder=folder,

@@ -3,6 +3,8 @@
 import datetime as dt
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -190,9 +192,15 @@ def test_feature_view_errors(lake):
         lake.create_feature_view("bad", query=tx.select_all(), transforms={"nope": "min_max_scaler"})
     with pytest.raises(ValidationError, match="sum to 1"):
         view.create_training_data(spine=spine, split={"train": 0.7, "test": 0.7})
+    with pytest.raises(SchemaError, match="no column 'at'.*spine_time"):
+        view.create_training_data(spine=spine.drop_columns(["at"]))
+    with pytest.raises(TypeError, match="latest"):
+        view.create_training_data(spine=spine, latest=True)     # training data is never latest
+    plain = lake.create_feature_view("plain", query=profile.select_all(), labels=["is_fraud"])
     with pytest.raises(SchemaError, match="time split"):
-        view.create_training_data(spine=spine.drop_columns(["at"]),
-                                  split={"train": (ago(9), ago(1))})
+        plain.create_training_data(spine=spine.drop_columns(["at"]),
+                                   split={"train": (ago(9), ago(1))})
+    assert not (Path(lake.path) / "training_data").exists()     # failed calls leave nothing
     view.create_training_data(spine=spine)
     with pytest.raises(ValidationError, match="'tx' is not online"):
         view.feature_vectors({"card": [1]})
@@ -253,3 +261,30 @@ def test_big_splits_are_written_as_several_files(lake, monkeypatch):
     assert parted.read("train").equals(whole.read("train"))
     assert parted.splits == whole.splits == {"train": 180, "test": 120}
     assert parted.recreate().hash == parted.hash != whole.hash
+
+
+def test_training_data_and_batch_data_take_the_spines_time_column_by_name(lake):
+    tx, profile, view, spine = fraud_lake(lake)
+    renamed = spine.rename_columns(["card", "label_time", "is_fraud"])
+    td = view.create_training_data(spine=renamed, spine_time="label_time",
+                                   split={"train": (ago(40), ago(10)), "test": (ago(10), NOW)})
+    reference = view.create_training_data(spine=spine, split={"train": (ago(40), ago(10)),
+                                                              "test": (ago(10), NOW)})
+    got, want = td.read(with_keys=True), reference.read(with_keys=True)
+    assert got.column_names == want.column_names[:1] + ["label_time"] + want.column_names[2:]
+    assert got.rename_columns(want.column_names).equals(want)
+    assert td.splits == reference.splits
+    assert td.recreate().hash == td.hash != reference.hash
+    # batch data: the same rule, and latest=True for the latest rows
+    features = view.batch_data(spine=renamed.drop_columns(["is_fraud"]),
+                               spine_time="label_time", training_data=td)
+    assert features.column_names[:2] == ["card", "label_time"]
+    with pytest.raises(SchemaError, match="no column 'at'.*latest=True"):
+        view.batch_data(spine=renamed.drop_columns(["is_fraud"]), training_data=td)
+    latest = view.batch_data(spine={"card": [1, 2]}, latest=True, training_data=td)
+    for i, card in enumerate([1, 2]):
+        rows = tx.read().filter(pa.compute.equal(tx.read().column("card"), card))
+        newest = rows.sort_by([("at", "descending")]).slice(0, 1)
+        scaler = next(f for f in td._spec.transforms if f.column == "amount")
+        assert latest.column("amount")[i].as_py() == pytest.approx(
+            (newest.column("amount")[0].as_py() - scaler.center) / scaler.scale)

@@ -146,6 +146,20 @@ def test_spark_training_data_has_the_embedded_rows(spark, history_lake):
     assert lake.verify().ok
 
 
+def test_spark_follows_the_spine_time_rules(spark, history_lake):
+    lake, view, spine = history_lake
+    time_name = [c for c in spine.column_names if c != "id" and
+                 pa.types.is_timestamp(spine.schema.field(c).type)][0]
+    renamed = spine.rename_columns(["when" if c == time_name else c for c in spine.column_names])
+    embedded = view.create_training_data(spine=renamed, spine_time="when")
+    on_spark = view.create_training_data(spine=spark.createDataFrame(renamed),
+                                         spine_time="when", spark=spark)
+    assert same_rows(on_spark.read(with_keys=True), embedded.read(with_keys=True))
+    assert on_spark.recreate(spark=spark).hash == on_spark.hash
+    with pytest.raises(lakecore.SchemaError, match=f"no column {time_name!r}.*spine_time"):
+        view.create_training_data(spine=renamed, spark=spark)
+
+
 def test_spark_training_data_without_a_spine(spark, history_lake):
     lake, view, spine = history_lake
     plain = lake.create_feature_view("plain", query=lake.feature_group("a").select_all().join(
