@@ -1,4 +1,5 @@
-"""Lineage: table commits -> training datasets -> models, in both directions.
+"""Lineage: groups -> feature views; table commits and views -> training datasets -> models,
+in both directions.
 
 Refs: ``fg:NAME@VERSION``, ``fg:NAME@VERSION#COMMIT``, ``fv:NAME@VERSION``,
 ``td:NAME@VERSION/TD_VERSION`` (NAME and VERSION of the feature view) and
@@ -14,14 +15,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from lakecore.errors import NotFoundError, ValidationError
+from lakecore.hashing import digest_record
 
 if TYPE_CHECKING:
     from lakecore.lake import Lake
 
 
 class Node(msgspec.Struct, frozen=True):
-    """One object in a lineage: ``kind`` "fg" (a table commit), "td" (a training dataset:
-    name and version of its view, ``commit`` its dataset version) or "model"."""
+    """One object in a lineage: ``kind`` "fg" (a table commit; a whole group when ``commit``
+    is None, with no hash), "fv" (a feature view; ``hash`` the hash of its definition), "td"
+    (a training dataset: name and version of its view, ``commit`` its dataset version) or
+    "model"."""
 
     kind: str
     name: str
@@ -79,58 +83,95 @@ def ref_of(obj: Any) -> str:
                           f"{type(obj).__name__}")
 
 
+def view_hash(view: Any) -> str:
+    """The hash of a feature view's definition (its query, labels and transforms)."""
+    return digest_record({"view": [view.name, view.version], "query": view.query,
+                          "labels": view.labels, "transforms": view.transforms})
+
+
 def lineage(lake: Lake, obj: Any, direction: str = "upstream") -> list[Node]:
     """Nodes upstream (what ``obj`` was made from) or downstream (what was made from it),
-    nearest first."""
+    nearest first: model <- training dataset <- feature view <- table commits (of a view:
+    its groups). ``NotFoundError`` when ``obj`` does not exist."""
     if direction not in ("upstream", "downstream"):
         raise ValidationError(f"direction: expected 'upstream' or 'downstream', got {direction!r}")
-    kind, name, version, extra = parse_ref(ref_of(obj))
+    ref = ref_of(obj)
+    kind, name, version, extra = parse_ref(ref)
     state = lake.catalog.state()
+    groups = {(g.name, g.version): g for g in state.feature_groups}
+    views = {(v.name, v.version): v for v in state.feature_views}
     datasets = {(t.view, t.view_version, t.version): t for t in state.training_datasets}
     models = {(m.name, m.version): m for m in state.models}
 
     def td_node(t) -> Node:
         return Node("td", t.view, t.view_version, t.version, t.hash)
 
-    def fg_nodes(t) -> list[Node]:
+    def fv_node(v) -> Node:
+        return Node("fv", v.name, v.version, None, view_hash(v))
+
+    def commit_nodes(t) -> list[Node]:
         return [Node("fg", s.group, s.version, s.commit, s.hash) for s in t.sources]
 
     def model_node(m) -> Node:
         return Node("model", m.name, m.version, None, m.hash)
 
+    def trained_on(keys) -> list[Node]:
+        return [model_node(m) for m in sorted(models.values(), key=lambda m: (m.name, m.version))
+                if m.training_data is not None and tuple(m.training_data[:3]) in keys]
+
+    def ordered(found) -> list:
+        return sorted(found, key=lambda t: (t.view, t.view_version, t.version))
+
+    # what the ref names must exist, in both directions
+    if kind == "fg":
+        group = groups.get((name, version))
+        if group is None:
+            raise NotFoundError(f"lineage: no feature group {name!r} version {version}")
+        if extra is not None and extra > lake._offline_table(group).snapshot().version:
+            raise NotFoundError(f"lineage: feature group {name!r} version {version} has no "
+                                f"commit {extra}")
+        missing = False
+    elif kind == "fv":
+        missing = (name, version) not in views
+    elif kind == "td":
+        missing = (name, version, extra) not in datasets
+    else:
+        missing = (name, version) not in models
+    if missing:
+        raise NotFoundError(f"lineage: nothing in the lake is {ref}")
+
     if direction == "upstream":
         if kind == "model":
-            model = models.get((name, version))
-            if model is None:
-                raise NotFoundError(f"no model {name!r} version {version}")
-            if model.training_data is None:
-                return []
-            t = datasets.get(tuple(model.training_data[:3]))
-            return [] if t is None else [td_node(t), *fg_nodes(t)]
-        if kind == "td":
-            t = datasets.get((name, version, extra))
+            model = models[(name, version)]
+            t = None if model.training_data is None else datasets.get(tuple(model.training_data[:3]))
             if t is None:
-                raise NotFoundError(f"no training dataset {ref_of(obj)}")
-            return fg_nodes(t)
+                return []
+            view = views.get((t.view, t.view_version))
+            return [td_node(t), *([fv_node(view)] if view else []), *commit_nodes(t)]
+        if kind == "td":
+            t = datasets[(name, version, extra)]
+            view = views.get((t.view, t.view_version))
+            return [*([fv_node(view)] if view else []), *commit_nodes(t)]
+        if kind == "fv":
+            parts = views[(name, version)].query.parts
+            seen = dict.fromkeys((p.group, p.version) for p in parts)
+            return [Node("fg", g, v, None, None) for g, v in seen]
         return []
-    # downstream: datasets first, then the models trained on them
+    # downstream: views reading a group, then datasets, then the models trained on them
     if kind == "fg":
-        found = [t for t in datasets.values() if any(
+        readers = [] if extra is not None else sorted(
+            (v for v in views.values()
+             if any((p.group, p.version) == (name, version) for p in v.query.parts)),
+            key=lambda v: (v.name, v.version))
+        found = ordered(t for t in datasets.values() if any(
             s.group == name and s.version == version and (extra is None or s.commit == extra)
-            for s in t.sources)]
-    elif kind == "fv":
-        found = [t for t in datasets.values() if (t.view, t.view_version) == (name, version)]
-    elif kind == "td":
-        found = []
-        if (name, version, extra) not in datasets:
-            raise NotFoundError(f"no training dataset {ref_of(obj)}")
-    else:
-        return []
-    found.sort(key=lambda t: (t.view, t.view_version, t.version))
-    keys = {(t.view, t.view_version, t.version) for t in found}
+            for s in t.sources))
+        keys = {(t.view, t.view_version, t.version) for t in found}
+        return [fv_node(v) for v in readers] + [td_node(t) for t in found] + trained_on(keys)
+    if kind == "fv":
+        found = ordered(t for t in datasets.values() if (t.view, t.view_version) == (name, version))
+        keys = {(t.view, t.view_version, t.version) for t in found}
+        return [td_node(t) for t in found] + trained_on(keys)
     if kind == "td":
-        keys = {(name, version, extra)}
-    trained = sorted((m for m in models.values()
-                      if m.training_data is not None and tuple(m.training_data[:3]) in keys),
-                     key=lambda m: (m.name, m.version))
-    return [td_node(t) for t in found] + [model_node(m) for m in trained]
+        return trained_on({(name, version, extra)})
+    return []

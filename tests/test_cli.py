@@ -22,7 +22,7 @@ def test_quickstart_builds_a_lake_end_to_end(demo_lake, capsys):
         assert set(td.splits) == {"train", "test"}
         model = lake.models.get("fraud_scorer", alias="production")
         assert "test_auc" in model.metrics
-        assert [n.kind for n in lake.lineage(model)] == ["td", "fg", "fg"]
+        assert [n.kind for n in lake.lineage(model)] == ["td", "fv", "fg", "fg"]
         assert lake.verify().ok
         predictor = lake.predictor("fraud_scorer", alias="production",
                                    load=lakecore.cli.LogisticModel.load)

@@ -119,13 +119,31 @@ def test_lineage_both_ways(lake, trained, tmp_path):
                                  training_data=td)
     up = lake.lineage(model)
     assert [(n.kind, n.name, n.version, n.commit) for n in up] == [
-        ("td", "risk", 1, 1), ("fg", "cards", 1, 0)]
-    assert up[0].hash == td.hash and up[1].hash == cards.history()[0].hash
+        ("td", "risk", 1, 1), ("fv", "risk", 1, None), ("fg", "cards", 1, 0)]
+    assert up[0].hash == td.hash and up[2].hash == cards.history()[0].hash
+    assert up[1].hash.startswith("sha256:") and up[1].ref == "fv:risk@1"
     assert lake.lineage("td:risk@1/1") == up[1:]
+    assert [(n.kind, n.name, n.version, n.commit, n.hash) for n in lake.lineage(view)] == [
+        ("fg", "cards", 1, None, None)]
+    # downstream, the other way
     down = lake.lineage("fg:cards@1#0", direction="downstream")
     assert [(n.kind, n.name) for n in down] == [("td", "risk"), ("model", "scorer")]
-    assert lake.lineage(cards, "downstream") == down
-    assert lake.lineage("fg:cards@1#5", "downstream") == []
+    assert [(n.kind, n.name) for n in lake.lineage(cards, "downstream")] == [
+        ("fv", "risk"), ("td", "risk"), ("model", "scorer")]
+    assert lake.lineage(view, "downstream") == down
+    assert [n.ref for n in lake.lineage(td, "downstream")] == ["model:scorer@1"]
+    assert lake.lineage(model, "downstream") == []
+    assert lake.lineage(cards) == []
+    # a view's hash is its definition's: the same in both directions, changed by nothing else
+    assert lake.lineage(cards, "downstream")[0].hash == up[1].hash
+    cards.insert({"card": [4], "at": pa.array([NOW], TS), "spend": [1.0], "count": [1]})
+    assert lake.lineage(model)[1].hash == up[1].hash
+    # what does not exist is NotFoundError both ways
+    for ref in ["fg:cards@1#5", "fg:nope@1", "fg:cards@2", "fv:risk@2", "td:risk@1/2",
+                "model:scorer@2", "model:nope@1"]:
+        for direction in ("upstream", "downstream"):
+            with pytest.raises(NotFoundError):
+                lake.lineage(ref, direction)
     with pytest.raises(ValidationError):
         lake.lineage("table:cards")
 
