@@ -11,6 +11,7 @@ from lakecore.errors import (
     NotFoundError,
     ReadOnlyError,
     SchemaError,
+    StorageError,
     ValidationError,
 )
 from lakecore.audit import AuditEvent
@@ -42,6 +43,7 @@ __all__ = [
     "ReadOnlyError",
     "Report",
     "SchemaError",
+    "StorageError",
     "TrainingDataset",
     "ValidationError",
     "__version__",

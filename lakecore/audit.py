@@ -6,7 +6,9 @@ sha256 over all of those, so editing, dropping or reordering an event breaks the
 are appended, fsynced, while the writer lock is held, right after the change they record is
 durable (the change is the fact; its event is derived from it). A crash between the two is
 repaired by the next writable open, which appends the events missing for table commits,
-training datasets and model versions, and drops a torn last line.
+training datasets and model versions (and the deletions of objects gone from the catalog), and
+drops a torn last line. A deletion ends the story of the object's earlier events
+(``live_events``): a ref made again after a deletion is a new object.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from lakecore.delta_log import fsync_path
+from lakecore._files import fsync_path
 from lakecore.errors import IntegrityError
 from lakecore.hashing import digest_record
 
@@ -184,7 +186,35 @@ class AuditLog:
         return problems
 
 
+# Deleting an object ends its events' story: its own events and those of what it holds (a
+# group's commits, a view's datasets) describe an earlier life of the ref, not the present.
+DELETE_OPS = ("delete_feature_group", "delete_feature_view", "delete_training_data",
+              "delete_model")
+
+
+def _holders(target: str) -> tuple[str, ...]:
+    """The refs whose deletion removes ``target``: itself, and its group or view."""
+    if target.startswith("fg:") and "#" in target:
+        return target, target.split("#", 1)[0]
+    if target.startswith("td:") and "/" in target:
+        return target, "fv:" + target[3:].split("/", 1)[0]
+    return (target,)
+
+
+def live_events(events: list[AuditEvent]) -> list[AuditEvent]:
+    """The events about objects as they exist now: not deletions, and not events of an
+    object (or of its group or view) deleted after them."""
+    deleted_at: dict[str, int] = {}
+    for event in events:
+        if event.op in DELETE_OPS:
+            deleted_at[event.target] = event.seq
+    if not deleted_at:
+        return list(events)
+    return [e for e in events if e.op not in DELETE_OPS and
+            all(deleted_at.get(ref, -1) < e.seq for ref in _holders(e.target))]
+
+
 def missing_events(existing: list[AuditEvent], wanted: list[tuple[str, str, Any]]) -> list:
-    """The ``(op, target, hash)`` of ``wanted`` whose target has no event yet."""
-    seen = {e.target for e in existing}
+    """The ``(op, target, hash)`` of ``wanted`` whose target has no live event yet."""
+    seen = {e.target for e in live_events(existing)}
     return [w for w in wanted if w[1] not in seen]

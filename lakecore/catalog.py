@@ -9,13 +9,12 @@ new catalog, never a mix. Readers reload it when its identity (inode, size, mtim
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
 
-from lakecore.delta_log import fsync_path
+from lakecore._files import replace_file
 from lakecore.errors import IntegrityError
 from lakecore.query import QuerySpec, SourceCommit
 from lakecore.transforms import Fitted
@@ -116,6 +115,14 @@ class CatalogState(msgspec.Struct, kw_only=True):
     training_datasets: list[TrainingDatasetSpec] = []
     models: list[ModelSpec] = []
     aliases: dict[str, dict[str, int]] = {}     # model name -> alias -> version
+    # the highest version ever deleted, so that none is used twice: "model:NAME" for model
+    # versions, "td:VIEW@VERSION" for a view's training datasets
+    retired: dict[str, int] = {}
+
+
+def next_version(state: CatalogState, family: str, versions: list[int]) -> int:
+    """The next version of ``family`` (see ``CatalogState.retired``): never one used before."""
+    return 1 + max([*versions, state.retired.get(family, 0)])
 
 
 _encoder = msgspec.json.Encoder(order="sorted")
@@ -154,14 +161,7 @@ class Catalog:
         self._identity = None
         state = _decoder.decode(_encoder.encode(self.state()))  # a deep copy to change
         result = change(state)
-        body = _encoder.encode(state)
-        tmp = os.path.join(self.lake_path, f".catalog.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fsync_path(self.lake_path)
+        replace_file(self.path, _encoder.encode(state))
         self._state = state
         self._identity = None
         return result

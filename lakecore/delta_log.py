@@ -13,6 +13,7 @@ reader features (deletion vectors, column mapping) are refused rather than misre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lakecore._files import create_exclusively, fsync_path, replace_file
 from lakecore.errors import LakeError
 
 LOG_DIR = "_delta_log"
@@ -51,16 +53,6 @@ CHECKPOINT_SCHEMA = pa.schema([
         ("size", pa.int64()),
     ])),
 ])
-
-
-def fsync_path(path: str) -> None:
-    """fsync a file or a folder (a folder's fsync makes the names in it durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 
 @dataclass
@@ -225,19 +217,18 @@ class DeltaLog:
         os.makedirs(self.log_path, exist_ok=True)
         body = "".join(json.dumps(a, separators=(",", ":")) + "\n" for a in actions).encode()
         tmp = os.path.join(self.log_path, f".{version:020d}.{uuid.uuid4().hex}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.utime(tmp, ns=(timestamp_ms * 1_000_000, timestamp_ms * 1_000_000))
-        try:
+            with create_exclusively(tmp) as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.utime(tmp, ns=(timestamp_ms * 1_000_000, timestamp_ms * 1_000_000))
             os.link(tmp, self.commit_path(version))
         except FileExistsError:
             return False
         finally:
-            os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         fsync_path(self.log_path)
         return True
 
@@ -250,18 +241,9 @@ class DeltaLog:
         rows += [{"remove": _dicts_to_maps(r)} for r in snapshot.tombstones.values()]
         table = pa.Table.from_pylist(rows, schema=CHECKPOINT_SCHEMA)
         final = os.path.join(self.log_path, f"{snapshot.version:020d}.checkpoint.parquet")
-        tmp = os.path.join(self.log_path, f".checkpoint.{uuid.uuid4().hex}.tmp")
-        pq.write_table(table, tmp)
-        fsync_path(tmp)
-        os.replace(tmp, final)
+        replace_file(final, lambda f: pq.write_table(table, f))
         pointer = json.dumps({"version": snapshot.version, "size": len(rows)}).encode()
-        tmp = os.path.join(self.log_path, f".last_checkpoint.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(pointer)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(self.log_path, "_last_checkpoint"))
-        fsync_path(self.log_path)
+        replace_file(os.path.join(self.log_path, "_last_checkpoint"), pointer)
 
 
 _MAP_FIELDS = {"partitionValues", "tags", "options", "configuration"}

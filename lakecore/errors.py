@@ -12,6 +12,7 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyError",
     "SchemaError",
+    "StorageError",
     "ValidationError",
 ]
 
@@ -50,3 +51,12 @@ class IntegrityError(LakeError, ValueError):
 
 class ReadOnlyError(LakeError, PermissionError):
     """A change was attempted on a lake opened with ``readonly=True``."""
+
+
+class StorageError(LakeError, OSError):
+    """The operating system refused a read or a write (disk full, permissions, an I/O error);
+    the message names the path, ``errno`` and ``filename`` are those of the refusal."""
+
+    def __str__(self) -> str:
+        # OSError formats errno and filename itself; the message already says both.
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()

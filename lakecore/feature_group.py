@@ -11,10 +11,12 @@ import datetime as dt
 import os
 from typing import TYPE_CHECKING, Any
 
+import lmdb
 import msgspec
 import pyarrow as pa
 
 from lakecore._arrow import as_table
+from lakecore._storage_errors import guard_storage, storage_error
 from lakecore.audit import commit_files
 from lakecore.delta_log import Snapshot
 from lakecore.errors import LakeError, NotFoundError, SchemaError, ValidationError
@@ -56,6 +58,7 @@ def _commit(version: int, timestamp_ms: int, info: dict[str, Any]) -> Commit:
     )
 
 
+@guard_storage(skip=("online_read",))
 class FeatureGroup:
     """A feature group version; get one from ``Lake.create_feature_group`` or
     ``Lake.feature_group``."""
@@ -116,7 +119,7 @@ class FeatureGroup:
 
     # -- changes -----------------------------------------------------------------------------
     def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan,
-                       deleted_keys: pa.Table | None = None) -> Commit:
+                       deleted_keys: pa.Table | None = None) -> Commit | None:
         """Run ``plan`` (which writes data files and returns a Change) and commit it; on any
         failure delete the files it wrote, so the lake is left as it was. Then bring the online
         store up to the new commit (a derived store: a crash before that is repaired on open)."""
@@ -126,8 +129,12 @@ class FeatureGroup:
             try:
                 change: Change = plan()
             except OSError as exc:      # a full disk, a file size limit: before any commit
-                raise LakeError(f"feature group {self.name!r}: the change's data files could "
-                                f"not be written, nothing was committed ({exc})") from exc
+                raise storage_error(exc, self, f"feature group {self.name!r}: nothing was "
+                                               f"committed, a data file could not be written: "
+                                    ) from exc
+            if change.operation == "delete" and change.rows_removed == 0:
+                table.discard_pending()         # none of the keys is stored: no commit
+                return None
             snapshot, info = table.commit(snapshot, change, schema, self._spec.table_id, self.name)
         except BaseException:
             table.discard_pending()
@@ -146,9 +153,10 @@ class FeatureGroup:
                 self._sync_online()
         return _commit(snapshot.version, snapshot.timestamp, info)
 
-    def insert(self, data: Any) -> Commit:
+    def insert(self, data: Any) -> Commit | None:
         """Upsert rows: a row whose (primary key, event_time) is already stored replaces it; in
-        one call the last duplicate wins. Returns the Commit."""
+        one call the last duplicate wins. Returns the Commit (None for an empty insert, which
+        is checked like any other but makes no commit)."""
         incoming = as_table(data, "data")
         with self._lake._writing(f"insert into {self.name!r}"):
             snapshot = self._table.snapshot()
@@ -158,11 +166,14 @@ class FeatureGroup:
             rows = conform(incoming, schema, self.primary_key, self.event_time)
             if self.online:
                 self._layout(schema)    # SchemaError before anything is written
+            if rows.num_rows == 0:
+                return None             # nothing to write: no commit
             return self._commit_change(
                 snapshot, schema, lambda: self._table.plan_upsert(snapshot, rows, schema))
 
-    def delete(self, keys: Any) -> Commit:
-        """Remove every stored row of these primary keys (``keys``: data with the key columns)."""
+    def delete(self, keys: Any) -> Commit | None:
+        """Remove every stored row of these primary keys (``keys``: data with the key columns).
+        Returns the Commit (None when no stored row has those keys: no commit is made)."""
         key_table = as_table(keys, "keys")
         with self._lake._writing(f"delete from {self.name!r}"):
             snapshot = self._table.snapshot()
@@ -241,10 +252,15 @@ class FeatureGroup:
         self._lake._check_open()
         if not self.online:
             raise ValidationError(f"feature group {self.name!r} is not online")
-        layout = self._read_layout()
-        key_rows = check_keys(as_table(keys, "keys"), layout)
-        return self._lake.online_store.read(self.name, self.version, layout, key_rows,
-                                            self._spec.ttl_us)
+        try:
+            layout = self._read_layout()
+            key_rows = check_keys(as_table(keys, "keys"), layout)
+            return self._lake.online_store.read(self.name, self.version, layout, key_rows,
+                                                self._spec.ttl_us)
+        except (OSError, lmdb.Error) as exc:    # here, not by a wrapper: a hot path
+            if isinstance(exc, LakeError):
+                raise
+            raise storage_error(exc, self) from exc
 
     def _read_layout(self) -> Layout:
         """The online layout for reads, looked up once: a group's schema never changes."""

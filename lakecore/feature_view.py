@@ -7,13 +7,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import lmdb
 import numpy as np
 import pyarrow as pa
 
 from lakecore import transforms as tf
 from lakecore._arrow import as_table, indices_array
-from lakecore.catalog import FeatureViewSpec, TrainingDatasetSpec
-from lakecore.errors import NotFoundError, SchemaError, ValidationError
+from lakecore._storage_errors import guard_storage, storage_error
+from lakecore.catalog import FeatureViewSpec, TrainingDatasetSpec, next_version
+from lakecore.errors import LakeError, NotFoundError, SchemaError, ValidationError
 from lakecore.online_store import handles_version as _handles_version
 from lakecore.query import Query, build
 from lakecore.training_data import (
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from lakecore.query import QueryPart
 
 
+@guard_storage(skip=("feature_vector",))
 class FeatureView:
     """A feature view version; get one from ``Lake.create_feature_view`` or
     ``Lake.feature_view``."""
@@ -101,9 +104,9 @@ class FeatureView:
             spine_table = as_table(spine, "spine")
         with self._lake._writing(f"create training data of {self.name!r}"):
             state = self._lake.catalog.state()
-            version = 1 + max((t.version for t in state.training_datasets
-                               if (t.view, t.view_version) == (self.name, self.version)),
-                              default=0)
+            version = next_version(state, self._family, [
+                t.version for t in state.training_datasets
+                if (t.view, t.view_version) == (self.name, self.version)])
             folder = folder_of(self.name, self.version, version)
             discard_folder(self._lake.path, folder)     # left by a writer that crashed
             try:
@@ -117,6 +120,51 @@ class FeatureView:
             self._lake.audit.append("create_training_data",
                                     f"td:{self.name}@{self.version}/{version}", spec.hash)
         return TrainingDataset(self._lake, spec)
+
+    @property
+    def _family(self) -> str:
+        """The key of this view's dataset versions in ``CatalogState.retired``."""
+        return f"td:{self.name}@{self.version}"
+
+    def delete_training_data(self, version: int) -> None:
+        """Delete training dataset ``version`` and its files; refused (``LakeError``) while a
+        registered model was trained on it. Audited; its version number is never used again.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2], "age": [30, 40]})
+        >>> view = lake.create_feature_view("ages", query=fg.select_all())
+        >>> view.create_training_data().version
+        1
+        >>> view.delete_training_data(1)
+        >>> view.create_training_data().version
+        2
+        >>> lake.close()
+        """
+        lake = self._lake
+        with lake._writing(f"delete training data {version!r} of {self.name!r}"):
+            spec = self.training_data(version)._spec
+            ref = f"td:{self.name}@{self.version}/{spec.version}"
+            trained = [f"model:{m.name}@{m.version}" for m in lake.catalog.state().models
+                       if m.training_data is not None and m.training_data[:3]
+                       == [self.name, self.version, spec.version]]
+            if trained:
+                raise LakeError(f"training data {ref} cannot be deleted: registered model(s) "
+                                f"{', '.join(trained)} were trained on it; delete them first")
+
+            def drop(state) -> None:
+                state.training_datasets = [
+                    t for t in state.training_datasets
+                    if (t.view, t.view_version, t.version) != (self.name, self.version,
+                                                               spec.version)]
+                state.retired[self._family] = max(state.retired.get(self._family, 0),
+                                                  spec.version)
+            lake.catalog.update(drop)
+            lake.audit.append("delete_training_data", ref, spec.hash)
+            discard_folder(lake.path, folder_of(self.name, self.version, spec.version))
 
     def _datasets(self) -> list[TrainingDatasetSpec]:
         return [t for t in self._lake.catalog.state().training_datasets
@@ -245,28 +293,33 @@ class FeatureView:
         group's row read in one LMDB transaction, transformed like the training data."""
         if not isinstance(key, dict):
             raise ValidationError(f"key: expected a dict of join key column to value, got {key!r}")
-        plan = self._serving_plan(training_data)
-        if plan.direct and key.keys() >= plan.key_set:
-            # every group is keyed by the request: one transaction, rows concatenated in order
-            try:
-                flat = plan.store.read_concatenated(plan.direct_groups, key, plan.env)
-            except (TypeError, ValueError, OverflowError):
-                flat = None             # a key of the wrong type: the general path explains
-            if flat is not None:
-                return plan.transform(dict(zip(plan.features, flat)))
-        values = dict(key)
-        for db, layout, ttl_us, on, outputs, group in plan.groups:
-            missing = [c for c in on if c not in values]
-            if missing:
-                raise SchemaError(f"key: missing join key column {missing[0]!r} for feature "
-                                  f"group {group!r}")
-            key_values = tuple([values[c] for c in on])
-            row = None if None in key_values else \
-                plan.store.read_many([(db, layout, key_values, ttl_us)])[0]
-            for j, name in outputs:
-                if name not in values:
-                    values[name] = None if row is None else row[j]
-        return plan.transform({f: values.get(f) for f in plan.features})
+        try:
+            plan = self._serving_plan(training_data)
+            if plan.direct and key.keys() >= plan.key_set:
+                # every group is keyed by the request: one transaction, rows concatenated in order
+                try:
+                    flat = plan.store.read_concatenated(plan.direct_groups, key, plan.env)
+                except (TypeError, ValueError, OverflowError):
+                    flat = None             # a key of the wrong type: the general path explains
+                if flat is not None:
+                    return plan.transform(dict(zip(plan.features, flat)))
+            values = dict(key)
+            for db, layout, ttl_us, on, outputs, group in plan.groups:
+                missing = [c for c in on if c not in values]
+                if missing:
+                    raise SchemaError(f"key: missing join key column {missing[0]!r} for feature "
+                                      f"group {group!r}")
+                key_values = tuple([values[c] for c in on])
+                row = None if None in key_values else \
+                    plan.store.read_many([(db, layout, key_values, ttl_us)])[0]
+                for j, name in outputs:
+                    if name not in values:
+                        values[name] = None if row is None else row[j]
+            return plan.transform({f: values.get(f) for f in plan.features})
+        except (OSError, lmdb.Error) as exc:    # here, not by a wrapper: a hot path
+            if isinstance(exc, LakeError):
+                raise
+            raise storage_error(exc, self) from exc
 
     def _serving_plan(self, training_data: Any) -> _ServingPlan:
         """What ``feature_vector`` needs, resolved once per catalog state (the catalog file
@@ -346,11 +399,19 @@ def check_view(query: Any, labels: Any, transforms: Any) -> tuple[list[str], dic
     if not all(isinstance(label, str) for label in labels):
         raise ValidationError(f"labels: expected column names, got {labels!r}")
     transforms = tf.check_transforms(transforms)
-    features = [(p.prefix or "") + c for p in query.spec.parts for c in p.columns]
-    for column in transforms:
+    types = {}                          # output column -> its type in the group's schema
+    for part in query.spec.parts:
+        schema = query._lake.feature_group(part.group, part.version).schema
+        for column in part.columns:
+            types.setdefault((part.prefix or "") + column,
+                             None if schema is None else schema.field(column).type)
+    features = list(types)
+    for column, kind in transforms.items():
         if column in labels:
             raise ValidationError(f"transforms: {column!r} is a label; transforms apply to features")
         if column not in features:
             raise SchemaError(f"transforms: {column!r} is not a feature of the query "
                               f"(features: {', '.join(features)})")
+        if types[column] is not None:   # a transform that cannot apply fails now, not later
+            tf.check_type(column, kind, types[column])
     return labels, transforms

@@ -10,7 +10,6 @@ Layout of a lake folder::
 
 from __future__ import annotations
 
-import builtins
 import datetime as dt
 import json
 import os
@@ -24,11 +23,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakecore.audit import AuditEvent, AuditLog, commit_files, missing_events
+from lakecore._files import remove_tree, replace_file
+from lakecore._storage_errors import guard_storage
+from lakecore.audit import AuditEvent, AuditLog, commit_files, live_events, missing_events
 from lakecore.catalog import Catalog, FeatureGroupSpec, FeatureViewSpec
-from lakecore.delta_log import fsync_path
 from lakecore.errors import (
     AlreadyExistsError,
+    IntegrityError,
     LakeError,
     NotFoundError,
     ReadOnlyError,
@@ -37,22 +38,31 @@ from lakecore.errors import (
 )
 from lakecore.feature_group import FeatureGroup
 from lakecore.feature_view import FeatureView, check_view
-from lakecore.lineage import Node, lineage
+from lakecore.lineage import Node, lineage, view_hash
 from lakecore.locks import WriterLock
 from lakecore.models import ModelRegistry, Predictor
 from lakecore.offline_table import OfflineTable
 from lakecore.online_store import Layout, OnlineStore
 from lakecore.query import Query
 from lakecore.schema import storage_schema, to_delta_schema_string
+from lakecore.training_data import discard_folder
 from lakecore.verify import Report, verify
 
 MARKER_FILE = "lakecore.json"
+_CREATE_OPS = ("create_feature_group", "create_feature_view", "create_training_data",
+               "register_model")
+_DELETE_OP = {"fg": "delete_feature_group", "fv": "delete_feature_view",
+              "td": "delete_training_data", "model": "delete_model"}
 LAKE_FORMAT = 1
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def open(path: str | os.PathLike[str], *, readonly: bool = False) -> Lake:
     """Open the lake in ``path``, creating the folder if it is missing (unless ``readonly``).
+
+    A folder that exists must be a lake or empty: anything else is a ``LakeError`` and
+    nothing is written there. ``readonly=True`` refuses every change (``ReadOnlyError``) and
+    works on read-only media; a missing lake is then a ``NotFoundError``.
 
     Examples
     --------
@@ -80,6 +90,7 @@ def check_version(version: Any, what: str = "version") -> int:
     return version
 
 
+@guard_storage()
 class Lake:
     """A lake folder opened for reading, or for reading and writing."""
 
@@ -87,15 +98,23 @@ class Lake:
         self.path = os.path.abspath(path)
         self.readonly = bool(readonly)
         self._closed = False
+        if os.path.lexists(self.path) and not os.path.isdir(self.path):
+            raise LakeError(f"{self.path} is not a folder, so it cannot be a lake")
         if not os.path.isdir(self.path):
             if readonly:
                 raise NotFoundError(f"no lake at {self.path}")
             os.makedirs(self.path, exist_ok=True)
         marker = os.path.join(self.path, MARKER_FILE)
-        if not os.path.exists(marker):
+        if not os.path.lexists(marker):
+            if os.listdir(self.path):   # never turn someone's folder into a lake
+                raise LakeError(f"{self.path} is not a lake (it has no {MARKER_FILE}) and is "
+                                f"not empty; open a new or empty folder")
             if readonly:
                 raise NotFoundError(f"no lake at {self.path} (no {MARKER_FILE})")
             self._write_marker(marker)
+        elif os.path.islink(marker) or not os.path.isfile(marker):
+            raise IntegrityError(f"{marker} is not a regular file; lakecore does not follow "
+                                 f"links inside a lake")
         self._lock = WriterLock(self.path)
         self.catalog = Catalog(self.path)
         self._tables: dict[str, OfflineTable] = {}
@@ -112,7 +131,8 @@ class Lake:
         Only commits without an event have their log file read, so an open stays cheap."""
         with self._lock.hold():
             events = self.audit.events()
-            audited = {e.target for e in events}
+            live = live_events(events)
+            audited = {e.target for e in live}
             state = self.catalog.state()
             for spec in state.feature_groups:
                 ref = f"fg:{spec.name}@{spec.version}"
@@ -137,6 +157,16 @@ class Lake:
                        for m in state.models]
             for op, target, digest in missing_events(events, others):
                 self.audit.append(op, target, digest, events)
+            # deletions that were durable in the catalog before their event was
+            present = {f"fg:{g.name}@{g.version}" for g in state.feature_groups} | \
+                {target for _, target, _ in others}
+            gone = dict.fromkeys(e.target for e in live if e.op in _CREATE_OPS
+                                 and e.target not in present)
+            for target in gone:
+                kind = target.split(":", 1)[0]
+                if kind == "td" and "fv:" + target[3:].split("/", 1)[0] in gone:
+                    continue                # deleted with its view
+                self.audit.append(_DELETE_OP[kind], target, None, events)
 
     def audit_log(self) -> list[AuditEvent]:
         """Every change ever made to the lake, oldest first, hash-chained."""
@@ -144,11 +174,28 @@ class Lake:
         return self.audit.events()
 
     def predictor(self, model_name: str, *, version: int | None = None,
-                  alias: str | None = None, load: Callable[[str], Any]) -> Predictor:
-        """A model version (by version or alias; latest when neither) loaded with ``load``,
-        predicting from online feature vectors."""
+                  alias: str | None = None, load: Callable[[str], Any],
+                  fill: float | None = None) -> Predictor:
+        """A model version loaded in this process, predicting from online feature vectors.
+
+        Parameters
+        ----------
+        model_name : str
+        version, alias : optional
+            Which version: a number, or an alias (``predictor.reload()`` follows it when it
+            moves); the latest version when neither is given.
+        load : callable
+            ``load(path)`` turns the artifact's read-only copy in the lake into an object with
+            ``.predict(X)`` (and any other method ``predict(method=...)`` names).
+        fill : float, optional
+            Replaces missing feature values (unknown keys, rows past the ttl); NaN when None.
+
+        Examples
+        --------
+        See ``lakecore.Predictor``.
+        """
         self._check_open()
-        return Predictor(self, model_name, version, alias, load)
+        return Predictor(self, model_name, version, alias, load, fill)
 
     def lineage(self, obj: Any, direction: str = "upstream") -> list[Node]:
         """What ``obj`` was made from (upstream) or what was made from it (downstream)."""
@@ -171,13 +218,8 @@ class Lake:
                     FeatureGroup(self, spec)._sync_online()
 
     def _write_marker(self, marker: str) -> None:
-        tmp = f"{marker}.{uuid.uuid4().hex}.tmp"
-        with builtins.open(tmp, "w") as f:
-            json.dump({"format": LAKE_FORMAT, "created_at_ms": time.time_ns() // 1_000_000}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, marker)
-        fsync_path(self.path)
+        replace_file(marker, json.dumps({"format": LAKE_FORMAT,
+                                         "created_at_ms": time.time_ns() // 1_000_000}).encode())
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -244,7 +286,8 @@ class Lake:
         if event_time is not None and (not isinstance(event_time, str) or not event_time):
             raise SchemaError(f"event_time: expected a column name or None, got {event_time!r}")
         if event_time in keys:
-            raise SchemaError(f"event_time {event_time!r} is also a primary key column")
+            raise SchemaError(f"primary_key: must not contain the event_time column "
+                              f"{event_time!r} (event_time is part of the upsert key already)")
         schema_string = None
         if schema is not None:
             if not isinstance(schema, pa.Schema):
@@ -268,6 +311,7 @@ class Lake:
             if self._find_spec(name, version) is not None:
                 raise AlreadyExistsError(f"feature group {name!r} version {version} already exists")
             location = os.path.join("feature_groups", name, f"v{version}")
+            self._remove_group_data(name, version, location)    # a deletion's leftovers
             os.makedirs(os.path.join(self.path, location), exist_ok=True)
             spec = FeatureGroupSpec(
                 name=name, version=version, primary_key=keys, event_time=event_time,
@@ -278,6 +322,95 @@ class Lake:
             self.catalog.update(lambda state: state.feature_groups.append(spec))
             self.audit.append("create_feature_group", f"fg:{name}@{version}", None)
         return FeatureGroup(self, spec)
+
+    def delete_feature_group(self, name: str, version: int) -> None:
+        """Delete a feature group version: its definition, Delta table and online rows.
+        Refused (``LakeError``) while a feature view reads it. Audited; ``verify()`` stays
+        clean, and ``lineage`` of it raises ``NotFoundError`` afterwards.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> _ = lake.create_feature_group("users", primary_key="id")
+        >>> lake.delete_feature_group("users", 1)
+        >>> [fg.name for fg in lake.feature_groups()]
+        []
+        >>> lake.close()
+        """
+        check_version(version)
+        with self._writing(f"delete feature group {name!r} version {version}"):
+            spec = self._find_spec(name, version)
+            if spec is None:
+                raise NotFoundError(f"feature group {name!r} version {version} not found")
+            readers = [f"fv:{v.name}@{v.version}" for v in self.catalog.state().feature_views
+                       if any((p.group, p.version) == (name, version) for p in v.query.parts)]
+            if readers:
+                raise LakeError(f"feature group {name!r} version {version} cannot be deleted: "
+                                f"feature view(s) {', '.join(readers)} read it; delete them "
+                                f"first")
+            last_hash = self._offline_table(spec).snapshot().commit_hash
+
+            def drop(state) -> None:
+                state.feature_groups = [g for g in state.feature_groups
+                                        if (g.name, g.version) != (name, version)]
+            self.catalog.update(drop)
+            self.audit.append("delete_feature_group", f"fg:{name}@{version}", last_hash)
+            self._remove_group_data(name, version, spec.location)
+
+    def _remove_group_data(self, name: str, version: int, location: str) -> None:
+        """Remove the table folder and online rows of a group that the catalog no longer
+        has (the caller holds the writer lock)."""
+        folder = os.path.join(self.path, location)
+        with self._tables_guard:
+            self._tables.pop(folder, None)
+        self.online_store.remove_group(name, version)
+        remove_tree(folder)
+
+    def delete_feature_view(self, name: str, version: int) -> None:
+        """Delete a feature view version with its training datasets and their files.
+        Refused (``LakeError``) while a registered model was trained on one of its datasets.
+        Audited; ``verify()`` stays clean.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1], "age": [30]})
+        >>> _ = lake.create_feature_view("ages", query=fg.select_all())
+        >>> lake.delete_feature_view("ages", 1)
+        >>> lake.delete_feature_group("users", 1)      # no view reads it any more
+        >>> lake.close()
+        """
+        check_version(version)
+        with self._writing(f"delete feature view {name!r} version {version}"):
+            state = self.catalog.state()
+            spec = next((v for v in state.feature_views if (v.name, v.version) == (name, version)),
+                        None)
+            if spec is None:
+                raise NotFoundError(f"feature view {name!r} version {version} not found")
+            datasets = {t.version for t in state.training_datasets
+                        if (t.view, t.view_version) == (name, version)}
+            trained = [f"model:{m.name}@{m.version}" for m in state.models
+                       if m.training_data is not None and m.training_data[:2] == [name, version]
+                       and m.training_data[2] in datasets]
+            if trained:
+                raise LakeError(f"feature view {name!r} version {version} cannot be deleted: "
+                                f"registered model(s) {', '.join(trained)} were trained on its "
+                                f"training data; delete them first")
+            family = f"td:{name}@{version}"
+
+            def drop(state) -> None:
+                state.feature_views = [v for v in state.feature_views
+                                       if (v.name, v.version) != (name, version)]
+                state.training_datasets = [t for t in state.training_datasets
+                                           if (t.view, t.view_version) != (name, version)]
+                if datasets:
+                    state.retired[family] = max(state.retired.get(family, 0), *datasets)
+            self.catalog.update(drop)
+            self.audit.append("delete_feature_view", f"fv:{name}@{version}", view_hash(spec))
+            discard_folder(self.path, os.path.join("training_data", name, f"v{version}"))
 
     def _find_spec(self, name: str, version: int | None) -> FeatureGroupSpec | None:
         specs = [s for s in self.catalog.state().feature_groups if s.name == name]

@@ -24,8 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore.catalog import DataFile, ModelSpec
-from lakecore.delta_log import fsync_path
+from lakecore._files import fsync_path, remove_tree
+from lakecore._storage_errors import guard_storage, storage_error
+from lakecore.catalog import DataFile, ModelSpec, next_version
 from lakecore.errors import NotFoundError, ValidationError
 from lakecore.hashing import digest_file, digest_record
 
@@ -42,6 +43,7 @@ def model_hash(spec: ModelSpec) -> str:
     })
 
 
+@guard_storage()
 class ModelVersion:
     def __init__(self, lake: Lake, spec: ModelSpec):
         self._lake = lake
@@ -125,6 +127,7 @@ def _remove_orphans(folder: str, home: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+@guard_storage()
 class ModelRegistry:
     """``lake.models``: register, find, alias and delete model versions."""
 
@@ -156,7 +159,8 @@ class ModelRegistry:
         if not isinstance(description, str):
             raise ValidationError(f"description: expected a str, got {description!r}")
         with lake._writing(f"register model {name!r}"):
-            version = 1 + max((m.version for m in self._specs(name)), default=0)
+            version = next_version(lake.catalog.state(), f"model:{name}",
+                                   [m.version for m in self._specs(name)])
             home = os.path.join("models", name, f"v{version}")
             staging = os.path.join(lake.path, "models", name, f".staging-{uuid.uuid4().hex}")
             base = os.path.basename(os.path.normpath(source))
@@ -164,10 +168,15 @@ class ModelRegistry:
             try:
                 os.makedirs(staging)
                 target = os.path.join(staging, base)
-                if os.path.isdir(source):
-                    shutil.copytree(source, target)
-                else:
-                    shutil.copy2(source, target)
+                try:
+                    if os.path.isdir(source):
+                        shutil.copytree(source, target)
+                    else:
+                        shutil.copy2(source, target)
+                except OSError as exc:  # the error may name the source: say where it went
+                    raise storage_error(exc, lake, f"model {name!r}: the artifact could not "
+                                                   f"be copied into the lake: ",
+                                        path=os.path.join(lake.path, home)) from exc
                 files = []
                 for folder, _, names in sorted(os.walk(staging)):
                     for file_name in sorted(names):
@@ -247,7 +256,21 @@ class ModelRegistry:
                                     target.hash)
 
     def delete(self, name: str, version: int) -> None:
-        """Delete a version; refused while an alias points to it."""
+        """Delete a model version and its artifact; refused (``LakeError``) while an alias
+        points to it. The deletion is audited and its version number is never used again.
+
+        Examples
+        --------
+        >>> import tempfile, os, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+        >>> _ = open(artifact, "wb").write(b"weights")
+        >>> _ = lake.models.register("scorer", artifact)
+        >>> lake.models.delete("scorer", 1)
+        >>> lake.models.register("scorer", artifact).version
+        2
+        >>> lake.close()
+        """
         with self._lake._writing(f"delete model {name!r} version {version}"):
             target = self.get(name, version)
             pointing = target.aliases
@@ -258,22 +281,56 @@ class ModelRegistry:
             def drop(state):
                 state.models = [m for m in state.models
                                 if (m.name, m.version) != (name, version)]
+                family = f"model:{name}"
+                state.retired[family] = max(state.retired.get(family, 0), version)
             self._lake.catalog.update(drop)
             self._lake.audit.append("delete_model", f"model:{name}@{version}", target.hash)
-            folder = os.path.join(self._lake.path, "models", name, f"v{version}")
-            _make_writable(folder)
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(os.path.join(self._lake.path, "models", name, f"v{version}"))
 
 
+@guard_storage()
 class Predictor:
-    """A model version loaded in this process, scoring keys from the online store."""
+    """A model version loaded in this process, scoring keys from the online store.
+
+    Get one from ``Lake.predictor``. ``predict(keys)`` reads each key's online feature
+    vector through the model's training data (its feature view, column order and fitted
+    transforms), builds a 2-D float64 matrix and calls the model on it; ``reload()`` follows
+    an alias that has moved.
+
+    Examples
+    --------
+    >>> import json, os, tempfile, lakecore
+    >>> class Scaler:                       # any object with .predict(X) will do
+    ...     def __init__(self, factor):
+    ...         self.factor = factor
+    ...     def predict(self, X):
+    ...         return (self.factor * X[:, 0]).tolist()
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> fg = lake.create_feature_group("spend", primary_key="card", online=True)
+    >>> _ = fg.insert({"card": [1, 2], "total": [10.0, 20.0]})
+    >>> view = lake.create_feature_view("spend_view", query=fg.select_all())
+    >>> td = view.create_training_data()
+    >>> artifact = os.path.join(tempfile.mkdtemp(), "model.json")
+    >>> with open(artifact, "w") as f:
+    ...     json.dump({"factor": 2}, f)
+    >>> _ = lake.models.register("doubler", artifact, training_data=td)
+    >>> def load(path):
+    ...     with open(path) as f:
+    ...         return Scaler(json.load(f)["factor"])
+    >>> lake.predictor("doubler", load=load, fill=0.0).predict({"card": [2, 1, 7]})
+    [40.0, 20.0, 0.0]
+    >>> lake.close()
+    """
 
     def __init__(self, lake: Lake, name: str, version: int | None, alias: str | None,
-                 load: Callable[[str], Any]):
+                 load: Callable[[str], Any], fill: float | None = None):
         if not callable(load):
             raise ValidationError("load: expected a function taking the artifact path")
+        if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float))):
+            raise ValidationError(f"fill: expected a number or None, got {fill!r}")
         self._lake, self._name, self._version, self._alias, self._load = \
             lake, name, version, alias, load
+        self._fill = None if fill is None else float(fill)
         self.model_version: ModelVersion | None = None
         self.model: Any = None
         self.reload()
@@ -296,14 +353,29 @@ class Predictor:
 
     def features(self, keys: Any) -> np.ndarray:
         """The model's input matrix for ``keys``: online feature vectors through its training
-        data's feature view and transforms, float64, in training column order (nulls: NaN)."""
+        data's feature view and transforms, float64, in training column order. Missing
+        values (unknown keys, rows past the ttl) are NaN, or the predictor's ``fill``."""
         view_name, view_version, td_version, _ = self.model_version._spec.training_data
         view = self._lake.feature_view(view_name, view_version)
         vectors = view.feature_vectors(keys, training_data=td_version)
-        columns = [pc.cast(c, pa.float64()).to_numpy(zero_copy_only=False) for c in vectors.columns]
+        columns = []
+        for column in vectors.columns:
+            column = pc.cast(column, pa.float64())
+            if self._fill is not None:
+                column = pc.fill_null(column, self._fill)
+            columns.append(column.to_numpy(zero_copy_only=False))
         if not columns:
             return np.zeros((vectors.num_rows, 0))
         return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
 
-    def predict(self, keys: Any) -> Any:
-        return self.model.predict(self.features(keys))
+    def predict(self, keys: Any, *, method: str = "predict") -> Any:
+        """The model's answer for ``keys`` (data with the view's join key columns):
+        ``model.<method>(X)`` on the matrix of ``features(keys)``; ``method="predict_proba"``
+        for a scikit-learn classifier's probabilities."""
+        if not isinstance(method, str) or not method.isidentifier():
+            raise ValidationError(f"method: expected the name of a method, got {method!r}")
+        call = getattr(self.model, method, None)
+        if not callable(call):
+            raise ValidationError(f"method: model {self._name!r} version {self.version} "
+                                  f"({type(self.model).__name__}) has no method {method!r}")
+        return call(self.features(keys))

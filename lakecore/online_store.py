@@ -413,6 +413,25 @@ class OnlineStore:
             txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True), db=wm)
         self._write(write)
 
+    def remove_group(self, name: str, version: int) -> None:
+        """Empty a deleted group's database and drop its watermark (the database itself is
+        kept: other processes may hold its handle)."""
+        env = self._env(create=False)
+        if env is None:
+            return
+        db_name = self.db_name(name, version)
+        db, wm = _existing_db(env, db_name), _existing_db(env, WATERMARKS)
+        if db is None and wm is None:
+            return
+
+        def write(env, txn):
+            if db is not None:
+                txn.drop(db, delete=False)
+            if wm is not None:
+                txn.delete(db_name, db=wm)
+        self._write(write)
+        self._handles.pop((name, version), None)
+
     def _reserve(self, payload: int, clear: bool) -> None:
         """Grow the map ahead of a write of ``payload`` bytes, so that a big load is written
         once instead of failing with MapFullError and retrying after each doubling. A cleared

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from lakecore._arrow import as_table, indices_array, take_rows, type_kind
 from lakecore._native import asof as _asof
+from lakecore._storage_errors import guard_storage
 from lakecore._threads import get_num_threads
 from lakecore.errors import SchemaError, ValidationError
 from lakecore.keys import key_codes
@@ -65,6 +66,7 @@ class SourceCommit(msgspec.Struct, frozen=True, kw_only=True):
     hash: str | None
 
 
+@guard_storage()
 class Query:
     """Selected columns of a root group and the groups joined to it; build one with
     ``FeatureGroup.select`` / ``select_all`` and ``join``."""

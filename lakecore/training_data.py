@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -29,8 +28,9 @@ import pyarrow.parquet as pq
 
 from lakecore import transforms as tf
 from lakecore._arrow import type_kind
+from lakecore._files import fsync_path, remove_tree, replace_file
+from lakecore._storage_errors import guard_storage
 from lakecore.catalog import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
-from lakecore.delta_log import fsync_path
 from lakecore.errors import SchemaError, ValidationError
 from lakecore.hashing import digest_record
 from lakecore.query import _as_utc_times, _utc_micros, build
@@ -48,12 +48,7 @@ def discard_folder(lake_path: str, folder: str) -> None:
     """Remove a dataset folder that no catalog entry owns (a failed or crashed build), and
     the empty folders above it, so that a failed call leaves the lake as it was. The caller
     holds the writer lock."""
-    path = os.path.join(lake_path, folder)
-    if os.path.lexists(path):
-        if os.path.islink(path) or not os.path.isdir(path):
-            os.unlink(path)             # never follow a link planted in the lake
-        else:
-            shutil.rmtree(path)
+    remove_tree(os.path.join(lake_path, folder))
     parent = os.path.dirname(folder)
     while parent:
         try:
@@ -144,16 +139,15 @@ def write_parquet(table: pa.Table, lake_path: str, relative: str) -> DataFile:
     """A deterministic Parquet file (same rows, same bytes), fsynced; its DataFile."""
     path = os.path.join(lake_path, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
     text = [f.name for f in table.schema if type_kind(f.type) in ("string", "binary")]
-    with open(tmp, "wb") as f:
-        hashing = _HashingFile(f)
-        pq.write_table(table.combine_chunks(), hashing, compression="zstd",
+    written: list[_HashingFile] = []
+
+    def write(f) -> None:
+        written.append(_HashingFile(f))
+        pq.write_table(table.combine_chunks(), written[0], compression="zstd",
                        use_dictionary=text, row_group_size=1 << 20)  # dictionaries: text only
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return DataFile(path=relative, sha256=hashing.digest(), rows=table.num_rows)
+    replace_file(path, write)
+    return DataFile(path=relative, sha256=written[0].digest(), rows=table.num_rows)
 
 
 def content_hash(spec: TrainingDatasetSpec) -> str:
@@ -283,6 +277,7 @@ def _micros_to_datetime(us: int | None) -> dt.datetime | None:
     return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=us)
 
 
+@guard_storage()
 class TrainingDataset:
     """A materialized training dataset of a feature view (see the module doc)."""
 

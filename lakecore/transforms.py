@@ -51,10 +51,18 @@ def check_transforms(transforms: Any) -> dict[str, str]:
     return dict(transforms)
 
 
-def _floats(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
-    if type_kind(column.type) not in ("integer", "float", "boolean"):
-        raise SchemaError(f"transforms: column {name!r} has type {column.type}; scalers need "
-                          f"numbers")
+def check_type(column: str, kind: str, data_type: pa.DataType) -> None:
+    """SchemaError unless transform ``kind`` applies to a column of ``data_type``."""
+    if kind in SCALERS and type_kind(data_type) not in ("integer", "float", "boolean"):
+        raise SchemaError(f"transforms: column {column!r} has type {data_type}; {kind} needs "
+                          f"numbers (integers, floats or booleans)")
+    if kind in ENCODERS and type_kind(data_type) not in ("integer", "string", "boolean"):
+        raise SchemaError(f"transforms: column {column!r} has type {data_type}; {kind} takes "
+                          f"integers, strings or booleans")
+
+
+def _floats(column: pa.ChunkedArray | pa.Array, name: str, kind: str) -> np.ndarray:
+    check_type(name, kind, column.type)
     values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     return values[~np.isnan(values)]
 
@@ -68,7 +76,7 @@ def fit(table: pa.Table, transforms: dict[str, str]) -> list[Fitted]:
                               f"{', '.join(table.column_names)})")
         data = table.column(column)
         if kind in SCALERS:
-            values = _floats(data, column)
+            values = _floats(data, column, kind)
             if len(values) == 0:
                 fitted.append(Fitted(column=column, kind=kind))
                 continue
@@ -82,9 +90,7 @@ def fit(table: pa.Table, transforms: dict[str, str]) -> list[Fitted]:
             fitted.append(Fitted(column=column, kind=kind, center=center,
                                  scale=scale if scale != 0 and np.isfinite(scale) else 1.0))
         else:
-            if type_kind(data.type) not in ("integer", "string", "boolean"):
-                raise SchemaError(f"transforms: column {column!r} has type {data.type}; "
-                                  f"encoders take integers, strings or booleans")
+            check_type(column, kind, data.type)
             values = sorted(v for v in pc.unique(data.drop_null()).to_pylist())
             fitted.append(Fitted(column=column, kind=kind, values=values))
     return fitted

@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lakecore._files import replace_file
+from lakecore.audit import live_events
 from lakecore.delta_log import Snapshot
 from lakecore.hashing import digest_file
 from lakecore.lineage import parse_ref
@@ -75,10 +77,7 @@ class _Digests:
     def save(self, writable: bool) -> None:
         if not writable:
             return
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.seen, f)
-        os.replace(tmp, self.path)
+        replace_file(self.path, json.dumps(self.seen).encode())
 
 
 def verify(lake: Lake, *, fast: bool = False) -> Report:
@@ -195,8 +194,8 @@ def _verify_models(lake: Lake, report: Report, digests: _Digests,
 def _verify_audit(lake: Lake, report: Report, commits: dict, datasets: dict,
                   models: dict) -> None:
     report.problems.extend(lake.audit.check_chain())
-    deleted = set()
-    for event in lake.audit.events(strict=False):
+    # events of deleted objects (and deletions themselves) describe what no longer exists
+    for event in live_events(lake.audit.events(strict=False)):
         for relative, digest in (event.files or {}).items():
             path = os.path.join(lake.path, relative)
             if not os.path.exists(path):
@@ -210,14 +209,11 @@ def _verify_audit(lake: Lake, report: Report, commits: dict, datasets: dict,
                 report.problems.append(f"{event.target}: log file {relative} has sha256 {found}, "
                                        f"audit event {event.seq} recorded {digest}")
         kind = event.target.split(":", 1)[0]
-        if event.op == "delete_model":
-            deleted.add(event.target)
-            continue
         if kind == "fg" and "#" in event.target:
             known = commits
         elif kind == "td":
             known = datasets
-        elif kind == "model" and event.target not in deleted:
+        elif kind == "model":
             known = models
         else:
             continue

@@ -11,6 +11,7 @@ BUILTIN = {
     "ConflictError": RuntimeError,
     "IntegrityError": ValueError,
     "ReadOnlyError": PermissionError,
+    "StorageError": OSError,
 }
 
 

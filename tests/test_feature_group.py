@@ -20,6 +20,9 @@ from tests.lake_state import lake_digest
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
+TS = pa.timestamp("us", "UTC")
+
+
 def day(n: int) -> dt.datetime:
     return T0 + dt.timedelta(days=n)
 
@@ -173,6 +176,7 @@ def test_bad_definitions(lake):
         (dict(name="../escape", primary_key="id"), ValidationError),
         (dict(name="ok", primary_key=[]), SchemaError),
         (dict(name="ok", primary_key="id", event_time="id"), SchemaError),
+        (dict(name="ok", primary_key=["id", "ts"], event_time="ts"), SchemaError),
         (dict(name="ok", primary_key="id", version=0), ValidationError),
         (dict(name="ok", primary_key="id", ttl=dt.timedelta(0)), ValidationError),
         (dict(name="ok", primary_key="id", schema={"id": "int"}), SchemaError),
@@ -182,6 +186,8 @@ def test_bad_definitions(lake):
         with pytest.raises(error):
             lake.create_feature_group(**kwargs)
     assert lake.feature_groups() == []
+    with pytest.raises(SchemaError, match="primary_key.*event_time column 'ts'"):
+        lake.create_feature_group("ok", primary_key=["id", "ts"], event_time="ts")
 
 
 def test_readonly_refuses_changes_and_missing_lake(tmp_path, lake, fg):
@@ -300,3 +306,21 @@ def test_failed_write_leaves_no_files(lake, fg, monkeypatch):
     with pytest.raises(OSError):
         fg.insert({"id": [1, 2], "ts": [day(0), day(1)], "x": [5.0, 6.0]})
     assert lake_digest(lake.path) == before
+
+
+def test_empty_inserts_and_deletes_of_absent_keys_make_no_commit(lake, fg):
+    fg.insert({"id": [1, 2], "ts": pa.array([day(1), day(1)], TS), "v": [1.0, 2.0]})
+    before = lake_digest(lake.path)
+    assert fg.insert(pa.table({"id": pa.array([], pa.int64()), "ts": pa.array([], TS),
+                               "v": pa.array([], pa.float64())})) is None
+    assert fg.insert({"id": [], "ts": pa.array([], TS), "v": []}) is None
+    assert fg.delete({"id": [7, 8]}) is None
+    assert fg.delete({"id": pa.array([], pa.int64())}) is None
+    assert lake_digest(lake.path) == before and len(fg.history()) == 1
+    with pytest.raises(SchemaError, match="extra"):        # still checked like any insert
+        fg.insert({"id": [], "ts": pa.array([], TS), "v": [], "extra": []})
+    online = lake.create_feature_group("online", primary_key="id", online=True)
+    online.insert({"id": [1], "v": [1.0]})
+    assert online.delete({"id": [5]}) is None and len(online.history()) == 1
+    assert online.delete({"id": [1, 5]}).rows_removed == 1
+    assert online.online_read({"id": [1]}).column("v").to_pylist() == [None]

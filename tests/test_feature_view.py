@@ -2,7 +2,6 @@
 
 import datetime as dt
 import math
-
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +179,12 @@ def test_serving_applies_the_training_transforms(lake):
     assert batch.drop_columns(["card", "at"]).equals(training)
 
 
+def profile_names(lake):
+    names = lake.create_feature_group("names", primary_key="card")
+    names.insert({"card": [1], "segment": ["gold"]})
+    return names.select(["segment"])
+
+
 def test_feature_view_errors(lake):
     tx, profile, view, spine = fraud_lake(lake, online=False)
     with pytest.raises(SchemaError, match="missing join key column 'card'"):
@@ -188,6 +193,14 @@ def test_feature_view_errors(lake):
         view.create_training_data()
     with pytest.raises(ValidationError, match="unknown transform 'zscore'"):
         lake.create_feature_view("bad", query=tx.select_all(), transforms={"amount": "zscore"})
+    for column, kind in [("kind", "standard_scaler"), ("kind", "robust_scaler"),
+                         ("amount", "label_encoder"), ("amount", "one_hot_encoder")]:
+        with pytest.raises(SchemaError, match=f"{column!r} has type .*{kind}"):
+            lake.create_feature_view("bad", query=tx.select_all(), transforms={column: kind})
+    with pytest.raises(SchemaError, match="'p_segment' has type"):   # a joined group's column
+        lake.create_feature_view("bad", transforms={"p_segment": "min_max_scaler"},
+                                 query=tx.select_all().join(profile_names(lake), prefix="p_"))
+    assert [v.name for v in lake.feature_views()] == ["fraud"]
     with pytest.raises(SchemaError, match="'nope' is not a feature"):
         lake.create_feature_view("bad", query=tx.select_all(), transforms={"nope": "min_max_scaler"})
     with pytest.raises(ValidationError, match="sum to 1"):

@@ -25,6 +25,14 @@ class Linear:
         return np.nan_to_num(X) @ self.weights
 
 
+class Classifier(Linear):
+    """A tiny classifier: probabilities of a logistic over X @ weights."""
+
+    def predict_proba(self, X):
+        p = 1 / (1 + np.exp(-(np.nan_to_num(X) @ self.weights)))
+        return np.column_stack([1 - p, p])
+
+
 def save(model, path) -> str:
     with open(path, "wb") as f:
         pickle.dump(model, f)
@@ -247,3 +255,27 @@ def test_register_after_a_crash_that_left_the_artifact_but_no_catalog_entry(lake
     assert v2.version == 2 and load(v2.path).weights.tolist() == [1.0]
     assert sorted(os.listdir(os.path.join(lake.path, "models", "m"))) == ["v1", "v2"]
     assert lake.verify().ok
+
+
+def test_predictor_methods_and_fill(lake, trained, tmp_path):
+    cards, view, td = trained
+    lake.models.register("clf", save(Classifier([1, 0]), tmp_path / "c.pkl"), training_data=td)
+    keys = {"card": [1, 99, 3]}                 # 99 was never seen
+    plain = lake.predictor("clf", load=load)
+    X = plain.features(keys)
+    assert np.isnan(X[1]).all() and not np.isnan(X[[0, 2]]).any()
+    proba = plain.predict(keys, method="predict_proba")
+    assert proba.shape == (3, 2)
+    assert np.allclose(proba, Classifier([1, 0]).predict_proba(X))
+    assert np.allclose(plain.predict(keys), Classifier([1, 0]).predict(X))
+    filled = lake.predictor("clf", load=load, fill=-1.0)
+    Xf = filled.features(keys)
+    assert Xf[1].tolist() == [-1.0, -1.0] and np.array_equal(Xf[[0, 2]], X[[0, 2]])
+    assert np.allclose(filled.predict(keys, method="predict_proba"),
+                       Classifier([1, 0]).predict_proba(Xf))
+    with pytest.raises(ValidationError, match="no method 'decision_function'"):
+        plain.predict(keys, method="decision_function")
+    with pytest.raises(ValidationError, match="method"):
+        plain.predict(keys, method="__class__()")
+    with pytest.raises(ValidationError, match="fill"):
+        lake.predictor("clf", load=load, fill="zero")
