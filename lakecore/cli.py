@@ -100,12 +100,18 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+_mid_line = False     # a step's title is printed and its time is not: errors start a new line
+
+
 @contextmanager
 def _step(title: str) -> Iterator[None]:
+    global _mid_line
     print(f"- {title} ...", end="", flush=True)
+    _mid_line = True
     started = time.perf_counter()
     yield
     print(f" {time.perf_counter() - started:.2f} s")
+    _mid_line = False
 
 
 def quickstart(path: str | None, rows: int) -> int:
@@ -175,9 +181,9 @@ def quickstart(path: str | None, rows: int) -> int:
         with _step("verifying every file, hash and the audit log"):
             report = lake.verify()
         print(f"  verify: {'ok' if report.ok else 'PROBLEMS'} ({report.files_checked} files)")
-        lineage = lake.lineage(version)
-        print(f"- lineage of model fraud_scorer v{version.version}: " +
-              " <- ".join(node.ref for node in lineage))
+        print(f"- lineage of model fraud_scorer v{version.version} (what it was made from):")
+        for line in lineage_tree(lake, f"model:fraud_scorer@{version.version}", "upstream"):
+            print(f"    {line}")
         print(f"done in {time.perf_counter() - total:.1f} s; try: lakecore info {folder}")
     return 0 if report.ok else 1
 
@@ -212,23 +218,58 @@ def info(path: str) -> int:
 def history(path: str, ref: str) -> int:
     from lakecore.lineage import parse_ref
 
-    kind, name, version, _ = parse_ref(ref)
+    kind, name, version, commit = parse_ref(ref)
     if kind != "fg":
-        raise lakecore.ValidationError(f"history: expected a feature group ref fg:NAME@V, got {ref!r}")
+        raise lakecore.ValidationError(f"history: expected a feature group ref fg:NAME@V or "
+                                       f"fg:NAME@V#COMMIT, got {ref!r}")
     with lakecore.open(path, readonly=True) as lake:
-        for commit in lake.feature_group(name, version).history():
-            print(f"#{commit.version}  {commit.timestamp.isoformat()}  {commit.operation:8s} "
-                  f"+{commit.rows_added} -{commit.rows_removed}  {commit.hash}")
+        commits = lake.feature_group(name, version).history()
+        if commit is not None:
+            commits = [c for c in commits if c.version == commit]
+            if not commits:
+                raise lakecore.NotFoundError(f"feature group {name!r} version {version} has "
+                                             f"no commit {commit}")
+        for c in commits:
+            print(f"#{c.version}  {c.timestamp.isoformat()}  {c.operation:8s} "
+                  f"+{c.rows_added} -{c.rows_removed}  {c.hash}")
     return 0
+
+
+def lineage_tree(lake: lakecore.Lake, ref: str, direction: str) -> list[str]:
+    """The lineage of ``ref`` drawn as a tree of its direct links: each object under the
+    objects it was made from (upstream) or that were made from it (downstream)."""
+    reach: dict[str, list] = {}
+
+    def reachable(node_ref: str) -> list:
+        if node_ref not in reach:
+            reach[node_ref] = lake.lineage(node_ref, direction)
+        return reach[node_ref]
+
+    def children(node_ref: str) -> list:
+        nodes = reachable(node_ref)
+        further = {n.ref for child in nodes for n in reachable(child.ref)}
+        return [n for n in nodes if n.ref not in further]
+
+    def draw(node_ref: str, label: str, prefix: str, last: bool, top: bool) -> list[str]:
+        branch = "" if top else ("└── " if last else "├── ")
+        lines = [f"{prefix}{branch}{node_ref}{label}"]
+        below = children(node_ref)
+        inner = prefix if top else prefix + ("    " if last else "│   ")
+        for i, child in enumerate(below):
+            hash_ = f"  {child.hash[:19]}..." if child.hash else ""
+            lines += draw(child.ref, hash_, inner, i == len(below) - 1, False)
+        return lines
+
+    return draw(ref, "", "", True, True)
 
 
 def lineage(path: str, ref: str, downstream: bool) -> int:
     with lakecore.open(path, readonly=True) as lake:
-        nodes = lake.lineage(ref, "downstream" if downstream else "upstream")
-        for node in nodes:
-            print(f"{node.ref}  {node.hash}")
-        if not nodes:
-            print("(nothing)")
+        lines = lineage_tree(lake, ref, "downstream" if downstream else "upstream")
+    for line in lines:
+        print(line)
+    if len(lines) == 1:
+        print("(nothing " + ("was made from it)" if downstream else "it was made from)"))
     return 0
 
 
@@ -244,26 +285,51 @@ def verify(path: str, fast: bool) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lakecore", description="lakecore: an embedded, single-process AI lakehouse.")
+        prog="lakecore", description="lakecore: an embedded, single-process AI lakehouse.",
+        epilog="Refs: fg:NAME@VERSION, fg:NAME@VERSION#COMMIT, fv:NAME@VERSION, "
+               "td:NAME@VERSION/TD_VERSION, model:NAME@VERSION. Errors print one line on "
+               "stderr with exit status 2.")
     parser.add_argument("--version", action="version", version=f"lakecore {lakecore.__version__}")
-    commands = parser.add_subparsers(dest="command")
-    demo = commands.add_parser("quickstart", help="build a demo lake end to end")
-    demo.add_argument("path", nargs="?", help="a new or empty folder for the lake "
-                      "(default: a new temporary folder)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=description,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+    demo = command("quickstart", "build a demo lake end to end",
+                   "Generate card transactions, ingest two feature groups (one online), define "
+                   "a feature view with transforms, build training data with a train/test "
+                   "split, train and register a numpy model with the alias 'production', score "
+                   "cards from the online store, verify every hash and print the model's "
+                   "lineage, with timings.")
+    demo.add_argument("path", nargs="?", default=None,
+                      help="a new or empty folder for the lake (None: a new temporary folder)")
     demo.add_argument("--rows", type=int, default=200_000, help="transactions to generate")
-    show = commands.add_parser("info", help="what a lake holds")
-    show.add_argument("path")
-    commits = commands.add_parser("history", help="a feature group's commits")
-    commits.add_argument("path")
-    commits.add_argument("ref", help="fg:NAME@VERSION")
-    trace = commands.add_parser("lineage", help="what an object was made from (or made)")
-    trace.add_argument("path")
+    show = command("info", "what a lake holds",
+                   "List the lake's feature groups (keys, online, commits), feature views with "
+                   "their training data versions, models with metrics and aliases, and the "
+                   "number of audit events. Opens the lake read-only.")
+    show.add_argument("path", help="the lake folder")
+    commits = command("history", "a feature group's commits",
+                      "Print a feature group's commits, oldest first: version, time, operation, "
+                      "rows added and removed, hash; with #COMMIT only that commit.")
+    commits.add_argument("path", help="the lake folder")
+    commits.add_argument("ref", help="fg:NAME@VERSION or fg:NAME@VERSION#COMMIT")
+    trace = command("lineage", "what an object was made from (or made)",
+                    "Draw the lineage of an object as a tree: a model's training data, its "
+                    "feature view and the exact table commits (upstream), or the views, "
+                    "datasets and models made from a group or commit (--downstream).")
+    trace.add_argument("path", help="the lake folder")
     trace.add_argument("ref", help="fg:NAME@V[#COMMIT], fv:NAME@V, td:NAME@V/TD or model:NAME@V")
     trace.add_argument("--downstream", action="store_true", help="what was made from it")
-    check = commands.add_parser("verify", help="re-hash everything; exit status 1 on problems")
-    check.add_argument("path")
+    check = command("verify", "re-hash everything; exit status 1 on problems",
+                    "Re-hash every file the lake needs and check every commit, dataset and "
+                    "model hash and the audit chain; print each problem. Exit status 0 when "
+                    "clean, 1 when problems are found.")
+    check.add_argument("path", help="the lake folder")
     check.add_argument("--fast", action="store_true",
-                       help="trust files whose inode, mtime and size are unchanged")
+                       help="trust files whose inode, mtime and size are unchanged since the "
+                            "last verify")
     return parser
 
 
@@ -283,11 +349,13 @@ def main(argv: list[str] | None = None) -> int:
             return lineage(args.path, args.ref, args.downstream)
         if args.command == "verify":
             return verify(args.path, args.fast)
-        print(f"lakecore {lakecore.__version__}")
-        parser.print_help()
-        return 0
+        parser.print_usage(sys.stderr)
+        print("lakecore: error: a command is required (lakecore --help lists them)",
+              file=sys.stderr)
+        return 2
     except lakecore.LakeError as exc:
-        print(f"\nlakecore: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())        # one line, whatever the message holds
+        print(f"{chr(10) if _mid_line else ''}lakecore: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lakecore: interrupted", file=sys.stderr)

@@ -14,6 +14,15 @@ def demo_lake(tmp_path_factory):
     return path
 
 
+def test_quickstart_prints_the_lineage_as_a_graph(tmp_path, capsys):
+    assert main(["quickstart", str(tmp_path / "lake"), "--rows", "2000"]) == 0
+    out = capsys.readouterr().out
+    graph = out[out.index("- lineage of model"):].splitlines()[1:8]
+    assert graph[0].strip() == "model:fraud_scorer@1"
+    assert "└── td:fraud@1/1" in graph[1] and "├── fv:fraud@1" in graph[2]
+    assert sum("fg:" in line for line in graph) == 4
+
+
 def test_quickstart_builds_a_lake_end_to_end(demo_lake, capsys):
     with lakecore.open(demo_lake, readonly=True) as lake:
         assert {fg.name for fg in lake.feature_groups()} == {"transactions", "card_activity"}
@@ -54,9 +63,67 @@ def test_verify_exits_1_on_problems(tmp_path, capsys):
     assert "sha256" in capsys.readouterr().out
 
 
-def test_version_and_help(capsys):
-    assert main([]) == 0
-    assert "quickstart" in capsys.readouterr().out
+def test_no_arguments_print_the_usage_with_exit_status_2(capsys):
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("usage: lakecore") and captured.out == ""
+    result = subprocess.run([sys.executable, "-m", "lakecore"], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage:" in result.stderr
+
+
+@pytest.mark.parametrize("command, described, defaults", [
+    ("quickstart", "Generate card transactions", ["(default: 200000)", "(default: None)"]),
+    ("info", "feature groups", []),
+    ("history", "commits", []),
+    ("lineage", "tree", ["(default: False)"]),
+    ("verify", "Re-hash", ["(default: False)"]),
+])
+def test_every_subcommand_help_describes_it_with_defaults(capsys, command, described, defaults):
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"usage: lakecore {command}" in out and described in out
+    for default in defaults:
+        assert default in out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert command in capsys.readouterr().out
+
+
+def test_a_ref_that_does_not_exist_is_one_line_with_exit_status_2(demo_lake, capsys):
+    for argv in (["lineage", str(demo_lake), "model:nope@1"],
+                 ["lineage", str(demo_lake), "fg:card_activity@1#99", "--downstream"],
+                 ["lineage", str(demo_lake), "td:fraud@1/7"],
+                 ["history", str(demo_lake), "fg:nope@1"],
+                 ["history", str(demo_lake), "fg:card_activity@1#99"],
+                 ["history", str(demo_lake), "model:fraud_scorer@1"],
+                 ["lineage", str(demo_lake), "garbage"]):
+        assert main(argv) == 2, argv
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.splitlines()) == 1, (argv, captured)
+        assert captured.err.startswith("lakecore: error: ")
+
+
+def test_history_of_one_commit(demo_lake, capsys):
+    assert main(["history", str(demo_lake), "fg:card_activity@1"]) == 0
+    every = capsys.readouterr().out.splitlines()
+    assert main(["history", str(demo_lake), "fg:card_activity@1#0"]) == 0
+    assert capsys.readouterr().out.splitlines() == [every[0]]
+
+
+def test_lineage_is_drawn_as_a_graph(demo_lake, capsys):
+    assert main(["lineage", str(demo_lake), "model:fraud_scorer@1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "model:fraud_scorer@1"
+    assert lines[1].startswith("└── td:fraud@1/1")
+    assert [line.split()[-2] if "sha256" in line else line.split()[-1] for line in lines[2:]] \
+        == ["fv:fraud@1", "fg:transactions@1", "fg:card_activity@1", "fg:transactions@1#0",
+            "fg:card_activity@1#0"]
+    assert lines[3].startswith("    │   ├── fg:transactions@1")
+    assert main(["lineage", str(demo_lake), "fg:card_activity@1", "--downstream"]) == 0
+    assert [line.lstrip("└─├│ ").split()[0] for line in capsys.readouterr().out.splitlines()] \
+        == ["fg:card_activity@1", "fv:fraud@1", "td:fraud@1/1", "model:fraud_scorer@1"]
 
 
 def test_python_dash_m_is_the_same_program():
