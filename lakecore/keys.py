@@ -103,8 +103,10 @@ def key_codes(
         if lk is None or rk is None or (lk != rk and "null" not in (lk, rk)):
             bad = (left_argument, lname, la.type) if lk is None else (right_argument, rname, ra.type)
             if lk is not None and rk is not None:
+                what = (f"key column {lname!r}" if lname == rname
+                        else f"key columns {lname!r} and {rname!r}")
                 raise SchemaError(
-                    f"key column {lname!r}: {left_argument} has type {la.type} but "
+                    f"{what}: {left_argument} has type {la.type} but "
                     f"{right_argument} has type {ra.type}; they cannot be compared"
                 )
             raise SchemaError(

@@ -12,8 +12,11 @@ def asof_reference(
 ) -> list[int | None]:
     """For each left ``(key, time)`` the index of the matching right ``(key, time)`` or None.
 
-    A key or time of None never matches. Times are numbers (ints or floats); ``tolerance`` is
-    a number or None. Of right rows with equal key and time, the last one wins.
+    A key or time of None (or NaN) never matches. Times are numbers (ints or floats);
+    ``tolerance`` is a number or None. Of right rows with equal key and time, the backward
+    candidate is the one that comes last in ``right`` and the forward candidate the one that
+    comes first (as pandas ``merge_asof`` does); nearest takes the candidate of the closer side,
+    the backward one on a tie (so an exact match, when allowed, is the last of its run).
     """
 
     def usable(key: object, time: object) -> bool:
@@ -33,11 +36,11 @@ def asof_reference(
                 continue
             if (rt < t) or (rt == t and not strict):
                 if tolerance is None or distance(t, rt) <= tolerance:
-                    if before is None or rt >= right[before][1]:
+                    if before is None or rt >= right[before][1]:  # the last of equal times
                         before = j
             if (rt > t) or (rt == t and not strict):
                 if tolerance is None or distance(rt, t) <= tolerance:
-                    if after is None or rt < right[after][1] or rt == right[after][1]:
+                    if after is None or rt < right[after][1]:  # the first of equal times
                         after = j
         if direction == "backward":
             result.append(before)

@@ -65,6 +65,21 @@ common = dict(
          direction="backward", strict=False, threads=1, partition_rows=16384)
 @example(data=(1, [(0, 3)], [(0, 3), (0, 3), (0, 1)]), tolerance=None,
          direction="forward", strict=False, threads=1, partition_rows=16384)
+# ties: backward takes the last of equal right times, forward the first, nearest the one of
+# the side it picks (an exact match is the backward one); sorted and unsorted buckets
+@example(data=(1, [(0, 3), (0, 0)], [(0, 3), (0, 1), (0, 3), (0, 1)]), tolerance=None,
+         direction="forward", strict=False, threads=1, partition_rows=16384)
+@example(data=(1, [(0, 3), (0, 0), (0, 2)], [(0, 1), (0, 1), (0, 3), (0, 3)]), tolerance=None,
+         direction="forward", strict=False, threads=1, partition_rows=16384)
+@example(data=(1, [(0, 3), (0, 4)], [(0, 3), (0, 1), (0, 3), (0, 1)]), tolerance=None,
+         direction="backward", strict=False, threads=1, partition_rows=16384)
+@example(data=(2, [(0, 0), (0, 1), (0, 4), (0, 8), (1, 4)],
+               [(0, 5), (0, 1), (0, 9), (0, 1), (0, 5), (0, 1), (0, 9), (0, 5), (1, 5), (1, 5)]),
+         tolerance=None, direction="nearest", strict=False, threads=1, partition_rows=16384)
+@example(data=(1, [(0, 1), (0, 5)], [(0, 1), (0, 1), (0, 1), (0, 5), (0, 5), (0, 5), (0, 9)]),
+         tolerance=None, direction="nearest", strict=True, threads=1, partition_rows=16384)
+@example(data=(1, [(0, 4)], [(0, 5), (0, 5), (0, 3), (0, 3)]), tolerance=1,
+         direction="nearest", strict=False, threads=2, partition_rows=1)
 def test_int_times_match_reference(data, tolerance, direction, strict, threads, partition_rows):
     n_codes, left, right = data
     got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
@@ -84,6 +99,38 @@ def test_float_times_match_reference(data, tolerance, direction, strict, threads
     got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
                      np.float64)
     assert got.tolist() == expected(left, right, direction, tolerance, strict)
+
+
+@given(data=sides(float_times=True),
+       tolerance=st.one_of(st.none(), st.floats(0, 4), st.just(float("inf"))), **common)
+@example(data=(1, [(0, float("nan")), (0, 1.0)], [(0, 2.0), (0, float("nan")), (0, 1.0)]),
+         tolerance=None, direction="forward", strict=False, threads=1, partition_rows=16384)
+@example(data=(1, [(0, float("nan"))], [(0, float("nan"))]), tolerance=float("inf"),
+         direction="nearest", strict=False, threads=1, partition_rows=16384)
+def test_nan_times_with_valid_codes_never_match(data, tolerance, direction, strict, threads,
+                                                 partition_rows):
+    """The kernel itself treats NaN times as never matching, on either side (and NaNs on the
+    right do not disturb the sort of the other rows)."""
+    n_codes, left, right = data
+    got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
+                     np.float64)
+    assert got.tolist() == expected(left, right, direction, tolerance, strict)
+
+
+def test_many_nan_right_times_with_valid_codes():
+    rng = np.random.default_rng(9)
+    n, k = 100_000, 50
+    lc, rc = rng.integers(0, k, n), rng.integers(0, k, n)
+    lt, rt = rng.integers(0, 1000, n) / 2, rng.integers(0, 1000, n) / 2
+    nan = rng.random(n) < 0.3
+    rt[nan] = np.nan
+    lt[rng.random(n) < 0.1] = np.nan
+    for d in DIRECTIONS.values():
+        got = kernel.asof_indices(lc, lt, rc, rt, k, d)
+        kept = np.flatnonzero(~nan)
+        again = kernel.asof_indices(lc, lt, rc[kept], rt[kept], k, d)
+        np.testing.assert_array_equal(got, np.where(again < 0, -1, kept[again]))
+        assert (got[np.isnan(lt)] == -1).all()
 
 
 @pytest.mark.parametrize("direction", list(DIRECTIONS))

@@ -58,6 +58,9 @@ class OfflineStoreMachine(RuleBasedStateMachine):
             + ([("ts", pa.timestamp("us", "UTC"))] if self.with_event_time else [])))
         replaced = {self.key(i, t) for i, t, _ in batch} & set(self.model)
         commit = self.fg.insert(table)
+        if not batch:                   # an empty insert makes no commit
+            assert commit is None and len(self.fg.history()) == len(self.versions)
+            return
         for i, t, x in batch:
             self.model[self.key(i, t)] = x
         assert commit.version == len(self.versions)
@@ -70,6 +73,9 @@ class OfflineStoreMachine(RuleBasedStateMachine):
     def delete(self, keys):
         doomed = [k for k in self.model if k[0] in keys]
         commit = self.fg.delete(pa.table({"id": pa.array(keys, pa.int64())}))
+        if not doomed:                  # no stored row has those keys: no commit
+            assert commit is None and len(self.fg.history()) == len(self.versions)
+            return
         assert commit.rows_removed == len(doomed)
         for k in doomed:
             del self.model[k]

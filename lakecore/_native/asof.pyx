@@ -8,12 +8,19 @@ step after the first works inside the CPU caches:
 1. Partition both sides by the high bits of the key code (a stable counting sort with a fan-out
    of at most a few thousand, so every write stream stays cached): O(n + m).
 2. Per partition, in parallel: bucket each side by the low bits of the code (stable), sort each
-   right bucket by (time, row) unless already sorted, keep only the last row of each run of equal
-   times (the winner of a tie), and binary-search every left row in its key's bucket:
-   O(m log b + n log b) for buckets of b rows.
+   right bucket by time unless already sorted, keep one entry per run of equal times (the tie's
+   winner: the run's last row for backward, its first for forward; for nearest an entry for its
+   first row followed, when it differs, by one for its last), and binary-search every left row in
+   its key's bucket: O(m log b + n log b) for buckets of b rows.
+
+Ties follow pandas ``merge_asof``: of right rows with equal code and time, backward takes the one
+that comes last and forward the one that comes first; nearest takes the last when it picks the
+backward side (which it does on an exact match or a tie in distance) and the first when it picks
+the forward side. NaN times never match, on either side (they are dropped while partitioning).
 
 The left side is never sorted by time and results are written straight to the left row's slot,
-so the output is in left order. Extra memory: 16 bytes per row of each side (a time and a row number).
+so the output is in left order. Extra memory: 16 bytes per row of each side (a time and a row
+number).
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -30,6 +37,12 @@ cpdef enum Direction:
     BACKWARD = 0
     FORWARD = 1
     NEAREST = 2
+
+cdef enum Keep:
+    # Which row of a run of equal right times a bucket keeps.
+    KEEP_LAST = 0    # backward: ``row`` is the run's last row
+    KEEP_FIRST = 1   # forward: ``row`` is the run's first row
+    KEEP_BOTH = 2    # nearest: an entry for the run's first row, then one for its last
 
 cdef enum:
     # Rows (of both sides) a partition should hold: a few hundred KiB, well inside L2.
@@ -81,17 +94,27 @@ cdef inline int64_t match_in_bucket(
     const TimedRow[time_t] *rows, int64_t n, time_t t, int direction, bint strict,
     bint has_tolerance, time_t tolerance,
 ) noexcept nogil:
-    """The row matched by time ``t`` in a bucket sorted by unique times, or -1."""
-    cdef int64_t pos, before, after
+    """The row matched by time ``t`` in a bucket deduplicated by ``sort_and_dedupe``, or -1.
+
+    For backward and forward every time has one entry, its tie winner. For nearest a time has an
+    entry for the first row of its run and, when that is not also the last, one for the last:
+    the entry just before a time's first one is the previous time's last row (the backward
+    candidate), the entry just after its last one the next time's first row (the forward
+    candidate), and an exact match, which nearest counts as backward, is the last row.
+    """
+    cdef int64_t pos, last, before, after
     cdef bint exact
     if n == 0:
         return -1
     pos = lower_bound(rows, n, t)
     exact = pos < n and rows[pos].t == t
+    last = pos
+    if exact and direction == NEAREST and pos + 1 < n and rows[pos + 1].t == t:
+        last = pos + 1
     if exact and not strict:
-        return rows[pos].row
+        return rows[last].row
     before = pos - 1
-    after = pos + 1 if exact else pos
+    after = last + 1 if exact else pos
     if direction == BACKWARD or (direction == NEAREST and after >= n):
         if before < 0 or (has_tolerance and not within(t, rows[before].t, tolerance)):
             return -1
@@ -110,21 +133,52 @@ cdef inline int64_t match_in_bucket(
     return rows[after].row
 
 
-cdef inline int64_t sort_and_keep_last(TimedRow[time_t] *rows, int64_t n) noexcept nogil:
-    """Sort a bucket by time and keep, of each run of equal times, only the row that came last
-    in the input (the largest row number, whatever order the sort left the run in)."""
-    cdef int64_t r, w = 0
+cdef inline int64_t sort_and_dedupe(TimedRow[time_t] *rows, int64_t n, int keep) noexcept nogil:
+    """Sort a bucket by time and keep, of each run of equal times, with KEEP_LAST only the row
+    that came last in the input (the largest row number, whatever order the sort left the run
+    in), with KEEP_FIRST only the one that came first (the smallest), with KEEP_BOTH the first
+    and then, if it is another row, the last. Returns the entries kept."""
+    cdef int64_t r, s, w = 0, lo, hi
+    cdef time_t t
     for r in range(1, n):
         if rows[r].t < rows[r - 1].t:
             sort_timed_rows(rows, rows + n)
             break
-    for r in range(n):
-        if w > 0 and rows[w - 1].t == rows[r].t:
-            if rows[r].row > rows[w - 1].row:
-                rows[w - 1].row = rows[r].row
-            continue
-        rows[w] = rows[r]
-        w += 1
+    if keep == KEEP_LAST:
+        for r in range(n):
+            if w > 0 and rows[w - 1].t == rows[r].t:
+                if rows[r].row > rows[w - 1].row:
+                    rows[w - 1].row = rows[r].row
+                continue
+            rows[w] = rows[r]
+            w += 1
+    elif keep == KEEP_FIRST:
+        for r in range(n):
+            if w > 0 and rows[w - 1].t == rows[r].t:
+                if rows[r].row < rows[w - 1].row:
+                    rows[w - 1].row = rows[r].row
+                continue
+            rows[w] = rows[r]
+            w += 1
+    else:
+        r = 0
+        while r < n:
+            t = rows[r].t
+            lo = hi = rows[r].row
+            s = r + 1
+            while s < n and rows[s].t == t:
+                lo = min(lo, rows[s].row)
+                hi = max(hi, rows[s].row)
+                s += 1
+            # w <= r, and a second entry only for runs of two rows or more: w + 1 < s
+            rows[w].t = t
+            rows[w].row = lo
+            w += 1
+            if hi != lo:
+                rows[w].t = t
+                rows[w].row = hi
+                w += 1
+            r = s
     return w
 
 
@@ -157,6 +211,8 @@ cdef int join_partition(
 ) noexcept nogil:
     """Match every left row of one partition; returns -1 when out of memory."""
     cdef int64_t b, j, n_bucket
+    cdef int keep = KEEP_LAST if direction == BACKWARD else (
+        KEEP_FIRST if direction == FORWARD else KEEP_BOTH)
     cdef TimedRow[time_t] *rbuckets
     cdef TimedRow[time_t] *lbuckets
     cdef int64_t *bounds
@@ -180,7 +236,8 @@ cdef int join_partition(
 
     bucket_by_low_code(right, n_right, n_low, rbuckets, rstarts, fill)
     for b in range(n_low):
-        rends[b] = rstarts[b] + sort_and_keep_last(rbuckets + rstarts[b], rstarts[b + 1] - rstarts[b])
+        rends[b] = rstarts[b] + sort_and_dedupe(
+            rbuckets + rstarts[b], rstarts[b + 1] - rstarts[b], keep)
     bucket_by_low_code(left, n_left, n_low, lbuckets, lstarts, fill)
     for b in range(n_low):
         n_bucket = rends[b] - rstarts[b]
@@ -198,11 +255,12 @@ cdef int64_t partition_by_high_code(
     int64_t n_parts, TimedRow[time_t] *out, int64_t *part_starts,
     int64_t *matched, int num_threads,
 ) noexcept nogil:
-    """Stable scatter of rows with a valid code into partitions ``code >> shift``.
+    """Stable scatter of rows with a valid code (and a time that is not NaN) into partitions
+    ``code >> shift``.
 
     Each thread counts and scatters one contiguous slice of rows; slices are laid out in order
     inside every partition, so the result is the same for any thread count. Rows with an invalid
-    code get ``matched[row] = -1`` when ``matched`` is given. Returns the rows kept.
+    code or a NaN time get ``matched[row] = -1`` when ``matched`` is given. Returns the rows kept.
     """
     cdef int64_t n = codes.shape[0]
     cdef int64_t low_mask = (<int64_t>1 << shift) - 1
@@ -218,6 +276,9 @@ cdef int64_t partition_by_high_code(
         hi = min(lo + slice_len, n)
         for i in range(lo, hi):
             c = codes[i]
+            if time_t is double:
+                if times[i] != times[i]:  # NaN never matches
+                    c = -1
             if 0 <= c < n_codes:
                 counts[tid * n_parts + (c >> shift)] += 1
             elif matched != NULL:
@@ -236,6 +297,9 @@ cdef int64_t partition_by_high_code(
         hi = min(lo + slice_len, n)
         for i in range(lo, hi):
             c = codes[i]
+            if time_t is double:
+                if times[i] != times[i]:
+                    c = -1
             if 0 <= c < n_codes:
                 p = counts[tid * n_parts + (c >> shift)]
                 counts[tid * n_parts + (c >> shift)] = p + 1
@@ -272,10 +336,14 @@ def asof_indices(
 ):
     """Index of the matching right row for every left row (-1: no match).
 
-    Codes must lie in ``[0, n_codes)`` or be negative (never matches). Among right rows with
-    equal code and time the last one wins. ``strict`` excludes equal times; ``tolerance``
-    bounds the distance, inclusive. ``partition_rows`` only tunes speed (tests shrink it to
-    exercise many partitions with little data).
+    Codes must lie in ``[0, n_codes)`` or be negative (never matches); NaN times never match.
+    Among right rows with equal code and time, backward takes the last one and forward the first
+    one; nearest takes the last one when it picks the backward side (an exact match, or a tie in
+    distance) and the first one when it picks the forward side (as pandas ``merge_asof``).
+    ``strict`` excludes equal times; ``tolerance`` bounds the distance, inclusive (for int64
+    times it is read as an unsigned 64-bit distance: a negative value stands for itself plus
+    2**64, so every distance up to 2**64 - 1 can be bounded). ``partition_rows`` only tunes
+    speed (tests shrink it to exercise many partitions with little data).
     """
     cdef Py_ssize_t n_left = left_codes.shape[0], n_right = right_codes.shape[0]
     if left_times.shape[0] != n_left or right_times.shape[0] != n_right:
