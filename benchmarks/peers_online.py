@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.online_data import entity_rows, online_lake, request_keys, sqlite_store
-from lakecore.online_store import encode_keys, encode_values, environment
+from lakecore.online.store import encode_keys, encode_values, environment
 
 
 def median_us(fn, calls: int) -> float:
@@ -121,7 +121,7 @@ def run(n: int, repeat: int, work: str) -> None:
     counter = iter(range(10**6))
 
     def fresh_lake():
-        from lakecore.online_store import OnlineStore
+        from lakecore.online.store import OnlineStore
 
         return OnlineStore(f"{work}/ingest{next(counter)}", readonly=False)
 

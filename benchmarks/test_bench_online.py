@@ -6,7 +6,7 @@ import tempfile
 import pytest
 
 from benchmarks.online_data import entity_rows, online_lake, request_keys
-from lakecore.online_store import OnlineStore, encode_keys, environment
+from lakecore.online.store import OnlineStore, encode_keys, environment
 
 N = 1_000_000
 

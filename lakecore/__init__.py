@@ -1,8 +1,8 @@
 """lakecore: an embedded, single-process AI lakehouse."""
 
-from lakecore._threads import get_num_threads, set_num_threads
+from lakecore.base.threads import get_num_threads, set_num_threads
 from lakecore._version import __version__
-from lakecore.asof import asof_join
+from lakecore.query.asof import asof_join
 from lakecore.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -14,15 +14,15 @@ from lakecore.errors import (
     StorageError,
     ValidationError,
 )
-from lakecore.audit import AuditEvent
-from lakecore.feature_group import Commit, FeatureGroup
-from lakecore.feature_view import FeatureView
+from lakecore.governance.audit import AuditEvent
+from lakecore.features.feature_group import Commit, FeatureGroup
+from lakecore.features.feature_view import FeatureView
 from lakecore.lake import Lake, open
-from lakecore.lineage import Node
-from lakecore.models import ModelRegistry, ModelVersion, Predictor
-from lakecore.query import Query
-from lakecore.training_data import TrainingDataset
-from lakecore.verify import Report
+from lakecore.governance.lineage import Node
+from lakecore.models.registry import ModelRegistry, ModelVersion, Predictor
+from lakecore.query.planner import Query
+from lakecore.training.datasets import TrainingDataset
+from lakecore.governance.verify import Report
 
 __all__ = [
     "AlreadyExistsError",

@@ -216,7 +216,7 @@ def info(path: str) -> int:
 
 
 def history(path: str, ref: str) -> int:
-    from lakecore.lineage import parse_ref
+    from lakecore.governance.lineage import parse_ref
 
     kind, name, version, commit = parse_ref(ref)
     if kind != "fg":

@@ -23,10 +23,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakecore._files import remove_tree, replace_file
-from lakecore._storage_errors import guard_storage
-from lakecore.audit import AuditEvent, AuditLog, commit_files, live_events, missing_events
-from lakecore.catalog import Catalog, FeatureGroupSpec, FeatureViewSpec
+from lakecore.base.files import remove_tree, replace_file
+from lakecore.base.storage_errors import guard_storage
+from lakecore.governance.audit import AuditEvent, AuditLog, commit_files, live_events, missing_events
+from lakecore.catalog.store import Catalog, FeatureGroupSpec, FeatureViewSpec
 from lakecore.errors import (
     AlreadyExistsError,
     IntegrityError,
@@ -36,17 +36,17 @@ from lakecore.errors import (
     SchemaError,
     ValidationError,
 )
-from lakecore.feature_group import FeatureGroup
-from lakecore.feature_view import FeatureView, check_view
-from lakecore.lineage import Node, lineage, view_hash
-from lakecore.locks import WriterLock
-from lakecore.models import ModelRegistry, Predictor
-from lakecore.offline_table import OfflineTable
-from lakecore.online_store import Layout, OnlineStore
-from lakecore.query import Query
-from lakecore.schema import storage_schema, to_delta_schema_string
-from lakecore.training_data import discard_folder
-from lakecore.verify import Report, verify
+from lakecore.features.feature_group import FeatureGroup
+from lakecore.features.feature_view import FeatureView, check_view
+from lakecore.governance.lineage import Node, lineage, view_hash
+from lakecore.catalog.locks import WriterLock
+from lakecore.models.registry import ModelRegistry, Predictor
+from lakecore.offline.table import OfflineTable
+from lakecore.online.store import Layout, OnlineStore
+from lakecore.query.planner import Query
+from lakecore.offline.schema import storage_schema, to_delta_schema_string
+from lakecore.training.datasets import discard_folder
+from lakecore.governance.verify import Report, verify
 
 MARKER_FILE = "lakecore.json"
 _CREATE_OPS = ("create_feature_group", "create_feature_view", "create_training_data",

@@ -565,7 +565,7 @@ def test_uint64_times_beyond_int64_compare_as_integers():
 def test_docstring_examples():
     import doctest
 
-    import lakecore.asof
+    import lakecore.query.asof
 
-    result = doctest.testmod(lakecore.asof, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(lakecore.query.asof, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 5 and result.failed == 0

@@ -81,7 +81,7 @@ def test_file_statistics_are_exact(history):
 
 
 def test_a_commit_by_another_engine_in_between_is_a_conflict(tmp_path, monkeypatch):
-    from lakecore import delta_log
+    from lakecore.offline import delta_log
     from tests.lake_state import lake_digest
 
     lake = lakecore.open(tmp_path / "lake")

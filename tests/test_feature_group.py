@@ -297,7 +297,7 @@ def test_bad_deletes_change_nothing(lake, fg):
 def test_failed_write_leaves_no_files(lake, fg, monkeypatch):
     fg.insert({"id": [1], "ts": [day(0)], "x": [1.0]})
     before = lake_digest(lake.path)
-    from lakecore import delta_log
+    from lakecore.offline import delta_log
 
     def refuse(*args, **kwargs):
         raise OSError("disk full")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import lakecore
 from lakecore import NotFoundError, SchemaError, ValidationError
-from lakecore import transforms as tf
+from lakecore.training import transforms as tf
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 TS = pa.timestamp("us", "UTC")
@@ -264,7 +264,7 @@ def test_feature_vector_in_a_forked_child(lake):
 
 
 def test_big_splits_are_written_as_several_files(lake, monkeypatch):
-    from lakecore import training_data
+    from lakecore.training import datasets as training_data
 
     tx, profile, view, spine = fraud_lake(lake)
     whole = view.create_training_data(spine=spine, split={"train": 0.6, "test": 0.4}, seed=3)

@@ -229,7 +229,7 @@ def test_fast_verify_trusts_unchanged_file_identities(lake, trained):
 
 
 def test_audit_appends_read_only_the_tail(tmp_path):
-    from lakecore.audit import AuditLog
+    from lakecore.governance.audit import AuditLog
 
     log = AuditLog(str(tmp_path))
     events = [log.append("op", f"fg:g@1#{i}", f"sha256:{i}") for i in range(300)]

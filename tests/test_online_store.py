@@ -156,7 +156,7 @@ def test_bad_keys(lake):
 
 
 def test_map_grows_when_full(lake, monkeypatch):
-    from lakecore import online_store
+    from lakecore.online import store as online_store
 
     monkeypatch.setattr(online_store, "INITIAL_MAP_SIZE", 1 << 16)
     path = os.path.join(lake.path, "elsewhere")
@@ -179,7 +179,7 @@ CRASH_BETWEEN_WRITES = textwrap.dedent("""
     import os, signal, sys, datetime as dt
     import pyarrow as pa
     import lakecore
-    from lakecore import online_store
+    from lakecore.online import store as online_store
 
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -275,7 +275,7 @@ def test_nested_lists_stay_offline_and_are_refused_before_writing(lake, tmp_path
 
 
 def test_chunked_writes_keep_the_newer_rule(lake, monkeypatch):
-    from lakecore import online_store
+    from lakecore.online import store as online_store
 
     monkeypatch.setattr(online_store, "_CHUNK", 7)     # many chunks, encoded on a helper thread
     fg = lake.create_feature_group("c", primary_key="id", event_time="ts", online=True)

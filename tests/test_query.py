@@ -253,7 +253,7 @@ def test_agrees_with_duckdb_asof_join(tmp_path):
 
 
 def test_files_out_of_the_spines_reach_are_not_read(tmp_path, monkeypatch):
-    from lakecore import offline_table
+    from lakecore.offline import table as offline_table
 
     with lakecore.open(tmp_path) as lake:
         fg = lake.create_feature_group("f", primary_key="id", event_time="ts",

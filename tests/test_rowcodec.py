@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lakecore._native import rowcodec
-from lakecore.online_store import Layout, decode_batch, encode_key, encode_keys, encode_values
+from lakecore.online.store import Layout, decode_batch, encode_key, encode_keys, encode_values
 
 pytestmark = pytest.mark.native
 

@@ -74,7 +74,7 @@ def test_to_spark_equals_read_at_every_commit(spark, tmp_path):
 
 
 def test_to_spark_refuses_what_it_would_misread(spark, tmp_path):
-    from lakecore.spark import check_readable
+    from lakecore.integrations.spark import check_readable
 
     with lakecore.open(tmp_path / "lake") as lake:
         fg = lake.create_feature_group("g", primary_key="id")

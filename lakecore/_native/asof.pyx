@@ -29,7 +29,7 @@ from libc.string cimport memset
 
 import numpy as np
 
-from lakecore._memory import empty
+from lakecore._native.memory import empty
 
 from lakecore._native._types cimport LAKECORE_HAS_OPENMP, TimedRow, sort_timed_rows, time_t
 

@@ -9,7 +9,7 @@ from libc.stdint cimport int64_t, uint8_t
 
 import numpy as np
 
-from lakecore._memory import empty
+from lakecore._native.memory import empty
 
 
 def last_occurrences(const int64_t[::1] codes, int64_t n_codes):

@@ -14,7 +14,7 @@ from libcpp.vector cimport vector
 
 import numpy as np
 
-from lakecore._memory import empty
+from lakecore._native.memory import empty
 
 from lakecore._native._types cimport hash_bytes, mix64
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakecore._arrow import type_kind
+from lakecore.base.arrow import type_kind
 from lakecore.errors import SchemaError, ValidationError
 
 EVENT_TIME_TYPE = pa.timestamp("us", tz="UTC")

@@ -22,15 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lakecore._arrow import type_kind
+from lakecore.base.arrow import type_kind
 from lakecore._native import dedupe
-from lakecore._threads import get_num_threads
+from lakecore.base.threads import get_num_threads
 from lakecore._version import __version__
-from lakecore.delta_log import CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, Snapshot
+from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, Snapshot
 from lakecore.errors import ConflictError
-from lakecore.hashing import digest_file, digest_record
-from lakecore.keys import key_codes
-from lakecore.schema import to_delta_schema_string
+from lakecore.base.hashing import digest_file, digest_record
+from lakecore.base.keys import key_codes
+from lakecore.offline.schema import to_delta_schema_string
 
 # Rows per data file: big enough for fast scans, small enough that an upsert touching recent
 # keys rewrites little.

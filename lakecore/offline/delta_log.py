@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakecore._files import create_exclusively, fsync_path, replace_file
+from lakecore.base.files import create_exclusively, fsync_path, replace_file
 from lakecore.errors import LakeError
 
 LOG_DIR = "_delta_log"

@@ -27,18 +27,18 @@ import lmdb
 import numpy as np
 import pyarrow as pa
 
-from lakecore._arrow import (
+from lakecore.base.arrow import (
     binary_buffers,
     fixed_width_values,
     single_array,
     take_rows,
     validity_mask,
 )
-from lakecore._memory import empty
+from lakecore._native.memory import empty
 from lakecore._native import rowcodec
-from lakecore._threads import get_num_threads
+from lakecore.base.threads import get_num_threads
 from lakecore.errors import SchemaError, ValidationError
-from lakecore.keys import key_codes
+from lakecore.base.keys import key_codes
 
 LMDB_FORMAT = 0  # py-lmdb bundles LMDB 0.9 and 1.0, whose files differ: pin 0.9
 INITIAL_MAP_SIZE = 64 << 20
@@ -611,7 +611,7 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
 def check_keys(keys: pa.Table, layout: Layout) -> pa.Table:
     """The request's key columns cast to the schema's key types; SchemaError otherwise, and
     ValidationError for null keys."""
-    from lakecore.schema import conform
+    from lakecore.offline.schema import conform
 
     primary_key = layout.primary_key
     if keys.schema.equals(layout.key_schema):   # already right (nulls: refused when encoded)

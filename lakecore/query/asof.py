@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore._arrow import (
+from lakecore.base.arrow import (
     as_table,
     fixed_width_values,
     indices_array,
@@ -27,9 +27,9 @@ from lakecore._arrow import (
     validity_mask,
 )
 from lakecore._native import asof as _asof
-from lakecore._threads import get_num_threads
+from lakecore.base.threads import get_num_threads
 from lakecore.errors import SchemaError, ValidationError
-from lakecore.keys import finest_timestamp, key_codes
+from lakecore.base.keys import finest_timestamp, key_codes
 
 __all__ = ["asof_join"]
 

@@ -15,18 +15,18 @@ import lmdb
 import msgspec
 import pyarrow as pa
 
-from lakecore._arrow import as_table
-from lakecore._storage_errors import guard_storage, storage_error
-from lakecore.audit import commit_files
-from lakecore.delta_log import Snapshot
+from lakecore.base.arrow import as_table
+from lakecore.base.storage_errors import guard_storage, storage_error
+from lakecore.governance.audit import commit_files
+from lakecore.offline.delta_log import Snapshot
 from lakecore.errors import LakeError, NotFoundError, SchemaError, ValidationError
-from lakecore.offline_table import Change
-from lakecore.online_store import Layout, check_keys
-from lakecore.query import Query, select_query
-from lakecore.schema import conform, from_delta_schema_string, storage_schema
+from lakecore.offline.table import Change
+from lakecore.online.store import Layout, check_keys
+from lakecore.query.planner import Query, select_query
+from lakecore.offline.schema import conform, from_delta_schema_string, storage_schema
 
 if TYPE_CHECKING:
-    from lakecore.catalog import FeatureGroupSpec
+    from lakecore.catalog.store import FeatureGroupSpec
     from lakecore.lake import Lake
 
 
@@ -322,7 +322,7 @@ class FeatureGroup:
         """The table at ``as_of`` as a Spark DataFrame, read from the exact Parquet files of
         that commit with the schema from the Delta log (needs the ``lakecore[spark]`` extra;
         lakecore never creates a SparkSession, it uses the one given)."""
-        from lakecore.spark import table_to_spark
+        from lakecore.integrations.spark import table_to_spark
 
         self._lake._check_open()
         snapshot, latest = self._snapshot_at(as_of)

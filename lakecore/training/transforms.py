@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore._arrow import type_kind
+from lakecore.base.arrow import type_kind
 from lakecore.errors import SchemaError, ValidationError
 
 SCALERS = ("standard_scaler", "min_max_scaler", "robust_scaler")

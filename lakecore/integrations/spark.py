@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from lakecore.delta_log import Snapshot
+from lakecore.offline.delta_log import Snapshot
 from lakecore.errors import LakeError, ValidationError
 
 _UNSUPPORTED = ("deletionVectors", "columnMapping", "timestampNtz", "v2Checkpoint")
@@ -71,7 +71,7 @@ _LATEST_US = 2**62
 
 def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end_time,
                    pinned: dict | None = None, *, spine_time: str | None = None):
-    """The embedded engine's query (``lakecore.query.build``) with every point-in-time join
+    """The embedded engine's query (``lakecore.query.planner.build``) with every point-in-time join
     run on Spark: the union + sort + ``last(struct, ignorenulls)`` window, carrying whole rows
     as structs so that a null value is never filled from an older row. The spine and its
     rules (``spine_time``; never the latest rows) are the embedded engine's. Returns the
@@ -81,8 +81,8 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
 
     import pyarrow as pa
 
-    from lakecore._arrow import as_table
-    from lakecore.query import Built, SourceCommit, _source, spine_of, time_window
+    from lakecore.base.arrow import as_table
+    from lakecore.query.planner import Built, SourceCommit, _source, spine_of, time_window
 
     pyspark = _pyspark()
     F = pyspark.sql.functions
@@ -101,7 +101,7 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
     if base.time_column is not None:
         import pyarrow.compute as pc
 
-        from lakecore.query import _as_utc_times
+        from lakecore.query.planner import _as_utc_times
         times = pc.cast(_as_utc_times(output.column(base.time_column), base.time_column), pa.int64())
     left = output.append_column(ROW, pa.array(range(output.num_rows), pa.int64()))
     left = left.append_column(TIME, times if times is not None else
@@ -169,8 +169,8 @@ def write_on_spark(spark: Any, frame: Any, lake_path: str, folder: str, rows: di
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lakecore.catalog import DataFile
-    from lakecore.hashing import digest_file
+    from lakecore.catalog.store import DataFile
+    from lakecore.base.hashing import digest_file
 
     F = _pyspark().sql.functions
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")

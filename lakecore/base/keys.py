@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from lakecore._arrow import (
+from lakecore.base.arrow import (
     binary_buffers,
     fixed_width_values,
     single_array,
@@ -19,7 +19,7 @@ from lakecore._arrow import (
     validity_mask,
 )
 from lakecore._native import factorize as _factorize
-from lakecore._threads import get_num_threads
+from lakecore.base.threads import get_num_threads
 from lakecore.errors import SchemaError
 
 _INT64_MAX = np.iinfo(np.int64).max

@@ -20,9 +20,9 @@ from typing import Any
 
 import msgspec
 
-from lakecore._files import fsync_path
+from lakecore.base.files import fsync_path
 from lakecore.errors import IntegrityError
-from lakecore.hashing import digest_record
+from lakecore.base.hashing import digest_record
 
 AUDIT_FILE = "audit.log"
 
@@ -62,7 +62,7 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 def commit_files(lake_path: str, table_location: str, version: int) -> dict[str, str]:
     """The sha256 of a commit's log file and of the checkpoint at that version, if any."""
-    from lakecore.hashing import digest_file
+    from lakecore.base.hashing import digest_file
 
     log = os.path.join(table_location, "_delta_log")
     out = {}

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from lakecore._files import replace_file
+from lakecore.base.files import replace_file
 from lakecore.errors import IntegrityError
-from lakecore.query import QuerySpec, SourceCommit
-from lakecore.transforms import Fitted
+from lakecore.query.planner import QuerySpec, SourceCommit
+from lakecore.training.transforms import Fitted
 
 CATALOG_FILE = "catalog.json"
 T = TypeVar("T")

@@ -24,15 +24,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore._files import fsync_path, remove_tree
-from lakecore._storage_errors import guard_storage, storage_error
-from lakecore.catalog import DataFile, ModelSpec, next_version
+from lakecore.base.files import fsync_path, remove_tree
+from lakecore.base.storage_errors import guard_storage, storage_error
+from lakecore.catalog.store import DataFile, ModelSpec, next_version
 from lakecore.errors import NotFoundError, ValidationError
-from lakecore.hashing import digest_file, digest_record
+from lakecore.base.hashing import digest_file, digest_record
 
 if TYPE_CHECKING:
     from lakecore.lake import Lake
-    from lakecore.training_data import TrainingDataset
+    from lakecore.training.datasets import TrainingDataset
 
 
 def model_hash(spec: ModelSpec) -> str:
@@ -144,7 +144,7 @@ class ModelRegistry:
         """Copy ``artifact`` (a file or a folder) into the lake as the next version of
         ``name``."""
         from lakecore.lake import check_name
-        from lakecore.training_data import TrainingDataset
+        from lakecore.training.datasets import TrainingDataset
 
         lake = self._lake
         name = check_name(name, "model name")

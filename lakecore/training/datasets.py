@@ -26,14 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lakecore import transforms as tf
-from lakecore._arrow import type_kind
-from lakecore._files import fsync_path, remove_tree, replace_file
-from lakecore._storage_errors import guard_storage
-from lakecore.catalog import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
+from lakecore.training import transforms as tf
+from lakecore.base.arrow import type_kind
+from lakecore.base.files import fsync_path, remove_tree, replace_file
+from lakecore.base.storage_errors import guard_storage
+from lakecore.catalog.store import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
 from lakecore.errors import SchemaError, ValidationError
-from lakecore.hashing import digest_record
-from lakecore.query import _as_utc_times, _utc_micros, build
+from lakecore.base.hashing import digest_record
+from lakecore.query.planner import _as_utc_times, _utc_micros, build
 
 if TYPE_CHECKING:
     from lakecore.lake import Lake
@@ -251,7 +251,7 @@ def _materialize_on_spark(lake, view, version, spine, spine_time, start_time, en
                           spark) -> TrainingDatasetSpec:
     """The joins and the writing on Spark; splits, fitted transforms and the manifest as in
     the embedded engine."""
-    from lakecore.spark import ROW, build_on_spark, write_on_spark
+    from lakecore.integrations.spark import ROW, build_on_spark, write_on_spark
 
     frame, built = build_on_spark(spark, lake, view.query, spine, start_time, end_time, pinned,
                                   spine_time=spine_time)
@@ -325,7 +325,7 @@ class TrainingDataset:
         for n in names:
             parts = [pq.read_table(os.path.join(self._lake.path, f.path)) for f in spec.files[n]]
             if spec.engine == "spark":      # files hold the row id: restore spine order
-                from lakecore.spark import ROW
+                from lakecore.integrations.spark import ROW
 
                 whole = pa.concat_tables(parts, promote_options="permissive") if parts else None
                 parts = [] if whole is None else [whole.sort_by(ROW).drop_columns([ROW])]

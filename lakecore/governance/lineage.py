@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from lakecore.errors import NotFoundError, ValidationError
-from lakecore.hashing import digest_record
+from lakecore.base.hashing import digest_record
 
 if TYPE_CHECKING:
     from lakecore.lake import Lake
@@ -62,10 +62,10 @@ def parse_ref(ref: str) -> tuple[str, str, int, int | None]:
 
 def ref_of(obj: Any) -> str:
     """The ref of a lake object (or a ref string itself)."""
-    from lakecore.feature_group import FeatureGroup
-    from lakecore.feature_view import FeatureView
-    from lakecore.models import ModelVersion
-    from lakecore.training_data import TrainingDataset
+    from lakecore.features.feature_group import FeatureGroup
+    from lakecore.features.feature_view import FeatureView
+    from lakecore.models.registry import ModelVersion
+    from lakecore.training.datasets import TrainingDataset
 
     if isinstance(obj, str):
         return obj

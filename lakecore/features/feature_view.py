@@ -11,14 +11,14 @@ import lmdb
 import numpy as np
 import pyarrow as pa
 
-from lakecore import transforms as tf
-from lakecore._arrow import as_table, indices_array
-from lakecore._storage_errors import guard_storage, storage_error
-from lakecore.catalog import FeatureViewSpec, TrainingDatasetSpec, next_version
+from lakecore.training import transforms as tf
+from lakecore.base.arrow import as_table, indices_array
+from lakecore.base.storage_errors import guard_storage, storage_error
+from lakecore.catalog.store import FeatureViewSpec, TrainingDatasetSpec, next_version
 from lakecore.errors import LakeError, NotFoundError, SchemaError, ValidationError
-from lakecore.online_store import handles_version as _handles_version
-from lakecore.query import Query, build
-from lakecore.training_data import (
+from lakecore.online.store import handles_version as _handles_version
+from lakecore.query.planner import Query, build
+from lakecore.training.datasets import (
     TrainingDataset,
     discard_folder,
     folder_of,
@@ -28,7 +28,7 @@ from lakecore.training_data import (
 
 if TYPE_CHECKING:
     from lakecore.lake import Lake
-    from lakecore.query import QueryPart
+    from lakecore.query.planner import QueryPart
 
 
 @guard_storage(skip=("feature_vector",))

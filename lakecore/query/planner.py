@@ -21,15 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore._arrow import as_table, indices_array, take_rows, type_kind
+from lakecore.base.arrow import as_table, indices_array, take_rows, type_kind
 from lakecore._native import asof as _asof
-from lakecore._storage_errors import guard_storage
-from lakecore._threads import get_num_threads
+from lakecore.base.storage_errors import guard_storage
+from lakecore.base.threads import get_num_threads
 from lakecore.errors import SchemaError, ValidationError
-from lakecore.keys import key_codes
+from lakecore.base.keys import key_codes
 
 if TYPE_CHECKING:
-    from lakecore.feature_group import FeatureGroup
+    from lakecore.features.feature_group import FeatureGroup
     from lakecore.lake import Lake
 
 TIME = "__lakecore_time__"          # the join time column on both sides of a join

@@ -20,14 +20,14 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakecore._files import replace_file
-from lakecore.audit import live_events
-from lakecore.delta_log import Snapshot
-from lakecore.hashing import digest_file
-from lakecore.lineage import parse_ref
-from lakecore.models import model_hash
-from lakecore.offline_table import commit_digest, file_digest
-from lakecore.training_data import content_hash
+from lakecore.base.files import replace_file
+from lakecore.governance.audit import live_events
+from lakecore.offline.delta_log import Snapshot
+from lakecore.base.hashing import digest_file
+from lakecore.governance.lineage import parse_ref
+from lakecore.models.registry import model_hash
+from lakecore.offline.table import commit_digest, file_digest
+from lakecore.training.datasets import content_hash
 
 if TYPE_CHECKING:
     from lakecore.lake import Lake
