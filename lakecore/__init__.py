@@ -1,8 +1,7 @@
 """lakecore: an embedded, single-process AI lakehouse."""
 
-from lakecore.base.threads import get_num_threads, set_num_threads
 from lakecore._version import __version__
-from lakecore.query.asof import asof_join
+from lakecore.base.threads import get_num_threads, set_num_threads
 from lakecore.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -14,15 +13,17 @@ from lakecore.errors import (
     StorageError,
     ValidationError,
 )
-from lakecore.governance.audit import AuditEvent
 from lakecore.features.feature_group import Commit, FeatureGroup
 from lakecore.features.feature_view import FeatureView
-from lakecore.lake import Lake, open
+from lakecore.features.query import Query
+from lakecore.features.training_dataset import TrainingDataset
+from lakecore.governance.audit import AuditEvent
 from lakecore.governance.lineage import Node
-from lakecore.models.registry import ModelRegistry, ModelVersion, Predictor
-from lakecore.query.planner import Query
-from lakecore.training.datasets import TrainingDataset
 from lakecore.governance.verify import Report
+from lakecore.lake import Lake, open
+from lakecore.models.predictor import Predictor
+from lakecore.models.registry import ModelRegistry, ModelVersion
+from lakecore.query.asof import asof_join
 
 __all__ = [
     "AlreadyExistsError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from lakecore._native import factorize as _factorize
 from lakecore.base.arrow import (
     binary_buffers,
     fixed_width_values,
@@ -18,7 +19,6 @@ from lakecore.base.arrow import (
     type_kind,
     validity_mask,
 )
-from lakecore._native import factorize as _factorize
 from lakecore.base.threads import get_num_threads
 from lakecore.errors import SchemaError
 

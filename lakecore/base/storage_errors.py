@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 def _lake_path(owner: Any) -> str | None:
     """The lake folder of a lake object (for messages when the error names no file)."""
-    for attribute in ("path", "_lake"):
+    for attribute in ("path", "_ctx"):
         value = getattr(owner, attribute, None)
         if isinstance(value, str):
             return value

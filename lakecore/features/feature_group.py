@@ -9,25 +9,32 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import TYPE_CHECKING, Any
+import uuid
+from typing import Any
 
 import lmdb
 import msgspec
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table
+from lakecore.base.files import remove_tree
+from lakecore.base.refs import check_name, check_version, group_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
-from lakecore.governance.audit import commit_files
+from lakecore.base.times import from_millis, micros, now_millis
+from lakecore.catalog.specs import FeatureGroupSpec
+from lakecore.errors import (
+    AlreadyExistsError,
+    LakeError,
+    NotFoundError,
+    SchemaError,
+    ValidationError,
+)
+from lakecore.features.context import LakeContext
+from lakecore.features.query import Query, select_query
 from lakecore.offline.delta_log import Snapshot
-from lakecore.errors import LakeError, NotFoundError, SchemaError, ValidationError
-from lakecore.offline.table import Change
+from lakecore.offline.schema import conform, storage_schema, to_delta_schema_string
+from lakecore.offline.table import Change, commit_files, table_schema
 from lakecore.online.store import Layout, check_keys
-from lakecore.query.planner import Query, select_query
-from lakecore.offline.schema import conform, from_delta_schema_string, storage_schema
-
-if TYPE_CHECKING:
-    from lakecore.catalog.store import FeatureGroupSpec
-    from lakecore.lake import Lake
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -41,16 +48,12 @@ class Commit(msgspec.Struct, frozen=True):
     hash: str | None
 
 
-def _to_datetime(ms: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=ms)
-
-
 def _commit(version: int, timestamp_ms: int, info: dict[str, Any]) -> Commit:
     ours = info.get("lakecore") or {}
     metrics = info.get("operationMetrics") or {}
     return Commit(
         version=version,
-        timestamp=_to_datetime(timestamp_ms),
+        timestamp=from_millis(timestamp_ms),
         operation=ours.get("operation") or str(info.get("operation", "unknown")).lower(),
         rows_added=int(ours.get("rows_added", metrics.get("num_added_rows", 0)) or 0),
         rows_removed=int(ours.get("rows_removed", metrics.get("num_removed_rows", 0)) or 0),
@@ -63,10 +66,10 @@ class FeatureGroup:
     """A feature group version; get one from ``Lake.create_feature_group`` or
     ``Lake.feature_group``."""
 
-    def __init__(self, lake: Lake, spec: FeatureGroupSpec):
-        self._lake = lake
+    def __init__(self, ctx: LakeContext, spec: FeatureGroupSpec):
+        self._ctx = ctx
         self._spec = spec
-        self._table = lake._offline_table(spec)
+        self._table = ctx.offline_table(spec)
         self._online_layout: Layout | None = None   # fixed once the schema is (it never changes)
 
     # -- attributes --------------------------------------------------------------------------
@@ -91,7 +94,7 @@ class FeatureGroup:
     @property
     def location(self) -> str:
         """The folder of this group's Delta table."""
-        return os.path.join(self._lake.path, self._spec.location)
+        return os.path.join(self._ctx.path, self._spec.location)
 
     @property
     def schema(self) -> pa.Schema | None:
@@ -103,19 +106,16 @@ class FeatureGroup:
         """The latest commit's hash (None before the first commit)."""
         return self._table.snapshot().commit_hash
 
+    @property
+    def ref(self) -> str:
+        """This object's ref (see ``lakecore.base.refs``), as ``lineage`` takes it."""
+        return group_ref(self.name, self.version)
+
     def __repr__(self) -> str:
         return f"FeatureGroup({self.name!r}, version={self.version})"
 
     def _schema(self, snapshot: Snapshot) -> pa.Schema | None:
-        if snapshot.metadata is not None:
-            return from_delta_schema_string(snapshot.metadata["schemaString"])
-        if self._spec.schema is not None:
-            return from_delta_schema_string(self._spec.schema)
-        return None
-
-    @property
-    def _key_columns(self) -> list[str]:
-        return self.primary_key + ([self.event_time] if self.event_time else [])
+        return table_schema(snapshot, self._spec.schema)
 
     # -- changes -----------------------------------------------------------------------------
     def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan,
@@ -140,12 +140,12 @@ class FeatureGroup:
             table.discard_pending()
             raise
         table.pending.clear()
-        self._lake.audit.append(
+        self._ctx.audit.append(
             change.operation, f"fg:{self.name}@{self.version}#{snapshot.version}",
             snapshot.commit_hash,
-            files=commit_files(self._lake.path, table.location, snapshot.version))
+            files=commit_files(self._ctx.path, table.location, snapshot.version))
         if self.online:
-            store = self._lake.online_store
+            store = self._ctx.online_store
             if store.watermark(self.name, self.version) == snapshot.version - 1:
                 store.apply(self.name, self.version, self._layout(schema), change.rows,
                             snapshot.version, deleted_keys=deleted_keys)
@@ -158,7 +158,7 @@ class FeatureGroup:
         one call the last duplicate wins. Returns the Commit (None for an empty insert, which
         is checked like any other but makes no commit)."""
         incoming = as_table(data, "data")
-        with self._lake._writing(f"insert into {self.name!r}"):
+        with self._ctx.writing(f"insert into {self.name!r}"):
             snapshot = self._table.snapshot()
             schema = self._schema(snapshot)
             if schema is None:
@@ -175,7 +175,7 @@ class FeatureGroup:
         """Remove every stored row of these primary keys (``keys``: data with the key columns).
         Returns the Commit (None when no stored row has those keys: no commit is made)."""
         key_table = as_table(keys, "keys")
-        with self._lake._writing(f"delete from {self.name!r}"):
+        with self._ctx.writing(f"delete from {self.name!r}"):
             snapshot = self._table.snapshot()
             schema = self._schema(snapshot)
             if schema is None:
@@ -194,7 +194,7 @@ class FeatureGroup:
 
     def compact(self) -> Commit:
         """Rewrite the table's files into as few as possible, as a new commit with the same rows."""
-        with self._lake._writing(f"compact {self.name!r}"):
+        with self._ctx.writing(f"compact {self.name!r}"):
             snapshot = self._table.snapshot()
             schema = self._schema(snapshot)
             if schema is None:
@@ -214,7 +214,7 @@ class FeatureGroup:
         """Roll the online store forward to the latest offline commit (the caller holds the
         writer lock): commit by commit when only inserts and compactions are missing, else by
         rebuilding the group's online data from the offline table."""
-        store, table = self._lake.online_store, self._table
+        store, table = self._ctx.online_store, self._table
         snapshot = table.snapshot()
         watermark = store.watermark(self.name, self.version)
         if snapshot.version < 0 or watermark >= snapshot.version:
@@ -236,12 +236,12 @@ class FeatureGroup:
         online files were lost)."""
         if not self.online:
             raise ValidationError(f"feature group {self.name!r} is not online")
-        with self._lake._writing(f"rebuild_online {self.name!r}"):
+        with self._ctx.writing(f"rebuild_online {self.name!r}"):
             snapshot = self._table.snapshot()
             schema = self._schema(snapshot)
             if schema is None or snapshot.version < 0:
                 return
-            self._lake.online_store.apply(
+            self._ctx.online_store.apply(
                 self.name, self.version, self._layout(schema),
                 self._table.read(snapshot, schema, None), snapshot.version, clear=True)
 
@@ -249,13 +249,13 @@ class FeatureGroup:
         """The latest row (greatest event time) of each requested key, in request order: the
         key columns as requested, then the event time and features; nulls for keys never seen
         and for rows older than the group's ttl."""
-        self._lake._check_open()
+        self._ctx.check_open()
         if not self.online:
             raise ValidationError(f"feature group {self.name!r} is not online")
         try:
             layout = self._read_layout()
             key_rows = check_keys(as_table(keys, "keys"), layout)
-            return self._lake.online_store.read(self.name, self.version, layout, key_rows,
+            return self._ctx.online_store.read(self.name, self.version, layout, key_rows,
                                                 self._spec.ttl_us)
         except (OSError, lmdb.Error) as exc:    # here, not by a wrapper: a hot path
             if isinstance(exc, LakeError):
@@ -275,20 +275,20 @@ class FeatureGroup:
     # -- queries -----------------------------------------------------------------------------
     def select(self, columns: list[str]) -> Query:
         """A query of these feature columns (key and event time columns are always carried)."""
-        self._lake._check_open()
-        return select_query(self, columns)
+        self._ctx.check_open()
+        return select_query(self._ctx, self._spec, self.schema, columns)
 
     def select_all(self) -> Query:
         """A query of every feature column."""
-        self._lake._check_open()
-        return select_query(self, None)
+        self._ctx.check_open()
+        return select_query(self._ctx, self._spec, self.schema, None)
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, *, as_of: int | dt.datetime | None = None,
              columns: list[str] | None = None) -> pa.Table:
         """The table at the latest commit, at commit number ``as_of``, or as it was at a
         ``datetime`` (naive means UTC)."""
-        self._lake._check_open()
+        self._ctx.check_open()
         snapshot, latest = self._snapshot_at(as_of)
         schema = self._schema(snapshot) or self._schema(latest)
         if columns is not None:
@@ -322,15 +322,138 @@ class FeatureGroup:
         """The table at ``as_of`` as a Spark DataFrame, read from the exact Parquet files of
         that commit with the schema from the Delta log (needs the ``lakecore[spark]`` extra;
         lakecore never creates a SparkSession, it uses the one given)."""
-        from lakecore.integrations.spark import table_to_spark
-
-        self._lake._check_open()
+        self._ctx.check_open()
+        if self._ctx.spark is None:
+            raise LakeError("to_spark: this lake was opened without the Spark integration")
         snapshot, latest = self._snapshot_at(as_of)
         schema_string = (snapshot.metadata or latest.metadata or {}).get("schemaString") \
             or self._spec.schema
-        return table_to_spark(spark, self._table.location, snapshot, schema_string, self.name)
+        return self._ctx.spark.table_to_spark(spark, self._table.location, snapshot,
+                                              schema_string, self.name)
 
     def history(self) -> list[Commit]:
         """Every commit, oldest first."""
-        self._lake._check_open()
+        self._ctx.check_open()
         return [_commit(v, ts, info) for v, ts, info in self._table.log.history()]
+
+
+def feature_group(ctx: LakeContext, name: str, version: int | None = None) -> FeatureGroup:
+    """Feature group ``name`` at ``version`` (the latest when None); NotFoundError."""
+    return FeatureGroup(ctx, ctx.group_spec(name, version))
+
+
+# -- creating and deleting groups ----------------------------------------------------------
+def create_feature_group(
+    ctx: LakeContext,
+    name: str,
+    *,
+    version: int = 1,
+    primary_key: str | list[str],
+    event_time: str | None = None,
+    schema: pa.Schema | None = None,
+    online: bool = False,
+    ttl: dt.timedelta | None = None,
+    description: str = "",
+    tags: dict[str, str] | None = None,
+) -> FeatureGroup:
+    """Create feature group ``name`` at ``version``; AlreadyExistsError if it exists."""
+    check_name(name, "name")
+    check_version(version)
+    keys = [primary_key] if isinstance(primary_key, str) else primary_key
+    if not isinstance(keys, (list, tuple)) or not keys or \
+            not all(isinstance(k, str) and k for k in keys):
+        raise SchemaError(f"primary_key: expected a column name or a non-empty list of "
+                          f"column names, got {primary_key!r}")
+    keys = list(keys)
+    if len(set(keys)) != len(keys):
+        raise SchemaError(f"primary_key: a column is named twice in {keys}")
+    if event_time is not None and (not isinstance(event_time, str) or not event_time):
+        raise SchemaError(f"event_time: expected a column name or None, got {event_time!r}")
+    if event_time in keys:
+        raise SchemaError(f"primary_key: must not contain the event_time column "
+                          f"{event_time!r} (event_time is part of the upsert key already)")
+    schema_string = None
+    if schema is not None:
+        if not isinstance(schema, pa.Schema):
+            raise SchemaError(f"schema: expected a pyarrow.Schema, got {type(schema).__name__}")
+        stored = storage_schema(schema, keys, event_time)
+        if online:
+            Layout.of(stored, keys, event_time)   # SchemaError for types kept offline only
+        schema_string = to_delta_schema_string(stored)
+    ttl_us = None
+    if ttl is not None:
+        if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):
+            raise ValidationError(f"ttl: expected a positive datetime.timedelta, got {ttl!r}")
+        ttl_us = micros(ttl)
+    if not isinstance(description, str):
+        raise ValidationError(f"description: expected a str, got {description!r}")
+    tags = dict(tags or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise ValidationError("tags: expected a dict of str to str")
+
+    with ctx.writing("create_feature_group"):
+        if _find_spec(ctx, name, version) is not None:
+            raise AlreadyExistsError(f"feature group {name!r} version {version} already exists")
+        location = os.path.join("feature_groups", name, f"v{version}")
+        _remove_group_data(ctx, name, version, location)    # a deletion's leftovers
+        os.makedirs(os.path.join(ctx.path, location), exist_ok=True)
+        spec = FeatureGroupSpec(
+            name=name, version=version, primary_key=keys, event_time=event_time,
+            schema=schema_string, online=bool(online), ttl_us=ttl_us,
+            description=description, tags=tags, created_at_ms=now_millis(),
+            table_id=str(uuid.uuid4()), location=location,
+        )
+        ctx.record(lambda state: state.feature_groups.append(spec), "create_feature_group",
+                   group_ref(name, version), None)
+    return FeatureGroup(ctx, spec)
+
+
+def delete_feature_group(ctx: LakeContext, name: str, version: int) -> None:
+    """Delete a feature group version: its definition, Delta table and online rows.
+    Refused (``LakeError``) while a feature view reads it. Audited; ``verify()`` stays
+    clean, and ``lineage`` of it raises ``NotFoundError`` afterwards.
+
+    Examples
+    --------
+    >>> import tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> _ = lake.create_feature_group("users", primary_key="id")
+    >>> lake.delete_feature_group("users", 1)
+    >>> [fg.name for fg in lake.feature_groups()]
+    []
+    >>> lake.close()
+    """
+    check_version(version)
+    with ctx.writing(f"delete feature group {name!r} version {version}"):
+        spec = _find_spec(ctx, name, version)
+        if spec is None:
+            raise NotFoundError(f"feature group {name!r} version {version} not found")
+        readers = [f"fv:{v.name}@{v.version}" for v in ctx.catalog.state().feature_views
+                   if any((p.group, p.version) == (name, version) for p in v.query.parts)]
+        if readers:
+            raise LakeError(f"feature group {name!r} version {version} cannot be deleted: "
+                            f"feature view(s) {', '.join(readers)} read it; delete them "
+                            f"first")
+        last_hash = ctx.offline_table(spec).snapshot().commit_hash
+
+        def drop(state) -> None:
+            state.feature_groups = [g for g in state.feature_groups
+                                    if (g.name, g.version) != (name, version)]
+        ctx.record(drop, "delete_feature_group", group_ref(name, version), last_hash)
+        _remove_group_data(ctx, name, version, spec.location)
+
+
+def _remove_group_data(ctx: LakeContext, name: str, version: int, location: str) -> None:
+    """Remove the table folder and online rows of a group that the catalog no longer
+    has (the caller holds the writer lock)."""
+    folder = os.path.join(ctx.path, location)
+    ctx.forget_table(location)
+    ctx.online_store.remove_group(name, version)
+    remove_tree(folder)
+
+
+def _find_spec(ctx: LakeContext, name: str, version: int | None) -> FeatureGroupSpec | None:
+    specs = [s for s in ctx.catalog.state().feature_groups if s.name == name]
+    if version is None:
+        return max(specs, key=lambda s: s.version, default=None)
+    return next((s for s in specs if s.version == version), None)

@@ -3,32 +3,41 @@ it, batch data for scoring, and online feature vectors served with the same tran
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lmdb
 import numpy as np
 import pyarrow as pa
 
-from lakecore.training import transforms as tf
 from lakecore.base.arrow import as_table, indices_array
+from lakecore.base.refs import check_name, check_version, view_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
-from lakecore.catalog.store import FeatureViewSpec, TrainingDatasetSpec, next_version
-from lakecore.errors import LakeError, NotFoundError, SchemaError, ValidationError
-from lakecore.online.store import handles_version as _handles_version
-from lakecore.query.planner import Query, build
-from lakecore.training.datasets import (
-    TrainingDataset,
-    discard_folder,
-    folder_of,
-    materialize,
-    parse_split,
+from lakecore.base.times import now_millis
+from lakecore.catalog.specs import (
+    FeatureViewSpec,
+    QueryPart,
+    TrainingDatasetSpec,
+    next_version,
+    view_hash,
 )
-
-if TYPE_CHECKING:
-    from lakecore.lake import Lake
-    from lakecore.query.planner import QueryPart
+from lakecore.errors import (
+    AlreadyExistsError,
+    LakeError,
+    NotFoundError,
+    SchemaError,
+    ValidationError,
+)
+from lakecore.features.context import LakeContext
+from lakecore.features.feature_group import feature_group
+from lakecore.features.query import Query
+from lakecore.features.training_dataset import TrainingDataset
+from lakecore.online.store import handles_version as _handles_version
+from lakecore.query.planner import build
+from lakecore.training import transforms as tf
+from lakecore.training.datasets import discard_folder, folder_of, materialize, parse_split
 
 
 @guard_storage(skip=("feature_vector",))
@@ -36,8 +45,8 @@ class FeatureView:
     """A feature view version; get one from ``Lake.create_feature_view`` or
     ``Lake.feature_view``."""
 
-    def __init__(self, lake: Lake, spec: FeatureViewSpec):
-        self._lake = lake
+    def __init__(self, ctx: LakeContext, spec: FeatureViewSpec):
+        self._ctx = ctx
         self._spec = spec
         self._plan: _ServingPlan | None = None
 
@@ -49,7 +58,12 @@ class FeatureView:
 
     @property
     def query(self) -> Query:
-        return Query(self._lake, self._spec.query)
+        return Query(self._ctx, self._spec.query)
+
+    @property
+    def ref(self) -> str:
+        """This object's ref (see ``lakecore.base.refs``), as ``lineage`` takes it."""
+        return view_ref(self.name, self.version)
 
     def __repr__(self) -> str:
         return f"FeatureView({self.name!r}, version={self.version})"
@@ -102,24 +116,25 @@ class FeatureView:
             if spark is not None and type(spine).__module__.startswith("pyspark"):
                 spine = spine.toArrow()     # a Spark DataFrame: kept in its row order
             spine_table = as_table(spine, "spine")
-        with self._lake._writing(f"create training data of {self.name!r}"):
-            state = self._lake.catalog.state()
+        with self._ctx.writing(f"create training data of {self.name!r}"):
+            state = self._ctx.catalog.state()
             version = next_version(state, self._family, [
                 t.version for t in state.training_datasets
                 if (t.view, t.view_version) == (self.name, self.version)])
             folder = folder_of(self.name, self.version, version)
-            discard_folder(self._lake.path, folder)     # left by a writer that crashed
+            discard_folder(self._ctx.path, folder)     # left by a writer that crashed
             try:
-                spec = materialize(self._lake, self._spec, version, spine=spine_table,
-                                   spine_time=spine_time, start_time=start_time, end_time=end_time, split=parts,
-                                   seed=seed, description=description, folder=folder, spark=spark)
+                spec = materialize(self._ctx.resolve, self._ctx.path, self._spec, version,
+                                   spine=spine_table, spine_time=spine_time,
+                                   start_time=start_time, end_time=end_time, split=parts,
+                                   seed=seed, description=description, folder=folder,
+                                   spark=spark, spark_engine=self._ctx.spark)
             except BaseException:
-                discard_folder(self._lake.path, folder)
+                discard_folder(self._ctx.path, folder)
                 raise
-            self._lake.catalog.update(lambda s: s.training_datasets.append(spec))
-            self._lake.audit.append("create_training_data",
-                                    f"td:{self.name}@{self.version}/{version}", spec.hash)
-        return TrainingDataset(self._lake, spec)
+            self._ctx.record(lambda s: s.training_datasets.append(spec), "create_training_data",
+                             f"td:{self.name}@{self.version}/{version}", spec.hash)
+        return TrainingDataset(self._ctx, spec)
 
     @property
     def _family(self) -> str:
@@ -144,11 +159,11 @@ class FeatureView:
         2
         >>> lake.close()
         """
-        lake = self._lake
-        with lake._writing(f"delete training data {version!r} of {self.name!r}"):
+        ctx = self._ctx
+        with ctx.writing(f"delete training data {version!r} of {self.name!r}"):
             spec = self.training_data(version)._spec
             ref = f"td:{self.name}@{self.version}/{spec.version}"
-            trained = [f"model:{m.name}@{m.version}" for m in lake.catalog.state().models
+            trained = [f"model:{m.name}@{m.version}" for m in ctx.catalog.state().models
                        if m.training_data is not None and m.training_data[:3]
                        == [self.name, self.version, spec.version]]
             if trained:
@@ -162,25 +177,24 @@ class FeatureView:
                                                                spec.version)]
                 state.retired[self._family] = max(state.retired.get(self._family, 0),
                                                   spec.version)
-            lake.catalog.update(drop)
-            lake.audit.append("delete_training_data", ref, spec.hash)
-            discard_folder(lake.path, folder_of(self.name, self.version, spec.version))
+            ctx.record(drop, "delete_training_data", ref, spec.hash)
+            discard_folder(ctx.path, folder_of(self.name, self.version, spec.version))
 
     def _datasets(self) -> list[TrainingDatasetSpec]:
-        return [t for t in self._lake.catalog.state().training_datasets
+        return [t for t in self._ctx.catalog.state().training_datasets
                 if (t.view, t.view_version) == (self.name, self.version)]
 
     def training_data(self, version: int) -> TrainingDataset:
-        self._lake._check_open()
+        self._ctx.check_open()
         spec = next((t for t in self._datasets() if t.version == version), None)
         if spec is None:
             raise NotFoundError(f"feature view {self.name!r} version {self.version} has no "
                                 f"training data version {version!r}")
-        return TrainingDataset(self._lake, spec)
+        return TrainingDataset(self._ctx, spec)
 
     def training_datasets(self) -> list[TrainingDataset]:
-        self._lake._check_open()
-        return [TrainingDataset(self._lake, t) for t in sorted(self._datasets(),
+        self._ctx.check_open()
+        return [TrainingDataset(self._ctx, t) for t in sorted(self._datasets(),
                                                                key=lambda t: t.version)]
 
     def _resolve(self, training_data: Any) -> TrainingDatasetSpec | None:
@@ -220,9 +234,9 @@ class FeatureView:
         [50.0]
         >>> lake.close()
         """
-        self._lake._check_open()
+        self._ctx.check_open()
         dataset = self._resolve(training_data)
-        built = build(self._lake, self._spec.query, spine, start_time, end_time,
+        built = build(self._ctx.resolve, self._spec.query, spine, start_time, end_time,
                       spine_time=spine_time, latest=latest)
         labels = set(self._spec.labels)
         keys = [c for c in built.spine_columns if c not in labels]
@@ -240,7 +254,7 @@ class FeatureView:
         labels = set(self._spec.labels)
         parts = []
         for part in self._spec.query.parts:
-            group = self._lake.feature_group(part.group, part.version)
+            group = feature_group(self._ctx, part.group, part.version)
             if not [c for c in part.columns if (part.prefix or "") + c not in labels]:
                 continue
             if not group.online:
@@ -252,10 +266,10 @@ class FeatureView:
     def feature_vectors(self, keys: Any, *, training_data: Any = None) -> pa.Table:
         """One row per key (``keys``: data with the join key columns): the features in
         training column order, transformed, from the online store."""
-        self._lake._check_open()
+        self._ctx.check_open()
         dataset = self._resolve(training_data)
         table = as_table(keys, "keys")
-        root = self._lake.feature_group(self._spec.query.root.group, self._spec.query.root.version)
+        root = self._ctx.group_spec(self._spec.query.root.group, self._spec.query.root.version)
         missing = [k for k in root.primary_key if k not in table.column_names]
         if missing:
             raise SchemaError(f"keys: missing join key column {missing[0]!r}")
@@ -327,21 +341,21 @@ class FeatureView:
         cached = self._plan
         now = time.monotonic()
         if cached is not None and training_data is None and cached.which is None \
-                and now < cached.checked + _PLAN_RECHECK_S and not self._lake._closed \
+                and now < cached.checked + _PLAN_RECHECK_S and not self._ctx.closed \
                 and cached.handles == _handles_version():
             return cached               # the common serving call: nothing to look up
-        self._lake._check_open()
+        self._ctx.check_open()
         which = training_data.version if isinstance(training_data, TrainingDataset) else training_data
         if cached is not None and cached.which == which and now < cached.checked + _PLAN_RECHECK_S \
                 and cached.handles == _handles_version():
             return cached               # serving: the catalog file is looked at once a second
-        state = self._lake.catalog.state()
+        state = self._ctx.catalog.state()
         if cached is not None and cached.key == (which, id(state)) \
                 and cached.handles == _handles_version():
             cached.checked = now
             return cached
         dataset = self._resolve(training_data)
-        store = self._lake.online_store
+        store = self._ctx.online_store
         groups, complete = [], True
         for part, group in self._serving_parts():
             layout = group._read_layout()
@@ -401,7 +415,7 @@ def check_view(query: Any, labels: Any, transforms: Any) -> tuple[list[str], dic
     transforms = tf.check_transforms(transforms)
     types = {}                          # output column -> its type in the group's schema
     for part in query.spec.parts:
-        schema = query._lake.feature_group(part.group, part.version).schema
+        schema = feature_group(query._ctx, part.group, part.version).schema
         for column in part.columns:
             types.setdefault((part.prefix or "") + column,
                              None if schema is None else schema.field(column).type)
@@ -415,3 +429,73 @@ def check_view(query: Any, labels: Any, transforms: Any) -> tuple[list[str], dic
         if types[column] is not None:   # a transform that cannot apply fails now, not later
             tf.check_type(column, kind, types[column])
     return labels, transforms
+
+
+# -- creating and deleting views -----------------------------------------------------------
+def create_feature_view(ctx: LakeContext, name: str, *, version: int = 1, query: Query,
+                        labels: Any = (), transforms: dict[str, str] | None = None,
+                        description: str = "") -> FeatureView:
+    """A new feature view: ``query`` with ``labels`` (output or spine columns) and
+    ``transforms`` (feature column -> built-in transform name)."""
+    name = check_name(name, "feature view name")
+    version = check_version(version)
+    labels, transforms = check_view(query, labels, transforms)
+    if not isinstance(description, str):
+        raise ValidationError(f"description: expected a str, got {description!r}")
+    if query._ctx is not ctx:
+        raise ValidationError("query: it comes from another Lake object")
+    with ctx.writing("create_feature_view"):
+        state = ctx.catalog.state()
+        if any((v.name, v.version) == (name, version) for v in state.feature_views):
+            raise AlreadyExistsError(f"feature view {name!r} version {version} already exists")
+        spec = FeatureViewSpec(name=name, version=version, query=query.spec, labels=labels,
+                               transforms=transforms, description=description,
+                               created_at_ms=now_millis())
+        ctx.record(lambda s: s.feature_views.append(spec), "create_feature_view",
+                   view_ref(name, version), None)
+    return FeatureView(ctx, spec)
+
+
+def delete_feature_view(ctx: LakeContext, name: str, version: int) -> None:
+    """Delete a feature view version with its training datasets and their files.
+    Refused (``LakeError``) while a registered model was trained on one of its datasets.
+    Audited; ``verify()`` stays clean.
+
+    Examples
+    --------
+    >>> import tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> fg = lake.create_feature_group("users", primary_key="id")
+    >>> _ = fg.insert({"id": [1], "age": [30]})
+    >>> _ = lake.create_feature_view("ages", query=fg.select_all())
+    >>> lake.delete_feature_view("ages", 1)
+    >>> lake.delete_feature_group("users", 1)      # no view reads it any more
+    >>> lake.close()
+    """
+    check_version(version)
+    with ctx.writing(f"delete feature view {name!r} version {version}"):
+        state = ctx.catalog.state()
+        spec = next((v for v in state.feature_views if (v.name, v.version) == (name, version)),
+                    None)
+        if spec is None:
+            raise NotFoundError(f"feature view {name!r} version {version} not found")
+        datasets = {t.version for t in state.training_datasets
+                    if (t.view, t.view_version) == (name, version)}
+        trained = [f"model:{m.name}@{m.version}" for m in state.models
+                   if m.training_data is not None and m.training_data[:2] == [name, version]
+                   and m.training_data[2] in datasets]
+        if trained:
+            raise LakeError(f"feature view {name!r} version {version} cannot be deleted: "
+                            f"registered model(s) {', '.join(trained)} were trained on its "
+                            f"training data; delete them first")
+        family = f"td:{name}@{version}"
+
+        def drop(state) -> None:
+            state.feature_views = [v for v in state.feature_views
+                                   if (v.name, v.version) != (name, version)]
+            state.training_datasets = [t for t in state.training_datasets
+                                       if (t.view, t.view_version) != (name, version)]
+            if datasets:
+                state.retired[family] = max(state.retired.get(family, 0), *datasets)
+        ctx.record(drop, "delete_feature_view", view_ref(name, version), view_hash(spec))
+        discard_folder(ctx.path, os.path.join("training_data", name, f"v{version}"))

@@ -21,8 +21,12 @@ from typing import Any
 import msgspec
 
 from lakecore.base.files import fsync_path
-from lakecore.errors import IntegrityError
 from lakecore.base.hashing import digest_record
+from lakecore.base.refs import dataset_ref, group_ref, model_ref, view_ref
+from lakecore.errors import IntegrityError
+from lakecore.features.context import LakeContext
+from lakecore.offline.delta_log import commit_info
+from lakecore.offline.table import commit_files
 
 AUDIT_FILE = "audit.log"
 
@@ -58,19 +62,6 @@ def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | 
 
 _decoder = msgspec.json.Decoder(AuditEvent)
 _encoder = msgspec.json.Encoder(order="sorted")
-
-
-def commit_files(lake_path: str, table_location: str, version: int) -> dict[str, str]:
-    """The sha256 of a commit's log file and of the checkpoint at that version, if any."""
-    from lakecore.base.hashing import digest_file
-
-    log = os.path.join(table_location, "_delta_log")
-    out = {}
-    for name in (f"{version:020d}.json", f"{version:020d}.checkpoint.parquet"):
-        path = os.path.join(log, name)
-        if os.path.exists(path):
-            out[os.path.relpath(path, lake_path)] = digest_file(path)
-    return out
 
 
 class AuditLog:
@@ -218,3 +209,53 @@ def missing_events(existing: list[AuditEvent], wanted: list[tuple[str, str, Any]
     """The ``(op, target, hash)`` of ``wanted`` whose target has no live event yet."""
     seen = {e.target for e in live_events(existing)}
     return [w for w in wanted if w[1] not in seen]
+
+
+# -- repair after a crash ----------------------------------------------------------------------
+_CREATE_OPS = ("create_feature_group", "create_feature_view", "create_training_data",
+               "register_model")
+_DELETE_OP = {"fg": "delete_feature_group", "fv": "delete_feature_view",
+              "td": "delete_training_data", "model": "delete_model"}
+
+
+def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
+    """Append the audit events a crash left out (a change is durable before its event).
+    Only commits without an event have their log file read, so an open stays cheap."""
+    with ctx.lock.hold():
+        events = audit.events()
+        live = live_events(events)
+        audited = {e.target for e in live}
+        state = ctx.catalog.state()
+        for spec in state.feature_groups:
+            ref = group_ref(spec.name, spec.version)
+            if ref not in audited:
+                audit.append("create_feature_group", ref, None, events)
+            table = ctx.offline_table(spec)
+            for version in table.log._versions_on_disk()[0]:
+                target = group_ref(spec.name, spec.version, version)
+                if target in audited:
+                    continue
+                actions, _ = table.log.read_commit(version)
+                info = commit_info(actions)
+                ours = info.get("lakecore") or {}
+                audit.append(ours.get("operation") or str(info.get("operation", "commit")),
+                                  target, ours.get("hash"), events,
+                                  commit_files(ctx.path, table.location, version))
+        others = [("create_feature_view", view_ref(v.name, v.version), None)
+                  for v in state.feature_views]
+        others += [("create_training_data", dataset_ref(t.view, t.view_version, t.version),
+                    t.hash) for t in state.training_datasets]
+        others += [("register_model", model_ref(m.name, m.version), m.hash)
+                   for m in state.models]
+        for op, target, digest in missing_events(events, others):
+            audit.append(op, target, digest, events)
+        # deletions that were durable in the catalog before their event was
+        present = {group_ref(g.name, g.version) for g in state.feature_groups} | \
+            {target for _, target, _ in others}
+        gone = dict.fromkeys(e.target for e in live if e.op in _CREATE_OPS
+                             and e.target not in present)
+        for target in gone:
+            kind = target.split(":", 1)[0]
+            if kind == "td" and "fv:" + target[3:].split("/", 1)[0] in gone:
+                continue                # deleted with its view
+            audit.append(_DELETE_OP[kind], target, None, events)

@@ -9,16 +9,14 @@ commits, a model's dataset), so lineage is as trustworthy as ``verify()``.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from lakecore.base.refs import parse_ref
+from lakecore.catalog.specs import view_hash
 from lakecore.errors import NotFoundError, ValidationError
-from lakecore.base.hashing import digest_record
-
-if TYPE_CHECKING:
-    from lakecore.lake import Lake
+from lakecore.features.context import LakeContext
 
 
 class Node(msgspec.Struct, frozen=True):
@@ -43,53 +41,19 @@ class Node(msgspec.Struct, frozen=True):
         return f"{self.kind}:{self.name}@{self.version}"
 
 
-_REF = re.compile(r"^(fg|fv|td|model):([^@/#]+)@(\d+)(?:#(\d+)|/(\d+))?$")
-
-
-def parse_ref(ref: str) -> tuple[str, str, int, int | None]:
-    """``(kind, name, version, commit or dataset version)`` of a ref string."""
-    match = _REF.match(ref) if isinstance(ref, str) else None
-    if match is None:
-        raise ValidationError(f"ref: expected fg:NAME@V, fg:NAME@V#COMMIT, fv:NAME@V, "
-                              f"td:NAME@V/TD or model:NAME@V, got {ref!r}")
-    kind, name, version, commit, td = match.groups()
-    if (commit is not None and kind != "fg") or (td is not None and kind != "td") or \
-            (kind == "td" and td is None):
-        raise ValidationError(f"ref: {ref!r} is not a valid {kind} ref")
-    extra = commit if commit is not None else td
-    return kind, name, int(version), None if extra is None else int(extra)
-
-
 def ref_of(obj: Any) -> str:
-    """The ref of a lake object (or a ref string itself)."""
-    from lakecore.features.feature_group import FeatureGroup
-    from lakecore.features.feature_view import FeatureView
-    from lakecore.models.registry import ModelVersion
-    from lakecore.training.datasets import TrainingDataset
-
+    """The ref of a lake object (anything with a ``ref``: groups, views, datasets, models,
+    nodes) or a ref string itself."""
     if isinstance(obj, str):
         return obj
-    if isinstance(obj, FeatureGroup):
-        return f"fg:{obj.name}@{obj.version}"
-    if isinstance(obj, FeatureView):
-        return f"fv:{obj.name}@{obj.version}"
-    if isinstance(obj, TrainingDataset):
-        return f"td:{obj._spec.view}@{obj._spec.view_version}/{obj.version}"
-    if isinstance(obj, ModelVersion):
-        return f"model:{obj.name}@{obj.version}"
-    if isinstance(obj, Node):
-        return obj.ref
+    ref = getattr(obj, "ref", None)
+    if isinstance(ref, str):
+        return ref
     raise ValidationError(f"lineage: expected a lake object or a ref string, got "
                           f"{type(obj).__name__}")
 
 
-def view_hash(view: Any) -> str:
-    """The hash of a feature view's definition (its query, labels and transforms)."""
-    return digest_record({"view": [view.name, view.version], "query": view.query,
-                          "labels": view.labels, "transforms": view.transforms})
-
-
-def lineage(lake: Lake, obj: Any, direction: str = "upstream") -> list[Node]:
+def lineage(ctx: LakeContext, obj: Any, direction: str = "upstream") -> list[Node]:
     """Nodes upstream (what ``obj`` was made from) or downstream (what was made from it),
     nearest first: model <- training dataset <- feature view <- table commits (of a view:
     its groups). ``NotFoundError`` when ``obj`` does not exist."""
@@ -97,7 +61,7 @@ def lineage(lake: Lake, obj: Any, direction: str = "upstream") -> list[Node]:
         raise ValidationError(f"direction: expected 'upstream' or 'downstream', got {direction!r}")
     ref = ref_of(obj)
     kind, name, version, extra = parse_ref(ref)
-    state = lake.catalog.state()
+    state = ctx.catalog.state()
     groups = {(g.name, g.version): g for g in state.feature_groups}
     views = {(v.name, v.version): v for v in state.feature_views}
     datasets = {(t.view, t.view_version, t.version): t for t in state.training_datasets}
@@ -127,7 +91,7 @@ def lineage(lake: Lake, obj: Any, direction: str = "upstream") -> list[Node]:
         group = groups.get((name, version))
         if group is None:
             raise NotFoundError(f"lineage: no feature group {name!r} version {version}")
-        if extra is not None and extra > lake._offline_table(group).snapshot().version:
+        if extra is not None and extra > ctx.offline_table(group).snapshot().version:
             raise NotFoundError(f"lineage: feature group {name!r} version {version} has no "
                                 f"commit {extra}")
         missing = False

@@ -18,19 +18,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from lakecore.base.files import replace_file
-from lakecore.governance.audit import live_events
-from lakecore.offline.delta_log import Snapshot
 from lakecore.base.hashing import digest_file
-from lakecore.governance.lineage import parse_ref
+from lakecore.base.refs import parse_ref
+from lakecore.features.context import LakeContext
+from lakecore.governance.audit import AuditLog, live_events
 from lakecore.models.registry import model_hash
+from lakecore.offline.delta_log import Snapshot, commit_info
 from lakecore.offline.table import commit_digest, file_digest
 from lakecore.training.datasets import content_hash
-
-if TYPE_CHECKING:
-    from lakecore.lake import Lake
 
 CACHE_FILE = ".verify-cache.json"
 
@@ -51,7 +48,7 @@ class Report:
 class _Digests:
     """File digests, optionally cached by (inode, mtime, size)."""
 
-    def __init__(self, lake: Lake, fast: bool):
+    def __init__(self, lake: LakeContext, fast: bool):
         self.path = os.path.join(lake.path, CACHE_FILE)
         self.fast = fast
         self.cache: dict[str, list] = {}
@@ -80,13 +77,13 @@ class _Digests:
         replace_file(self.path, json.dumps(self.seen).encode())
 
 
-def verify(lake: Lake, *, fast: bool = False) -> Report:
+def verify(lake: LakeContext, audit: AuditLog, *, fast: bool = False) -> Report:
     report = Report()
     digests = _Digests(lake, fast)
     commits = _verify_tables(lake, report, digests)
     datasets = _verify_datasets(lake, report, digests)
     models = _verify_models(lake, report, digests, datasets)
-    _verify_audit(lake, report, commits, datasets, models)
+    _verify_audit(lake, audit, report, commits, datasets, models)
     digests.save(not lake.readonly)
     return report
 
@@ -104,11 +101,11 @@ def _check_file(report: Report, digests: _Digests, path: str, expected: str | No
         report.problems.append(f"{what}: file {path} has sha256 {found}, expected {expected}")
 
 
-def _verify_tables(lake: Lake, report: Report, digests: _Digests) -> dict[str, str | None]:
+def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict[str, str | None]:
     """Replay every table's log; the hash of every commit, by ref."""
     hashes: dict[str, str | None] = {}
     for spec in lake.catalog.state().feature_groups:
-        table = lake._offline_table(spec)
+        table = lake.offline_table(spec)
         ref = f"fg:{spec.name}@{spec.version}"
         versions, _ = table.log._versions_on_disk()
         if not versions:
@@ -130,7 +127,7 @@ def _verify_tables(lake: Lake, report: Report, digests: _Digests) -> dict[str, s
                 break
             parent = snapshot.commit_hash
             snapshot.apply(version, actions, timestamp)
-            info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+            info = commit_info(actions)
             ours = info.get("lakecore")
             hashes[f"{ref}#{version}"] = snapshot.commit_hash
             for add in snapshot.files.values():
@@ -151,7 +148,7 @@ def _verify_tables(lake: Lake, report: Report, digests: _Digests) -> dict[str, s
     return hashes
 
 
-def _verify_datasets(lake: Lake, report: Report, digests: _Digests) -> dict[str, str]:
+def _verify_datasets(lake: LakeContext, report: Report, digests: _Digests) -> dict[str, str]:
     hashes = {}
     for spec in lake.catalog.state().training_datasets:
         ref = f"td:{spec.view}@{spec.view_version}/{spec.version}"
@@ -169,7 +166,7 @@ def _verify_datasets(lake: Lake, report: Report, digests: _Digests) -> dict[str,
     return hashes
 
 
-def _verify_models(lake: Lake, report: Report, digests: _Digests,
+def _verify_models(lake: LakeContext, report: Report, digests: _Digests,
                    datasets: dict[str, str]) -> dict[str, str]:
     hashes = {}
     for spec in lake.catalog.state().models:
@@ -191,11 +188,11 @@ def _verify_models(lake: Lake, report: Report, digests: _Digests,
     return hashes
 
 
-def _verify_audit(lake: Lake, report: Report, commits: dict, datasets: dict,
+def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: dict, datasets: dict,
                   models: dict) -> None:
-    report.problems.extend(lake.audit.check_chain())
+    report.problems.extend(audit.check_chain())
     # events of deleted objects (and deletions themselves) describe what no longer exists
-    for event in live_events(lake.audit.events(strict=False)):
+    for event in live_events(audit.events(strict=False)):
         for relative, digest in (event.files or {}).items():
             path = os.path.join(lake.path, relative)
             if not os.path.exists(path):

@@ -13,8 +13,26 @@ import json
 import os
 from typing import Any
 
-from lakecore.offline.delta_log import Snapshot
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lakecore.base.arrow import as_table
+from lakecore.base.hashing import digest_file
+from lakecore.base.times import now_micros
+from lakecore.catalog.specs import DataFile, SourceCommit, TrainingDatasetSpec
 from lakecore.errors import LakeError, ValidationError
+from lakecore.offline.delta_log import Snapshot
+from lakecore.query.planner import Built, Resolve, _source, as_utc_times, spine_of, time_window
+from lakecore.training import transforms as tf
+from lakecore.training.datasets import (
+    PART_ROWS,
+    ROW_ID,
+    key_and_feature_columns,
+    manifest,
+    split_rows,
+)
 
 _UNSUPPORTED = ("deletionVectors", "columnMapping", "timestampNtz", "v2Checkpoint")
 
@@ -61,7 +79,7 @@ def table_to_spark(spark: Any, location: str, snapshot: Snapshot, schema_string:
 
 
 # -- point-in-time joins on Spark ----------------------------------------------------------------
-ROW = "__lakecore_row__"
+ROW = ROW_ID
 TIME = "__lakecore_time__"
 SIDE = "__lakecore_side__"
 MATCH = "__lakecore_match__"
@@ -69,7 +87,7 @@ ROW_TIME = "__lakecore_row_time__"
 _LATEST_US = 2**62
 
 
-def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end_time,
+def build_on_spark(spark: Any, resolve: Resolve, spec: Any, spine: Any, start_time, end_time,
                    pinned: dict | None = None, *, spine_time: str | None = None):
     """The embedded engine's query (``lakecore.query.planner.build``) with every point-in-time join
     run on Spark: the union + sort + ``last(struct, ignorenulls)`` window, carrying whole rows
@@ -77,13 +95,6 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
     rules (``spine_time``; never the latest rows) are the embedded engine's. Returns the
     joined Spark DataFrame (the spine's columns, the features, the spine row id ``ROW``) and
     a ``Built`` whose table is the spine (for the split assignment)."""
-    import time
-
-    import pyarrow as pa
-
-    from lakecore.base.arrow import as_table
-    from lakecore.query.planner import Built, SourceCommit, _source, spine_of, time_window
-
     pyspark = _pyspark()
     F = pyspark.sql.functions
     Window = pyspark.sql.Window
@@ -92,17 +103,14 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
     if isinstance(spine, pyspark.sql.DataFrame):
         spine = spine.toArrow()
     start, end = time_window(start_time, end_time)
-    sources = [_source(lake, part, pinned) for part in spec.parts]
+    sources = [_source(resolve, part, pinned) for part in spec.parts]
     base = spine_of(spec, sources, None if spine is None else as_table(spine, "spine"),
-                    spine_time, False, start, end, time.time_ns() // 1000, latest_allowed=False)
+                    spine_time, False, start, end, now_micros(), latest_allowed=False)
     output = base.table.combine_chunks() if base.table.num_rows else base.table
     joins = base.joins
     times = None
     if base.time_column is not None:
-        import pyarrow.compute as pc
-
-        from lakecore.query.planner import _as_utc_times
-        times = pc.cast(_as_utc_times(output.column(base.time_column), base.time_column), pa.int64())
+        times = pc.cast(as_utc_times(output.column(base.time_column), base.time_column), pa.int64())
     left = output.append_column(ROW, pa.array(range(output.num_rows), pa.int64()))
     left = left.append_column(TIME, times if times is not None else
                               pa.array([_LATEST_US] * output.num_rows, pa.int64()))
@@ -110,16 +118,16 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
     result = left_df.select(ROW)
     added: list[str] = []
     for part, source in joins:
-        group = source.group
+        group = source.spec
         prefix = part.prefix or ""
         on = part.on or group.primary_key
         features = [c for c in part.columns if prefix + c not in base.columns
                     and prefix + c not in output.column_names]
         if not features:
             continue
-        right = table_to_spark(spark, group._table.location, source.snapshot,
+        right = table_to_spark(spark, source.table.location, source.snapshot,
                                source.snapshot.metadata["schemaString"] if source.snapshot.metadata
-                               else group._spec.schema, group.name)
+                               else group.schema, group.name)
         timed = group.event_time is not None and base.time_column is not None
         right_time = F.unix_micros(F.col(group.event_time)) if group.event_time \
             else F.lit(0).cast("long")
@@ -140,7 +148,7 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
         matched = spine_side.unionByName(group_side).withColumn(
             MATCH, F.last(F.col(MATCH), ignorenulls=True).over(window)) \
             .where(F.col(SIDE) == 1)
-        ttl = group._spec.ttl_us if timed else None
+        ttl = group.ttl_us if timed else None
         live = F.col(f"{MATCH}.{ROW_TIME}").isNotNull()
         if timed:
             live = live & F.col(TIME).isNotNull()
@@ -152,7 +160,7 @@ def build_on_spark(spark: Any, lake: Any, spec: Any, spine: Any, start_time, end
             F.when(live, F.col(f"{MATCH}.{c}")).alias(prefix + c) for c in features])
         result = result.join(picked, on=ROW, how="left")
         added += [prefix + c for c in features]
-    commits = [SourceCommit(group=s.group.name, version=s.group.version,
+    commits = [SourceCommit(group=s.spec.name, version=s.spec.version,
                             commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
     frame = left_df.drop(TIME).join(result, on=ROW, how="left")
     order = list(output.column_names) + added + [ROW]
@@ -165,13 +173,6 @@ def write_on_spark(spark: Any, frame: Any, lake_path: str, folder: str, rows: di
     ``folder/<split>/``; lakecore then hashes the files. Rows go to files by a hash of their
     row id (deterministic, unlike sampled range partitioning) and are sorted within each
     file; the row id is kept so that reads restore spine order."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from lakecore.catalog.store import DataFile
-    from lakecore.base.hashing import digest_file
-
     F = _pyspark().sql.functions
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     files = {}
@@ -189,3 +190,34 @@ def write_on_spark(spark: Any, frame: Any, lake_path: str, folder: str, rows: di
                                 rows=pq.ParquetFile(os.path.join(target, n)).metadata.num_rows)
                        for n in names]
     return files
+
+
+def materialize_on_spark(spark, resolve, lake_path, view, version, spine, spine_time, start_time,
+                         end_time, split, seed, description, folder, pinned, stored_spine,
+                         spine_file) -> TrainingDatasetSpec:
+    """A training dataset's joins and files on Spark; splits, fitted transforms and the
+    manifest as in the embedded engine (``lakecore.training.datasets.materialize``)."""
+    frame, built = build_on_spark(spark, resolve, view.query, spine, start_time, end_time, pinned,
+                                  spine_time=spine_time)
+    key_columns, features = key_and_feature_columns(
+        view, [c for c in frame.columns if c != ROW], built.spine_columns)
+    rows = split_rows(built.table, built.time_column, split, seed)
+    fit_on = "train" if "train" in rows else next(iter(rows))
+    fit_rows = spark.createDataFrame(pa.table({ROW: pa.array(rows[fit_on], pa.int64())}))
+    fitted = tf.fit(frame.join(fit_rows, on=ROW).select(*features).toArrow()
+                    if features else pa.table({}), view.transforms)
+    files = write_on_spark(spark, frame, lake_path, folder, rows,
+                           key_columns + features + list(view.labels), PART_ROWS)
+    if spine_file is not None:
+        stored_spine = spine_file.result()
+    return manifest(lake_path, view, version, built, stored_spine, spine_time, start_time, end_time,
+                     split, seed, key_columns, features, fitted, files, description, folder,
+                     "spark")
+
+
+class SparkEngine:
+    """The Spark integration as the lake's domain objects see it (installed in their
+    context by the ``Lake``): reading a table at a commit, and building training data."""
+
+    table_to_spark = staticmethod(table_to_spark)
+    materialize = staticmethod(materialize_on_spark)

@@ -207,7 +207,7 @@ class DeltaLog:
         out = []
         for v in commits:
             actions, ts = self.read_commit(v)
-            info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+            info = commit_info(actions)
             out.append((v, ts, info))
         return out
 
@@ -274,3 +274,8 @@ def _maps_to_dicts(action: dict[str, Any]) -> dict[str, Any]:
         elif value is not None:
             out[key] = value
     return out
+
+
+def commit_info(actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A commit's ``commitInfo`` action (empty when it has none)."""
+    return next((a["commitInfo"] for a in actions if "commitInfo" in a), {})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,15 +21,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lakecore.base.arrow import type_kind
 from lakecore._native import dedupe
-from lakecore.base.threads import get_num_threads
 from lakecore._version import __version__
-from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, Snapshot
-from lakecore.errors import ConflictError
+from lakecore.base.arrow import type_kind
 from lakecore.base.hashing import digest_file, digest_record
 from lakecore.base.keys import key_codes
-from lakecore.offline.schema import to_delta_schema_string
+from lakecore.base.threads import get_num_threads
+from lakecore.base.times import now_millis, utc_millis
+from lakecore.errors import ConflictError
+from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, Snapshot
+from lakecore.offline.schema import from_delta_schema_string, to_delta_schema_string
 
 # Rows per data file: big enough for fast scans, small enough that an upsert touching recent
 # keys rewrites little.
@@ -56,8 +56,14 @@ class Change:
     rows: pa.Table | None = None              # the rows an insert wrote (for the online store)
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+def table_schema(snapshot: Snapshot, declared: str | None) -> pa.Schema | None:
+    """A table's schema at ``snapshot``: its log's, else the one declared at creation (a
+    Delta schemaString), else None (no schema and no rows yet)."""
+    if snapshot.metadata is not None:
+        return from_delta_schema_string(snapshot.metadata["schemaString"])
+    if declared is not None:
+        return from_delta_schema_string(declared)
+    return None
 
 
 def _range_value(value: Any) -> Any:
@@ -160,7 +166,7 @@ class OfflineTable:
         """The last version committed at or before ``when`` (-1: none)."""
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc)
-        limit = _datetime_ms(when)
+        limit = utc_millis(when)
         found = -1
         for version, ts, _ in self.log.history():
             if ts <= limit:
@@ -222,7 +228,7 @@ class OfflineTable:
             "path": name,
             "partitionValues": {},
             "size": size,
-            "modificationTime": _now_ms(),
+            "modificationTime": now_millis(),
             "dataChange": data_change,
             "stats": _delta_stats(table),
             "tags": {
@@ -299,7 +305,7 @@ class OfflineTable:
         that do not touch the same files or keys, else ConflictError."""
         while True:
             version = snapshot.version + 1
-            timestamp = max(_now_ms(), (snapshot.timestamp or 0) + 1)
+            timestamp = max(now_millis(), (snapshot.timestamp or 0) + 1)
             live = dict(snapshot.files)
             for remove in change.removes:
                 live.pop(remove["path"], None)
@@ -418,6 +424,12 @@ def _remove_action(add: dict[str, Any], data_change: bool = True) -> dict[str, A
             "partitionValues": {}, "size": add["size"]}
 
 
-def _datetime_ms(when: dt.datetime) -> int:
-    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+def commit_files(lake_path: str, table_location: str, version: int) -> dict[str, str]:
+    """The sha256 of a commit's log file and of the checkpoint at that version, if any."""
+    log = os.path.join(table_location, "_delta_log")
+    out = {}
+    for name in (f"{version:020d}.json", f"{version:020d}.checkpoint.parquet"):
+        path = os.path.join(log, name)
+        if os.path.exists(path):
+            out[os.path.relpath(path, lake_path)] = digest_file(path)
+    return out

@@ -27,6 +27,8 @@ import lmdb
 import numpy as np
 import pyarrow as pa
 
+from lakecore._native import rowcodec
+from lakecore._native.memory import empty
 from lakecore.base.arrow import (
     binary_buffers,
     fixed_width_values,
@@ -34,11 +36,9 @@ from lakecore.base.arrow import (
     take_rows,
     validity_mask,
 )
-from lakecore._native.memory import empty
-from lakecore._native import rowcodec
+from lakecore.base.keys import key_codes
 from lakecore.base.threads import get_num_threads
 from lakecore.errors import SchemaError, ValidationError
-from lakecore.base.keys import key_codes
 
 LMDB_FORMAT = 0  # py-lmdb bundles LMDB 0.9 and 1.0, whose files differ: pin 0.9
 INITIAL_MAP_SIZE = 64 << 20

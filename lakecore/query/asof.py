@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakecore._native import asof as _asof
 from lakecore.base.arrow import (
     as_table,
     fixed_width_values,
@@ -26,10 +27,9 @@ from lakecore.base.arrow import (
     type_kind,
     validity_mask,
 )
-from lakecore._native import asof as _asof
+from lakecore.base.keys import finest_timestamp, key_codes
 from lakecore.base.threads import get_num_threads
 from lakecore.errors import SchemaError, ValidationError
-from lakecore.base.keys import finest_timestamp, key_codes
 
 __all__ = ["asof_join"]
 

@@ -1,7 +1,7 @@
-"""Queries: selected columns of feature groups joined point-in-time correctly onto a spine.
+"""The query engine: a ``QuerySpec``'s feature groups joined point-in-time correctly onto a
+spine.
 
-``fg.select([...]).join(other.select([...]), on=None, prefix=None).read(spine=...)`` gives one
-row per spine row, in spine order: the spine's columns, then each group's selected features
+``build`` gives one row per spine row, in spine order: the spine's columns, then each group's selected features
 as of the spine row's event time (the row with the same key and the greatest
 ``event_time <= t``, and ``>= t - ttl`` when the group has a ttl), nulls when there is none.
 Without a spine the root group's rows (in ``[start_time, end_time)``, sorted by event time
@@ -11,162 +11,30 @@ no spine row can match, and joined by the native as-of kernel.
 
 from __future__ import annotations
 
-import datetime as dt
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore.base.arrow import as_table, indices_array, take_rows, type_kind
 from lakecore._native import asof as _asof
-from lakecore.base.storage_errors import guard_storage
-from lakecore.base.threads import get_num_threads
-from lakecore.errors import SchemaError, ValidationError
+from lakecore.base.arrow import as_table, indices_array, take_rows, type_kind
 from lakecore.base.keys import key_codes
+from lakecore.base.threads import get_num_threads
+from lakecore.base.times import now_micros, utc_micros
+from lakecore.catalog.specs import FeatureGroupSpec, QueryPart, QuerySpec, SourceCommit
+from lakecore.errors import SchemaError, ValidationError
+from lakecore.offline.table import OfflineTable, table_schema
 
-if TYPE_CHECKING:
-    from lakecore.features.feature_group import FeatureGroup
-    from lakecore.lake import Lake
+# The feature group of a (name, version): its definition and its offline table.
+Resolve = Callable[[str, int], tuple[FeatureGroupSpec, OfflineTable]]
 
 TIME = "__lakecore_time__"          # the join time column on both sides of a join
 UTC_US = pa.timestamp("us", "UTC")
 _LATEST = np.iinfo(np.int64).max     # spine time of a spine without event times
-
-
-class QueryPart(msgspec.Struct, frozen=True, kw_only=True):
-    """One group in a query: its selected feature columns and, for a joined group, the spine
-    columns matched to its primary key and the prefix of its output columns."""
-
-    group: str
-    version: int
-    columns: list[str]
-    on: list[str] | None = None
-    prefix: str | None = None
-
-
-class QuerySpec(msgspec.Struct, frozen=True, kw_only=True):
-    root: QueryPart
-    joins: list[QueryPart] = []
-
-    @property
-    def parts(self) -> list[QueryPart]:
-        return [self.root, *self.joins]
-
-
-class SourceCommit(msgspec.Struct, frozen=True, kw_only=True):
-    """The exact table commit a read used."""
-
-    group: str
-    version: int
-    commit: int                     # the Delta table version (-1: the table had no commit)
-    hash: str | None
-
-
-@guard_storage()
-class Query:
-    """Selected columns of a root group and the groups joined to it; build one with
-    ``FeatureGroup.select`` / ``select_all`` and ``join``."""
-
-    def __init__(self, lake: Lake, spec: QuerySpec):
-        self._lake = lake
-        self.spec = spec
-
-    def __repr__(self) -> str:
-        names = ", ".join(f"{p.group}@{p.version}" for p in self.spec.parts)
-        return f"Query({names})"
-
-    def join(self, other: Query, on: str | list[str] | None = None,
-             prefix: str | None = None) -> Query:
-        """This query with ``other``'s groups joined on: ``on`` names this query's output (or
-        spine) columns matched, in order, to ``other``'s primary key (default: columns named
-        like that key); ``prefix`` is put before ``other``'s output column names."""
-        if not isinstance(other, Query):
-            raise ValidationError(f"join: expected a Query (fg.select(...)), got {type(other).__name__}")
-        if other._lake is not self._lake:
-            raise ValidationError("join: both queries must come from the same Lake object")
-        if prefix is not None and (not isinstance(prefix, str) or not prefix):
-            raise ValidationError(f"prefix: expected a non-empty str or None, got {prefix!r}")
-        group = self._lake.feature_group(other.spec.root.group, other.spec.root.version)
-        if on is not None:
-            on = [on] if isinstance(on, str) else list(on)
-            if not on or not all(isinstance(c, str) for c in on):
-                raise SchemaError(f"on: expected a column name or a list of names, got {on!r}")
-            if len(on) != len(group.primary_key):
-                raise SchemaError(
-                    f"on: {len(on)} column(s) {on} for the {len(group.primary_key)} primary key "
-                    f"column(s) {group.primary_key} of feature group {group.name!r}")
-        joined = msgspec.structs.replace(other.spec.root, on=on, prefix=prefix)
-        return Query(self._lake, QuerySpec(root=self.spec.root,
-                                           joins=[*self.spec.joins, joined, *other.spec.joins]))
-
-    def read(self, *, spine: Any = None, spine_time: str | None = None, latest: bool = False,
-             start_time: dt.datetime | None = None,
-             end_time: dt.datetime | None = None) -> pa.Table:
-        """The joined table: one row per spine row, in spine order.
-
-        Parameters
-        ----------
-        spine : table-like, optional
-            The rows to join features to (the root group's rows when None). It must hold the
-            root's primary key columns and, when any group of the query has an event_time,
-            its event time column; all its columns are kept as they are.
-        spine_time : str, optional
-            The spine's event time column (default: the root group's event_time name). Every
-            group is joined as of it: the row with the same key and the greatest
-            ``event_time <=`` the spine's time (and ``>= time - ttl``).
-        latest : bool
-            Join every group's latest row per key instead (ttl counted back from now);
-            without a spine, the root group's latest row per key is the spine.
-        start_time, end_time : datetime, optional
-            Keep spine rows with ``start_time <= event time < end_time``.
-
-        Raises
-        ------
-        SchemaError
-            The spine lacks a key column, or its event time column when a group has an
-            event_time and ``latest`` is False.
-
-        Examples
-        --------
-        >>> import datetime as dt, tempfile, lakecore
-        >>> lake = lakecore.open(tempfile.mkdtemp())
-        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at")
-        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
-        >>> _ = fg.insert({"card": [1, 1], "at": [day(1), day(5)], "total": [10.0, 50.0]})
-        >>> spine = {"card": [1, 1], "label_time": [day(3), day(6)]}
-        >>> fg.select(["total"]).read(spine=spine, spine_time="label_time") \\
-        ...     .column("total").to_pylist()
-        [10.0, 50.0]
-        >>> lake.close()
-        """
-        self._lake._check_open()
-        return build(self._lake, self.spec, spine, start_time, end_time,
-                     spine_time=spine_time, latest=latest).table
-
-
-def select_query(group: FeatureGroup, columns: list[str] | None) -> Query:
-    """``group.select(columns)`` (None: every feature column)."""
-    schema = group.schema
-    if schema is None:
-        raise ValidationError(f"feature group {group.name!r} has no schema and no rows yet, so "
-                              f"its columns are unknown")
-    keys = set(group.primary_key) | {group.event_time}
-    if columns is None:
-        features = [n for n in schema.names if n not in keys]
-    else:
-        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
-            raise SchemaError(f"columns: expected a list of column names, got {columns!r}")
-        unknown = [c for c in columns if c not in schema.names]
-        if unknown:
-            raise SchemaError(f"columns: no column {unknown[0]!r} in feature group "
-                              f"{group.name!r} (columns: {', '.join(schema.names)})")
-        features = list(dict.fromkeys(c for c in columns if c not in keys))
-    return Query(group._lake, QuerySpec(root=QueryPart(group=group.name, version=group.version,
-                                                       columns=features)))
 
 
 # -- building ----------------------------------------------------------------------------------
@@ -180,50 +48,39 @@ class Built:
 
 @dataclass
 class _Source:
-    group: FeatureGroup
+    spec: FeatureGroupSpec
+    table: OfflineTable
     snapshot: Any
     schema: pa.Schema
 
     def read(self, columns: list[str],
              within: tuple[str, int | None, int | None] | None = None) -> pa.Table:
-        return self.group._table.read(self.snapshot, self.schema, columns, within)
+        return self.table.read(self.snapshot, self.schema, columns, within)
 
 
-def _source(lake: Lake, part: QueryPart, pinned: dict[tuple[str, int], int] | None) -> _Source:
-    group = lake.feature_group(part.group, part.version)
-    table = group._table
+def _source(resolve: Resolve, part: QueryPart,
+            pinned: dict[tuple[str, int], int] | None) -> _Source:
+    spec, table = resolve(part.group, part.version)
     commit = None if pinned is None else pinned.get((part.group, part.version))
     snapshot = table.snapshot() if commit is None or commit < 0 else table.snapshot(commit)
-    schema = group._schema(snapshot) or group._schema(table.snapshot())
+    schema = table_schema(snapshot, spec.schema) or table_schema(table.snapshot(), spec.schema)
     if schema is None:
-        raise ValidationError(f"feature group {group.name!r} has no schema and no rows yet")
+        raise ValidationError(f"feature group {spec.name!r} has no schema and no rows yet")
     missing = [c for c in part.columns if c not in schema.names]
     if missing:
-        raise SchemaError(f"feature group {group.name!r} has no column {missing[0]!r}")
-    return _Source(group, snapshot, schema)
-
-
-def _utc_micros(value: dt.datetime | dt.date | None, argument: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return (value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
-    if isinstance(value, dt.date):
-        return _utc_micros(dt.datetime(value.year, value.month, value.day), argument)
-    raise ValidationError(f"{argument}: expected a datetime or None, got {value!r}")
+        raise SchemaError(f"feature group {spec.name!r} has no column {missing[0]!r}")
+    return _Source(spec, table, snapshot, schema)
 
 
 def time_window(start_time, end_time) -> tuple[int | None, int | None]:
     """``start_time`` and ``end_time`` as UTC microseconds (None: unbounded), checked."""
-    start, end = _utc_micros(start_time, "start_time"), _utc_micros(end_time, "end_time")
+    start, end = utc_micros(start_time, "start_time"), utc_micros(end_time, "end_time")
     if start is not None and end is not None and start >= end:
         raise ValidationError(f"start_time {start_time} is not before end_time {end_time}")
     return start, end
 
 
-def _as_utc_times(column: pa.ChunkedArray | pa.Array, name: str) -> pa.ChunkedArray:
+def as_utc_times(column: pa.ChunkedArray | pa.Array, name: str) -> pa.ChunkedArray:
     """A spine's event time column as timestamp[us, UTC] (naive times are UTC)."""
     kind = type_kind(column.type)
     if kind not in ("timestamp", "date"):
@@ -240,7 +97,7 @@ def _window(table: pa.Table, column: str, start: int | None, end: int | None) ->
     """Rows with ``start <= column < end`` (microseconds, UTC)."""
     if start is None and end is None:
         return table
-    times = pc.cast(_as_utc_times(table.column(column), column), pa.int64())
+    times = pc.cast(as_utc_times(table.column(column), column), pa.int64())
     mask = None
     if start is not None:
         mask = pc.greater_equal(times, start)
@@ -261,7 +118,7 @@ class Spine:
 
 
 def _timed_groups(sources: list[_Source]) -> list[str]:
-    return [s.group.name for s in sources if s.group.event_time]
+    return [s.spec.name for s in sources if s.spec.event_time]
 
 
 def spine_of(spec: QuerySpec, sources: list[_Source], spine: Any, spine_time: str | None,
@@ -271,7 +128,7 @@ def spine_of(spec: QuerySpec, sources: list[_Source], spine: Any, spine_time: st
     still to do on it. A spine must carry event times whenever a group of the query has
     them, unless ``latest`` asks for the latest rows: it is never joined to them silently."""
     root, root_source = spec.root, sources[0]
-    root_group = root_source.group
+    root_group = root_source.spec
     or_latest = " or latest=True for the latest rows" if latest_allowed else ""
     if spine_time is not None and (not isinstance(spine_time, str) or not spine_time):
         raise ValidationError(f"spine_time: expected a column name, got {spine_time!r}")
@@ -296,7 +153,7 @@ def spine_of(spec: QuerySpec, sources: list[_Source], spine: Any, spine_time: st
             output = _window(output, time_column, start, end)
             if latest:
                 output = _latest_per_key(output, root_group.primary_key, time_column,
-                                         root_group._spec.ttl_us, now_us)
+                                         root_group.ttl_us, now_us)
         order = [(c, "ascending") for c in ([time_column] if time_column else [])
                  + root_group.primary_key]
         return Spine(output.sort_by(order), keys, time_column,
@@ -327,7 +184,7 @@ def spine_of(spec: QuerySpec, sources: list[_Source], spine: Any, spine_time: st
             raise SchemaError(f"spine: no event time column {wanted!r} to apply "
                               f"start_time/end_time to; name it with spine_time=...")
     else:
-        _as_utc_times(output.column(time_column), time_column)     # type check
+        as_utc_times(output.column(time_column), time_column)     # type check
         output = _window(output, time_column, start, end)
     joins = [(msgspec.structs.replace(root, on=root_group.primary_key), root_source),
              *zip(spec.joins, sources[1:])]
@@ -348,7 +205,7 @@ def _latest_per_key(table: pa.Table, key: list[str], time_column: str, ttl_us: i
     return table.take(pa.array(picked, pa.int64()))
 
 
-def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
+def build(resolve: Resolve, spec: QuerySpec, spine: Any, start_time, end_time,
           pinned: dict[tuple[str, int], int] | None = None, *, spine_time: str | None = None,
           latest: bool = False, latest_allowed: bool = True) -> Built:
     """Run a query; ``pinned`` maps (group, version) to the table commit to read;
@@ -358,8 +215,8 @@ def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
     if not isinstance(latest, bool):
         raise ValidationError(f"latest: expected True or False, got {latest!r}")
     start, end = time_window(start_time, end_time)
-    sources = [_source(lake, part, pinned) for part in spec.parts]
-    now_us = time.time_ns() // 1000
+    sources = [_source(resolve, part, pinned) for part in spec.parts]
+    now_us = now_micros()
     left = spine_of(spec, sources, spine, spine_time, latest, start, end, now_us,
                     latest_allowed)
     output, spine_columns, time_column, joins = left.table, left.columns, left.time_column, \
@@ -367,26 +224,26 @@ def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
     output = output.combine_chunks() if output.num_rows else output
     spine_times = None                  # None: join the latest rows (now_us is the clock)
     if time_column is not None and not latest:
-        spine_times = _as_utc_times(output.column(time_column), time_column)
+        spine_times = as_utc_times(output.column(time_column), time_column)
     # Joins whose key columns the output already has are done together, so that the spine's
     # keys are factorized once per join key (with every such group's keys), not once per group.
     base = list(output.column_names)
     pending = list(joins)
     while pending:
         ready = [j for j in pending
-                 if all(c in output.column_names for c in (j[0].on or j[1].group.primary_key))]
+                 if all(c in output.column_names for c in (j[0].on or j[1].spec.primary_key))]
         if not ready:
             part, source = pending[0]          # names a missing column: report it
             _plan_join(output, spine_columns, part, source)
-        first_on = ready[0][0].on or ready[0][1].group.primary_key
-        batch = [j for j in ready if (j[0].on or j[1].group.primary_key) == first_on]
+        first_on = ready[0][0].on or ready[0][1].spec.primary_key
+        batch = [j for j in ready if (j[0].on or j[1].spec.primary_key) == first_on]
         output = _join_batch(output, spine_columns, spine_times, now_us, batch)
         pending = [j for j in pending if j not in batch]
     order = base + [(part.prefix or "") + c for part, _ in joins
                     for c in part.columns if (part.prefix or "") + c not in spine_columns]
     if output.column_names != order:    # batches may have run out of query order
         output = output.select(order)
-    commits = [SourceCommit(group=s.group.name, version=s.group.version,
+    commits = [SourceCommit(group=s.spec.name, version=s.spec.version,
                             commit=s.snapshot.version, hash=s.snapshot.commit_hash) for s in sources]
     return Built(output, commits, spine_columns, time_column)
 
@@ -394,7 +251,7 @@ def build(lake: Lake, spec: QuerySpec, spine: Any, start_time, end_time,
 def _plan_join(output: pa.Table, spine_columns: list[str], part: QueryPart,
                source: _Source) -> list[str]:
     """Check one join against the output so far; the feature columns it adds."""
-    group = source.group
+    group = source.spec
     on = part.on or group.primary_key
     missing = [c for c in on if c not in output.column_names]
     if missing:
@@ -418,9 +275,9 @@ def _right_rows(source: _Source, features: list[str], spine_times: pa.ChunkedArr
     """A group's key and feature columns (without rows no spine row can reach), its times as
     int64 microseconds (all 0 without event time), and the ttl the kernel applies (None when
     the latest rows are joined: rows older than ``now_us - ttl`` are dropped here instead)."""
-    group = source.group
+    group = source.spec
     timed = bool(group.event_time) and spine_times is not None
-    ttl_us = group._spec.ttl_us
+    ttl_us = group.ttl_us
     within = None
     if timed:                           # the times a spine row can reach: [min - ttl, max]
         bounds = pc.min_max(spine_times)
@@ -452,11 +309,11 @@ def _join_batch(output: pa.Table, spine_columns: list[str], spine_times: pa.Chun
     plans = [p for p in plans if p[2]]
     if not plans:
         return output
-    on = plans[0][0].on or plans[0][1].group.primary_key
-    names = plans[0][1].group.primary_key
+    on = plans[0][0].on or plans[0][1].spec.primary_key
+    names = plans[0][1].spec.primary_key
     rights = [_right_rows(source, features, spine_times, now_us) for _, source, features in plans]
     left_keys = pa.table([output.column(c) for c in on], names=names)
-    right_keys = _concat_keys([rows.select(source.group.primary_key).rename_columns(names)
+    right_keys = _concat_keys([rows.select(source.spec.primary_key).rename_columns(names)
                                for (rows, _, _), (_, source, _) in zip(rights, plans)])
     if right_keys is None:              # key types differ between the groups: one at a time
         for plan, right in zip(plans, rights):
@@ -468,18 +325,18 @@ def _join_batch(output: pa.Table, spine_columns: list[str], spine_times: pa.Chun
         codes = right_codes[start:start + right.num_rows]
         start += right.num_rows
         output = _match_and_add(output, spine_times, left_codes, codes, times, n_codes, ttl_us,
-                                right, part, features, source.group.event_time is not None)
+                                right, part, features, source.spec.event_time is not None)
     return output
 
 
 def _join_batch_of_one(output, spine_times, on, plan, right_rows) -> pa.Table:
     part, source, features = plan
     right, times, ttl_us = right_rows
-    names = source.group.primary_key
+    names = source.spec.primary_key
     left_codes, codes, n_codes = key_codes(pa.table([output.column(c) for c in on], names=names),
                                            right, names, names)
     return _match_and_add(output, spine_times, left_codes, codes, times, n_codes, ttl_us, right,
-                          part, features, source.group.event_time is not None)
+                          part, features, source.spec.event_time is not None)
 
 
 def _concat_keys(tables: list[pa.Table]) -> pa.Table | None:

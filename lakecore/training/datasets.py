@@ -13,12 +13,10 @@ Transforms are applied when the data is read, from the fitted statistics.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -26,17 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lakecore.training import transforms as tf
 from lakecore.base.arrow import type_kind
 from lakecore.base.files import fsync_path, remove_tree, replace_file
-from lakecore.base.storage_errors import guard_storage
-from lakecore.catalog.store import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
-from lakecore.errors import SchemaError, ValidationError
 from lakecore.base.hashing import digest_record
-from lakecore.query.planner import _as_utc_times, _utc_micros, build
-
-if TYPE_CHECKING:
-    from lakecore.lake import Lake
+from lakecore.base.times import now_millis, utc_micros
+from lakecore.catalog.specs import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
+from lakecore.errors import SchemaError, ValidationError
+from lakecore.query.planner import Resolve, as_utc_times, build
+from lakecore.training import transforms as tf
 
 
 def folder_of(view: str, view_version: int, version: int) -> str:
@@ -75,7 +70,7 @@ def parse_split(split: Any) -> list[SplitPart]:
     if all(isinstance(v, (tuple, list)) and len(v) == 2 for v in values):
         parts = []
         for name, (start, end) in split.items():
-            start_us, end_us = _utc_micros(start, "split"), _utc_micros(end, "split")
+            start_us, end_us = utc_micros(start, "split"), utc_micros(end, "split")
             if start_us is None or end_us is None or start_us >= end_us:
                 raise ValidationError(f"split: {name!r} needs a start before its end, got "
                                       f"{(start, end)!r}")
@@ -84,7 +79,7 @@ def parse_split(split: Any) -> list[SplitPart]:
     raise ValidationError(f"split: expected fractions or (start, end) pairs, got {split!r}")
 
 
-def _split_rows(table: pa.Table, time_column: str | None, parts: list[SplitPart],
+def split_rows(table: pa.Table, time_column: str | None, parts: list[SplitPart],
                 seed: int) -> dict[str, np.ndarray]:
     """Row indices of each split, in spine order."""
     n = table.num_rows
@@ -100,7 +95,7 @@ def _split_rows(table: pa.Table, time_column: str | None, parts: list[SplitPart]
         return rows
     if time_column is None:
         raise SchemaError("split: a time split needs the spine's event time column")
-    times = pc.cast(_as_utc_times(table.column(time_column), time_column), pa.int64())
+    times = pc.cast(as_utc_times(table.column(time_column), time_column), pa.int64())
     times = times.to_numpy(zero_copy_only=False) if times.null_count == 0 else \
         pc.fill_null(times, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
     return {p.name: np.flatnonzero((times >= p.start_us) & (times < p.end_us)) for p in parts}
@@ -108,6 +103,8 @@ def _split_rows(table: pa.Table, time_column: str | None, parts: list[SplitPart]
 
 # Rows per dataset file: a big split is several files, written on several threads.
 PART_ROWS = 1 << 19
+# The spine row number, kept in files written by Spark (whose row order is its own).
+ROW_ID = "__lakecore_row__"
 
 
 class _HashingFile:
@@ -167,36 +164,41 @@ def content_hash(spec: TrainingDatasetSpec) -> str:
     })
 
 
-def materialize(lake: Lake, view: FeatureViewSpec, version: int, *, spine: pa.Table | None,
+def materialize(resolve: Resolve, lake_path: str, view: FeatureViewSpec, version: int, *,
+                spine: pa.Table | None,
                 spine_time: str | None, start_time, end_time, split: list[SplitPart], seed: int,
                 description: str, folder: str, pinned: dict[tuple[str, int], int] | None = None,
-                stored_spine: DataFile | None = None, spark: Any = None) -> TrainingDatasetSpec:
-    """Build the view's data and write it to ``folder`` (relative to the lake); the manifest."""
+                stored_spine: DataFile | None = None, spark: Any = None,
+                spark_engine: Any = None) -> TrainingDatasetSpec:
+    """Build the view's data and write it to ``folder`` (relative to the lake); the manifest.
+    With a SparkSession as ``spark``, ``spark_engine.materialize`` (the Spark integration) runs
+    the joins and writes the files instead, with the same splits, transforms and manifest."""
     pool = ThreadPoolExecutor(2, thread_name_prefix="lakecore-write")
     try:
-        return _materialize(lake, view, version, spine, spine_time, start_time, end_time, split,
-                            seed, description, folder, pinned, stored_spine, pool, spark)
+        return _materialize(resolve, lake_path, view, version, spine, spine_time, start_time,
+                            end_time, split, seed, description, folder, pinned, stored_spine,
+                            pool, spark, spark_engine)
     finally:
         pool.shutdown(wait=True)
 
 
-def _materialize(lake, view, version, spine, spine_time, start_time, end_time, split, seed,
-                 description, folder, pinned, stored_spine, pool, spark=None
-                 ) -> TrainingDatasetSpec:
+def _materialize(resolve, lake_path, view, version, spine, spine_time, start_time, end_time,
+                 split, seed, description, folder, pinned, stored_spine, pool, spark,
+                 spark_engine) -> TrainingDatasetSpec:
     spine_file = None
     if spine is not None and stored_spine is None:      # written while the joins run
-        spine_file = pool.submit(write_parquet, spine, lake.path,
+        spine_file = pool.submit(write_parquet, spine, lake_path,
                                  os.path.join(folder, "spine.parquet"))
     if spark is not None:
-        return _materialize_on_spark(lake, view, version, spine, spine_time, start_time,
-                                     end_time, split, seed, description, folder, pinned,
-                                     stored_spine, spine_file, spark)
-    built = build(lake, view.query, spine, start_time, end_time, pinned,
+        return spark_engine.materialize(spark, resolve, lake_path, view, version, spine,
+                                        spine_time, start_time, end_time, split, seed,
+                                        description, folder, pinned, stored_spine, spine_file)
+    built = build(resolve, view.query, spine, start_time, end_time, pinned,
                   spine_time=spine_time, latest_allowed=False)
     table = built.table
-    key_columns, features = _key_and_feature_columns(view, table.column_names,
-                                                     built.spine_columns)
-    rows = _split_rows(table, built.time_column, split, seed)
+    key_columns, features = key_and_feature_columns(view, table.column_names,
+                                                    built.spine_columns)
+    rows = split_rows(table, built.time_column, split, seed)
     fit_on = "train" if "train" in rows else next(iter(rows))
     raw = table.select(key_columns + features + view.labels)
     fit_rows = raw.select(features) if not split else \
@@ -207,18 +209,18 @@ def _materialize(lake, view, version, spine, spine_time, start_time, end_time, s
         whole = len(indices) == raw.num_rows and not split
         rows_of_split = raw if whole else raw.take(pa.array(indices, pa.int64()))
         writes[name] = [
-            pool.submit(write_parquet, rows_of_split.slice(start, PART_ROWS), lake.path,
+            pool.submit(write_parquet, rows_of_split.slice(start, PART_ROWS), lake_path,
                         os.path.join(folder, f"{name}-{start // PART_ROWS:04d}.parquet"))
             for start in range(0, max(rows_of_split.num_rows, 1), PART_ROWS)]
     files = {name: [future.result() for future in futures] for name, futures in writes.items()}
     if spine_file is not None:
         stored_spine = spine_file.result()
-    return _manifest(lake, view, version, built, stored_spine, spine_time, start_time, end_time,
+    return manifest(lake_path, view, version, built, stored_spine, spine_time, start_time, end_time,
                      split, seed, key_columns, features, fitted, files, description, folder,
                      "lakecore")
 
 
-def _key_and_feature_columns(view: FeatureViewSpec, names: list[str],
+def key_and_feature_columns(view: FeatureViewSpec, names: list[str],
                              spine_columns: list[str]) -> tuple[list[str], list[str]]:
     """The dataset's key columns (the spine's, labels aside) and features (the rest, labels
     aside); SchemaError when a label is in neither."""
@@ -231,133 +233,17 @@ def _key_and_feature_columns(view: FeatureViewSpec, names: list[str],
     return key_columns, features
 
 
-def _manifest(lake, view, version, built, stored_spine, spine_time, start_time, end_time, split, seed,
-              key_columns, features, fitted, files, description, folder,
-              engine: str) -> TrainingDatasetSpec:
+def manifest(lake_path, view, version, built, stored_spine, spine_time, start_time, end_time,
+             split, seed, key_columns, features, fitted, files, description, folder,
+             engine: str) -> TrainingDatasetSpec:
     """Make the dataset's folder durable and return its manifest, hashed."""
-    fsync_path(os.path.join(lake.path, folder))
+    fsync_path(os.path.join(lake_path, folder))
     spec = TrainingDatasetSpec(
         view=view.name, view_version=view.version, version=version, sources=built.sources,
-        spine=stored_spine, spine_time=spine_time, start_time_us=_utc_micros(start_time, "start_time"),
-        end_time_us=_utc_micros(end_time, "end_time"), splits=split, seed=seed,
+        spine=stored_spine, spine_time=spine_time,
+        start_time_us=utc_micros(start_time, "start_time"),
+        end_time_us=utc_micros(end_time, "end_time"), splits=split, seed=seed,
         key_columns=key_columns, features=features, labels=list(view.labels),
         transforms=fitted, files=files, description=description,
-        created_at_ms=time.time_ns() // 1_000_000, hash="", engine=engine)
+        created_at_ms=now_millis(), hash="", engine=engine)
     return msgspec.structs.replace(spec, hash=content_hash(spec))
-
-
-def _materialize_on_spark(lake, view, version, spine, spine_time, start_time, end_time, split,
-                          seed, description, folder, pinned, stored_spine, spine_file,
-                          spark) -> TrainingDatasetSpec:
-    """The joins and the writing on Spark; splits, fitted transforms and the manifest as in
-    the embedded engine."""
-    from lakecore.integrations.spark import ROW, build_on_spark, write_on_spark
-
-    frame, built = build_on_spark(spark, lake, view.query, spine, start_time, end_time, pinned,
-                                  spine_time=spine_time)
-    key_columns, features = _key_and_feature_columns(
-        view, [c for c in frame.columns if c != ROW], built.spine_columns)
-    rows = _split_rows(built.table, built.time_column, split, seed)
-    fit_on = "train" if "train" in rows else next(iter(rows))
-    fit_rows = spark.createDataFrame(pa.table({ROW: pa.array(rows[fit_on], pa.int64())}))
-    fitted = tf.fit(frame.join(fit_rows, on=ROW).select(*features).toArrow()
-                    if features else pa.table({}), view.transforms)
-    files = write_on_spark(spark, frame, lake.path, folder, rows,
-                           key_columns + features + list(view.labels), PART_ROWS)
-    if spine_file is not None:
-        stored_spine = spine_file.result()
-    return _manifest(lake, view, version, built, stored_spine, spine_time, start_time, end_time,
-                     split, seed, key_columns, features, fitted, files, description, folder,
-                     "spark")
-
-
-def _micros_to_datetime(us: int | None) -> dt.datetime | None:
-    if us is None:
-        return None
-    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=us)
-
-
-@guard_storage()
-class TrainingDataset:
-    """A materialized training dataset of a feature view (see the module doc)."""
-
-    def __init__(self, lake: Lake, spec: TrainingDatasetSpec):
-        self._lake = lake
-        self._spec = spec
-
-    version = property(lambda self: self._spec.version)
-    hash = property(lambda self: self._spec.hash)
-    labels = property(lambda self: list(self._spec.labels))
-
-    @property
-    def features(self) -> list[str]:
-        """Feature names as ``read()`` returns them (after transforms), before the labels."""
-        return tf.output_names(self._spec.features, self._spec.transforms)
-
-    @property
-    def splits(self) -> dict[str, int]:
-        """Split name -> number of rows (empty without splits)."""
-        if not self._spec.splits:
-            return {}
-        return {p.name: sum(f.rows for f in self._spec.files[p.name]) for p in self._spec.splits}
-
-    @property
-    def sources(self) -> list:
-        """The exact commit of every feature group read."""
-        return list(self._spec.sources)
-
-    def __repr__(self) -> str:
-        return (f"TrainingDataset({self._spec.view!r}@{self._spec.view_version}, "
-                f"version={self.version}, hash={self.hash[:19]}...)")
-
-    def read(self, split: str | None = None, *, with_keys: bool = False) -> pa.Table:
-        """The rows of ``split`` (every split, in order, when None): the spine's key columns
-        when ``with_keys``, then the transformed features, then the labels."""
-        self._lake._check_open()
-        spec = self._spec
-        if split is None:
-            names = list(spec.files)
-        elif split in spec.files:
-            names = [split]
-        else:
-            raise ValidationError(f"split: no split {split!r} (splits: {', '.join(spec.files)})")
-        tables = []
-        for n in names:
-            parts = [pq.read_table(os.path.join(self._lake.path, f.path)) for f in spec.files[n]]
-            if spec.engine == "spark":      # files hold the row id: restore spine order
-                from lakecore.integrations.spark import ROW
-
-                whole = pa.concat_tables(parts, promote_options="permissive") if parts else None
-                parts = [] if whole is None else [whole.sort_by(ROW).drop_columns([ROW])]
-            tables.extend(parts)
-        raw = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 \
-            else tables[0]
-        features = tf.apply(raw.select(spec.features), spec.transforms)
-        columns = ([raw.column(c) for c in spec.key_columns] if with_keys else []) + \
-            list(features.columns) + [raw.column(c) for c in spec.labels]
-        names = (spec.key_columns if with_keys else []) + features.column_names + spec.labels
-        return pa.table(columns, names=names)
-
-    def recreate(self, *, spark: Any = None) -> TrainingDataset:
-        """Rebuild this dataset from the exact commits and spine it was made from (into a
-        ``recreated`` folder beside it); the result has the same hash when nothing changed.
-        A dataset built on Spark is rebuilt on Spark (pass the session)."""
-        lake, spec = self._lake, self._spec
-        lake._check_open()
-        if spec.engine == "spark" and spark is None:
-            raise ValidationError("this training dataset was built on Spark: pass spark= "
-                                  "(a SparkSession) to recreate it")
-        view = lake.feature_view(spec.view, spec.view_version)._spec
-        spine = None
-        if spec.spine is not None:
-            spine = pq.read_table(os.path.join(lake.path, spec.spine.path))
-        folder = os.path.join(folder_of(spec.view, spec.view_version, spec.version), "recreated")
-        pinned = {(s.group, s.version): s.commit for s in spec.sources}
-        rebuilt = materialize(lake, view, spec.version, spine=spine, spine_time=spec.spine_time,
-                              start_time=_micros_to_datetime(spec.start_time_us),
-                              end_time=_micros_to_datetime(spec.end_time_us), split=spec.splits,
-                              seed=spec.seed, description=spec.description, folder=folder,
-                              pinned=pinned, stored_spine=spec.spine,
-                              spark=spark if spec.engine == "spark" else None)
-        return TrainingDataset(lake, rebuilt)
-

@@ -15,27 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakecore.base.arrow import type_kind
+from lakecore.catalog.specs import Fitted
 from lakecore.errors import SchemaError, ValidationError
 
 SCALERS = ("standard_scaler", "min_max_scaler", "robust_scaler")
 ENCODERS = ("label_encoder", "one_hot_encoder")
 BUILT_INS = SCALERS + ENCODERS
-
-
-class Fitted(msgspec.Struct, frozen=True, kw_only=True):
-    """A transform fitted on training data."""
-
-    column: str
-    kind: str
-    center: float = 0.0             # scalers: subtracted, then divided by scale
-    scale: float = 1.0
-    values: list[Any] = []          # encoders: the sorted train values
 
 
 def check_transforms(transforms: Any) -> dict[str, str]:

@@ -1,0 +1,161 @@
+"""The catalog's records: every definition the lake holds, as msgspec Structs.
+
+Groups, views (with their queries), training dataset manifests (with the fitted transforms
+and the exact source commits) and model versions. They are plain data: the engines and
+domain objects above read them, and the catalog store persists them as one JSON file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from lakecore.base.hashing import digest_record
+
+
+class Fitted(msgspec.Struct, frozen=True, kw_only=True):
+    """A transform fitted on training data."""
+
+    column: str
+    kind: str
+    center: float = 0.0             # scalers: subtracted, then divided by scale
+    scale: float = 1.0
+    values: list[Any] = []          # encoders: the sorted train values
+
+
+class QueryPart(msgspec.Struct, frozen=True, kw_only=True):
+    """One group in a query: its selected feature columns and, for a joined group, the spine
+    columns matched to its primary key and the prefix of its output columns."""
+
+    group: str
+    version: int
+    columns: list[str]
+    on: list[str] | None = None
+    prefix: str | None = None
+
+
+class QuerySpec(msgspec.Struct, frozen=True, kw_only=True):
+    root: QueryPart
+    joins: list[QueryPart] = []
+
+    @property
+    def parts(self) -> list[QueryPart]:
+        return [self.root, *self.joins]
+
+
+class SourceCommit(msgspec.Struct, frozen=True, kw_only=True):
+    """The exact table commit a read used."""
+
+    group: str
+    version: int
+    commit: int                     # the Delta table version (-1: the table had no commit)
+    hash: str | None
+
+
+class FeatureGroupSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A feature group version's definition."""
+
+    name: str
+    version: int
+    primary_key: list[str]
+    event_time: str | None
+    schema: str | None          # Delta schemaString of the stored schema, once known
+    online: bool
+    ttl_us: int | None
+    description: str
+    tags: dict[str, str]
+    created_at_ms: int
+    table_id: str
+    location: str               # relative to the lake folder
+
+
+class FeatureViewSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A feature view version's definition."""
+
+    name: str
+    version: int
+    query: QuerySpec
+    labels: list[str]
+    transforms: dict[str, str]
+    description: str
+    created_at_ms: int
+
+
+class SplitPart(msgspec.Struct, frozen=True, kw_only=True):
+    """One split of a training dataset: a fraction of the rows, or the rows whose spine event
+    time is in ``[start_us, end_us)``."""
+
+    name: str
+    fraction: float | None = None
+    start_us: int | None = None
+    end_us: int | None = None
+
+
+class DataFile(msgspec.Struct, frozen=True, kw_only=True):
+    path: str                   # relative to the lake folder
+    sha256: str
+    rows: int
+
+
+class TrainingDatasetSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A training dataset's manifest: everything needed to read, verify and recreate it."""
+
+    view: str
+    view_version: int
+    version: int
+    sources: list[SourceCommit]         # the exact commit of every group read
+    spine: DataFile | None              # the spine passed in (None: the root group's rows)
+    start_time_us: int | None
+    end_time_us: int | None
+    splits: list[SplitPart]
+    seed: int
+    key_columns: list[str]              # the spine's columns that are neither labels nor features
+    features: list[str]                 # before transforms
+    labels: list[str]
+    transforms: list[Fitted]
+    files: dict[str, list[DataFile]]    # split name ("all" without splits) -> its parts
+    description: str
+    created_at_ms: int
+    hash: str
+    engine: str = "lakecore"            # "spark": joined and written by Spark
+    spine_time: str | None = None       # the spine's event time column, when named by the user
+
+
+class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered model version: its artifact files (copied into the lake), parameters,
+    metrics and the training dataset it was made from."""
+
+    name: str
+    version: int
+    artifact: str                       # the artifact's path, relative to the lake
+    files: list[DataFile]               # every file of the artifact
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    training_data: list[Any] | None     # [view, view version, dataset version, dataset hash]
+    description: str
+    created_at_ms: int
+    hash: str
+
+
+class CatalogState(msgspec.Struct, kw_only=True):
+    format: int = 1
+    feature_groups: list[FeatureGroupSpec] = []
+    feature_views: list[FeatureViewSpec] = []
+    training_datasets: list[TrainingDatasetSpec] = []
+    models: list[ModelSpec] = []
+    aliases: dict[str, dict[str, int]] = {}     # model name -> alias -> version
+    # the highest version ever deleted, so that none is used twice: "model:NAME" for model
+    # versions, "td:VIEW@VERSION" for a view's training datasets
+    retired: dict[str, int] = {}
+
+
+def next_version(state: CatalogState, family: str, versions: list[int]) -> int:
+    """The next version of ``family`` (see ``CatalogState.retired``): never one used before."""
+    return 1 + max([*versions, state.retired.get(family, 0)])
+
+
+def view_hash(view: Any) -> str:
+    """The hash of a feature view's definition (its query, labels and transforms)."""
+    return digest_record({"view": [view.name, view.version], "query": view.query,
+                          "labels": view.labels, "transforms": view.transforms})

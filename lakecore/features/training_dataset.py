@@ -1,0 +1,120 @@
+"""``TrainingDataset``: a feature view's materialized training data (the files and manifest
+written by ``lakecore.training.datasets``), read back with the fitted transforms applied."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lakecore.base.refs import dataset_ref
+from lakecore.base.storage_errors import guard_storage
+from lakecore.base.times import from_micros
+from lakecore.catalog.specs import FeatureViewSpec, TrainingDatasetSpec
+from lakecore.errors import NotFoundError, ValidationError
+from lakecore.features.context import LakeContext
+from lakecore.training import transforms as tf
+from lakecore.training.datasets import ROW_ID, folder_of, materialize
+
+
+def view_spec(ctx: LakeContext, name: str, version: int | None) -> FeatureViewSpec:
+    """The definition of feature view ``name`` at ``version`` (latest when None)."""
+    specs = [v for v in ctx.catalog.state().feature_views if v.name == name]
+    spec = max(specs, key=lambda v: v.version, default=None) if version is None else \
+        next((v for v in specs if v.version == version), None)
+    if spec is None:
+        which = f"version {version}" if version is not None else "any version"
+        raise NotFoundError(f"feature view {name!r} ({which}) not found")
+    return spec
+
+
+@guard_storage()
+class TrainingDataset:
+    """A materialized training dataset of a feature view (see the module doc)."""
+
+    def __init__(self, ctx: LakeContext, spec: TrainingDatasetSpec):
+        self._ctx = ctx
+        self._spec = spec
+
+    version = property(lambda self: self._spec.version)
+    hash = property(lambda self: self._spec.hash)
+    labels = property(lambda self: list(self._spec.labels))
+
+    @property
+    def features(self) -> list[str]:
+        """Feature names as ``read()`` returns them (after transforms), before the labels."""
+        return tf.output_names(self._spec.features, self._spec.transforms)
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Split name -> number of rows (empty without splits)."""
+        if not self._spec.splits:
+            return {}
+        return {p.name: sum(f.rows for f in self._spec.files[p.name]) for p in self._spec.splits}
+
+    @property
+    def sources(self) -> list:
+        """The exact commit of every feature group read."""
+        return list(self._spec.sources)
+
+    @property
+    def ref(self) -> str:
+        """This object's ref (see ``lakecore.base.refs``), as ``lineage`` takes it."""
+        return dataset_ref(self._spec.view, self._spec.view_version, self.version)
+
+    def __repr__(self) -> str:
+        return (f"TrainingDataset({self._spec.view!r}@{self._spec.view_version}, "
+                f"version={self.version}, hash={self.hash[:19]}...)")
+
+    def read(self, split: str | None = None, *, with_keys: bool = False) -> pa.Table:
+        """The rows of ``split`` (every split, in order, when None): the spine's key columns
+        when ``with_keys``, then the transformed features, then the labels."""
+        self._ctx.check_open()
+        spec = self._spec
+        if split is None:
+            names = list(spec.files)
+        elif split in spec.files:
+            names = [split]
+        else:
+            raise ValidationError(f"split: no split {split!r} (splits: {', '.join(spec.files)})")
+        tables = []
+        for n in names:
+            parts = [pq.read_table(os.path.join(self._ctx.path, f.path)) for f in spec.files[n]]
+            if spec.engine == "spark":      # files hold the row id: restore spine order
+                whole = pa.concat_tables(parts, promote_options="permissive") if parts else None
+                parts = [] if whole is None else [whole.sort_by(ROW_ID).drop_columns([ROW_ID])]
+            tables.extend(parts)
+        raw = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 \
+            else tables[0]
+        features = tf.apply(raw.select(spec.features), spec.transforms)
+        columns = ([raw.column(c) for c in spec.key_columns] if with_keys else []) + \
+            list(features.columns) + [raw.column(c) for c in spec.labels]
+        names = (spec.key_columns if with_keys else []) + features.column_names + spec.labels
+        return pa.table(columns, names=names)
+
+    def recreate(self, *, spark: Any = None) -> TrainingDataset:
+        """Rebuild this dataset from the exact commits and spine it was made from (into a
+        ``recreated`` folder beside it); the result has the same hash when nothing changed.
+        A dataset built on Spark is rebuilt on Spark (pass the session)."""
+        ctx, spec = self._ctx, self._spec
+        ctx.check_open()
+        if spec.engine == "spark" and spark is None:
+            raise ValidationError("this training dataset was built on Spark: pass spark= "
+                                  "(a SparkSession) to recreate it")
+        view = view_spec(ctx, spec.view, spec.view_version)
+        spine = None
+        if spec.spine is not None:
+            spine = pq.read_table(os.path.join(ctx.path, spec.spine.path))
+        folder = os.path.join(folder_of(spec.view, spec.view_version, spec.version), "recreated")
+        pinned = {(s.group, s.version): s.commit for s in spec.sources}
+        rebuilt = materialize(ctx.resolve, ctx.path, view, spec.version, spine=spine, spine_time=spec.spine_time,
+                              start_time=from_micros(spec.start_time_us),
+                              end_time=from_micros(spec.end_time_us), split=spec.splits,
+                              seed=spec.seed, description=spec.description, folder=folder,
+                              pinned=pinned, stored_spine=spec.spine,
+                              spark=spark if spec.engine == "spark" else None,
+                              spark_engine=ctx.spark)
+        return TrainingDataset(ctx, rebuilt)
+

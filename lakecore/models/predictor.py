@@ -1,0 +1,111 @@
+"""``Predictor``: a registered model loaded in this process, scoring keys from the online
+store through its training data's feature view and fitted transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakecore.base.storage_errors import guard_storage
+from lakecore.errors import ValidationError
+from lakecore.features.context import LakeContext
+from lakecore.features.feature_view import FeatureView
+from lakecore.features.training_dataset import view_spec
+from lakecore.models.registry import ModelRegistry, ModelVersion
+
+
+@guard_storage()
+class Predictor:
+    """A model version loaded in this process, scoring keys from the online store.
+
+    Get one from ``Lake.predictor``. ``predict(keys)`` reads each key's online feature
+    vector through the model's training data (its feature view, column order and fitted
+    transforms), builds a 2-D float64 matrix and calls the model on it; ``reload()`` follows
+    an alias that has moved.
+
+    Examples
+    --------
+    >>> import json, os, tempfile, lakecore
+    >>> class Scaler:                       # any object with .predict(X) will do
+    ...     def __init__(self, factor):
+    ...         self.factor = factor
+    ...     def predict(self, X):
+    ...         return (self.factor * X[:, 0]).tolist()
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> fg = lake.create_feature_group("spend", primary_key="card", online=True)
+    >>> _ = fg.insert({"card": [1, 2], "total": [10.0, 20.0]})
+    >>> view = lake.create_feature_view("spend_view", query=fg.select_all())
+    >>> td = view.create_training_data()
+    >>> artifact = os.path.join(tempfile.mkdtemp(), "model.json")
+    >>> with open(artifact, "w") as f:
+    ...     json.dump({"factor": 2}, f)
+    >>> _ = lake.models.register("doubler", artifact, training_data=td)
+    >>> def load(path):
+    ...     with open(path) as f:
+    ...         return Scaler(json.load(f)["factor"])
+    >>> lake.predictor("doubler", load=load, fill=0.0).predict({"card": [2, 1, 7]})
+    [40.0, 20.0, 0.0]
+    >>> lake.close()
+    """
+
+    def __init__(self, ctx: LakeContext, name: str, version: int | None, alias: str | None,
+                 load: Callable[[str], Any], fill: float | None = None):
+        if not callable(load):
+            raise ValidationError("load: expected a function taking the artifact path")
+        if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float))):
+            raise ValidationError(f"fill: expected a number or None, got {fill!r}")
+        self._ctx, self._name, self._version, self._alias, self._load = \
+            ctx, name, version, alias, load
+        self._fill = None if fill is None else float(fill)
+        self.model_version: ModelVersion | None = None
+        self.model: Any = None
+        self.reload()
+
+    def reload(self) -> bool:
+        """Follow the alias (or version) again; True when another version was loaded."""
+        found = ModelRegistry(self._ctx).get(self._name, self._version, alias=self._alias)
+        if self.model_version is not None and found.version == self.model_version.version:
+            return False
+        if found._spec.training_data is None:
+            raise ValidationError(f"model {self._name!r} version {found.version} has no "
+                                  f"training data, so its features are unknown")
+        self.model = self._load(found.path)
+        self.model_version = found
+        return True
+
+    @property
+    def version(self) -> int:
+        return self.model_version.version
+
+    def features(self, keys: Any) -> np.ndarray:
+        """The model's input matrix for ``keys``: online feature vectors through its training
+        data's feature view and transforms, float64, in training column order. Missing
+        values (unknown keys, rows past the ttl) are NaN, or the predictor's ``fill``."""
+        view_name, view_version, td_version, _ = self.model_version._spec.training_data
+        view = FeatureView(self._ctx, view_spec(self._ctx, view_name, view_version))
+        vectors = view.feature_vectors(keys, training_data=td_version)
+        columns = []
+        for column in vectors.columns:
+            column = pc.cast(column, pa.float64())
+            if self._fill is not None:
+                column = pc.fill_null(column, self._fill)
+            columns.append(column.to_numpy(zero_copy_only=False))
+        if not columns:
+            return np.zeros((vectors.num_rows, 0))
+        return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+
+    def predict(self, keys: Any, *, method: str = "predict") -> Any:
+        """The model's answer for ``keys`` (data with the view's join key columns):
+        ``model.<method>(X)`` on the matrix of ``features(keys)``; ``method="predict_proba"``
+        for a scikit-learn classifier's probabilities."""
+        if not isinstance(method, str) or not method.isidentifier():
+            raise ValidationError(f"method: expected the name of a method, got {method!r}")
+        call = getattr(self.model, method, None)
+        if not callable(call):
+            raise ValidationError(f"method: model {self._name!r} version {self.version} "
+                                  f"({type(self.model).__name__}) has no method {method!r}")
+        return call(self.features(keys))
