@@ -25,11 +25,12 @@ def entity_rows(n: int, seed: int = 0) -> pa.Table:
 
 
 def online_lake(path: str, rows: pa.Table):
-    """A lake at ``path`` whose online group ``entities`` holds ``rows``; returns the group."""
+    """A lake at ``path`` whose online group ``entities`` holds ``rows``; returns the lake
+    and the group."""
     lake = lakecore.open(path)
     fg = lake.create_feature_group("entities", primary_key="id", event_time="ts", online=True)
     fg.insert(rows)
-    return fg
+    return lake, fg
 
 
 def request_keys(n: int, count: int, seed: int = 1) -> pa.Table:

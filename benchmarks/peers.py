@@ -31,11 +31,11 @@ def _best(fn, repeat: int):
 
 
 def worker(n: int, threads: int, repeat: int) -> dict:
-    import numpy as np
-
     import duckdb
-    import lakecore
+    import numpy as np
     import polars as pl
+
+    import lakecore
     from benchmarks.data import asof_tables
 
     left, right = asof_tables(n, n, max(n // 100, 1), seed=0)

@@ -8,7 +8,7 @@ One process, every store measured in the same run, on the same rows
 
 - **reads** of 1, 1,000 and 10,000 random existing keys (medians of many calls):
   - lakecore ``fg.online_read(keys)``: an Arrow table of the keys, event time and 20 features
-    in request order, and for one key also the store's dict path (``read_dict``), which the
+    in request order, and for one key also the store's row path (``read_many``), which the
     feature view's ``feature_vector`` uses;
   - the floor: a plain py-lmdb ``txn.get`` loop over the same encoded keys, in the lake's own
     LMDB database, returning the raw values (no decoding, no Arrow), in a transaction with
@@ -35,7 +35,8 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.online_data import entity_rows, online_lake, request_keys, sqlite_store
-from lakecore.online.store import encode_keys, encode_values, environment
+from lakecore.online.codec import encode_keys, encode_values
+from lakecore.online.environments import environment
 
 
 def median_us(fn, calls: int) -> float:
@@ -77,8 +78,7 @@ def run(n: int, repeat: int, work: str) -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     rows = entity_rows(n)
-    fg = online_lake(f"{work}/lake", rows)
-    lake = fg._lake
+    lake, fg = online_lake(f"{work}/lake", rows)
     store, layout = lake.online_store, fg._read_layout()
     env = environment(store.path, create=False)
     db = store._database("entities", 1)[1]
@@ -88,8 +88,8 @@ def run(n: int, repeat: int, work: str) -> None:
     sqlite = sqlite_store(f"{work}/sqlite.db", keys, values)
 
     print(f"\nreads: {n:.0e} entities x 20 float64 features, random existing keys")
-    print(f"| keys | lakecore online_read us | py-lmdb get loop (floor) us | sqlite3 us | "
-          f"lakecore / floor | sqlite3 / lakecore |")
+    print("| keys | lakecore online_read us | py-lmdb get loop (floor) us | sqlite3 us | "
+          "lakecore / floor | sqlite3 / lakecore |")
     print("|---|---|---|---|---|---|")
     for count, calls in [(1, 20000), (1000, 300), (10000, 40)]:
         request = request_keys(n, count)
@@ -111,8 +111,10 @@ def run(n: int, repeat: int, work: str) -> None:
         print(f"| {count:,} | {ours:.1f} | {base:.1f} | {theirs:.1f} | {ours / base:.2f}x | "
               f"{theirs / ours:.2f}x |")
     one = tuple(request_keys(n, 1).column("id").to_pylist())
-    dict_us = median_us(lambda: store.read_dict("entities", 1, layout, one, None), 20000)
-    print(f"one key as a dict (OnlineStore.read_dict): {dict_us:.1f} us")
+    db = store.database("entities", 1)
+    row_us = median_us(lambda: store.read_many([(db, layout, one, None)]), 20000)
+    print(f"one key as Python values (OnlineStore.read_many, the feature-vector path): "
+          f"{row_us:.1f} us")
 
     print(f"\ningest into the online store (best of {repeat}, fsync included)")
     print("| write | rows | lakecore s | rows/s | py-lmdb floor s | sqlite3 s | "

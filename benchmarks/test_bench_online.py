@@ -6,7 +6,9 @@ import tempfile
 import pytest
 
 from benchmarks.online_data import entity_rows, online_lake, request_keys
-from lakecore.online.store import OnlineStore, encode_keys, environment
+from lakecore.online.codec import encode_keys
+from lakecore.online.environments import environment
+from lakecore.online.store import OnlineStore
 
 N = 1_000_000
 
@@ -14,9 +16,9 @@ N = 1_000_000
 @pytest.fixture(scope="module")
 def group():
     with tempfile.TemporaryDirectory() as path:
-        fg = online_lake(path, entity_rows(N))
+        lake, fg = online_lake(path, entity_rows(N))
         yield fg
-        fg._lake.close()
+        lake.close()
 
 
 @pytest.mark.parametrize("count", [1, 1000, 10000])
@@ -28,7 +30,7 @@ def test_online_read(benchmark, group, count):
 
 @pytest.mark.parametrize("count", [1, 1000, 10000])
 def test_py_lmdb_get_loop_floor(benchmark, group, count):
-    layout, store = group._read_layout(), group._lake.online_store
+    layout, store = group._read_layout(), group._ctx.online_store
     encoded = encode_keys(request_keys(N, count), layout)
     env, db = environment(store.path, create=False), store._database("entities", 1)[1]
 
@@ -40,10 +42,11 @@ def test_py_lmdb_get_loop_floor(benchmark, group, count):
     assert all(v is not None for v in benchmark(floor))
 
 
-def test_read_dict_one_key(benchmark, group):
-    layout, store = group._read_layout(), group._lake.online_store
+def test_read_many_one_key(benchmark, group):
+    layout, store = group._read_layout(), group._ctx.online_store
     key = tuple(request_keys(N, 1).column("id").to_pylist())
-    assert len(benchmark(store.read_dict, "entities", 1, layout, key, None)) == 20
+    request = [(store.database("entities", 1), layout, key, None)]
+    assert len(benchmark(store.read_many, request)[0]) == 20
 
 
 def test_bulk_load(benchmark, group):

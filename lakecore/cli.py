@@ -182,7 +182,7 @@ def quickstart(path: str | None, rows: int) -> int:
             report = lake.verify()
         print(f"  verify: {'ok' if report.ok else 'PROBLEMS'} ({report.files_checked} files)")
         print(f"- lineage of model fraud_scorer v{version.version} (what it was made from):")
-        for line in lineage_tree(lake, f"model:fraud_scorer@{version.version}", "upstream"):
+        for line in lineage_tree(lake, version.ref, "upstream"):
             print(f"    {line}")
         print(f"done in {time.perf_counter() - total:.1f} s; try: lakecore info {folder}")
     return 0 if report.ok else 1

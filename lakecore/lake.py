@@ -127,10 +127,12 @@ class Lake:
 
     @property
     def catalog(self) -> Catalog:
+        """The lake's catalog store (every definition)."""
         return self._ctx.catalog
 
     @property
     def online_store(self) -> OnlineStore:
+        """The lake's LMDB online store."""
         return self._ctx.online_store
 
     def _catch_up(self) -> None:
@@ -145,7 +147,21 @@ class Lake:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the lake: every object it handed out refuses further calls."""
+        """Close the lake: every object it handed out refuses further calls.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2], "age": [30, 40]})
+        >>> view = lake.create_feature_view("ages", query=fg.select_all())
+        >>> lake.close()
+        >>> fg.read()
+        Traceback (most recent call last):
+        ...
+        lakecore.errors.LakeError: the lake at ... is closed
+        """
         self._ctx.closed = True
         self._ctx._tables.clear()
 
@@ -200,14 +216,38 @@ class Lake:
 
     def feature_group(self, name: str, version: int | None = None) -> FeatureGroup:
         """Feature group ``name`` at ``version`` (the latest version when None);
-        ``NotFoundError`` when there is none."""
+        ``NotFoundError`` when there is none.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2], "age": [30, 40]})
+        >>> view = lake.create_feature_view("ages", query=fg.select_all())
+        >>> lake.feature_group("users").read().num_rows
+        2
+        >>> lake.close()
+        """
         self._ctx.check_open()
         if version is not None:
             check_version(version)
         return groups.feature_group(self._ctx, name, version)
 
     def feature_groups(self) -> list[FeatureGroup]:
-        """Every feature group, every version, sorted by name and version."""
+        """Every feature group, every version, sorted by name and version.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2], "age": [30, 40]})
+        >>> view = lake.create_feature_view("ages", query=fg.select_all())
+        >>> [g.ref for g in lake.feature_groups()]
+        ['fg:users@1']
+        >>> lake.close()
+        """
         self._ctx.check_open()
         specs = sorted(self._ctx.catalog.state().feature_groups, key=lambda s: (s.name, s.version))
         return [FeatureGroup(self._ctx, s) for s in specs]
@@ -253,12 +293,36 @@ class Lake:
                                          description=description)
 
     def feature_view(self, name: str, version: int | None = None) -> FeatureView:
-        """Feature view ``name`` at ``version`` (the latest version when None)."""
+        """Feature view ``name`` at ``version`` (the latest version when None).
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2], "age": [30, 40]})
+        >>> view = lake.create_feature_view("ages", query=fg.select_all())
+        >>> lake.feature_view("ages").ref
+        'fv:ages@1'
+        >>> lake.close()
+        """
         self._ctx.check_open()
         return FeatureView(self._ctx, view_spec(self._ctx, name, version))
 
     def feature_views(self) -> list[FeatureView]:
-        """Every feature view, every version, sorted by name and version."""
+        """Every feature view, every version, sorted by name and version.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2], "age": [30, 40]})
+        >>> view = lake.create_feature_view("ages", query=fg.select_all())
+        >>> [v.ref for v in lake.feature_views()]
+        ['fv:ages@1']
+        >>> lake.close()
+        """
         self._ctx.check_open()
         specs = sorted(self._ctx.catalog.state().feature_views, key=lambda v: (v.name, v.version))
         return [FeatureView(self._ctx, v) for v in specs]
@@ -342,6 +406,18 @@ class Lake:
         return verify(self._ctx, self.audit, fast=fast)
 
     def audit_log(self) -> list[AuditEvent]:
-        """Every change ever made to the lake, oldest first, hash-chained."""
+        """Every change ever made to the lake, oldest first, hash-chained.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2], "age": [30, 40]})
+        >>> view = lake.create_feature_view("ages", query=fg.select_all())
+        >>> [(e.op, e.target) for e in lake.audit_log()]
+        [('create_feature_group', 'fg:users@1'), ('insert', 'fg:users@1#0'), ('create_feature_view', 'fv:ages@1')]
+        >>> lake.close()
+        """
         self._ctx.check_open()
         return self.audit.events()

@@ -56,7 +56,7 @@ def test_scalers_match_plain_python_and_the_row_path(train, serve, kind):
     assert math.isclose(fitted[0].scale, scale, rel_tol=1e-9, abs_tol=1e-9)
     batch = tf.apply(pa.table({"x": pa.array(serve, pa.float64())}), fitted).column("x").to_pylist()
     for value, got in zip(serve, batch):
-        one = tf.apply_row({"x": value}, fitted)["x"]
+        one = tf.RowTransformer(fitted)({"x": value})["x"]
         if value is None:
             assert got is None and one is None
         elif math.isnan(value):
@@ -79,7 +79,7 @@ def test_encoders_match_plain_python_and_the_row_path(train, serve):
         assert out.column("x")[i].as_py() == code
         for v in values:
             assert out.column(f"y_{v}")[i].as_py() == (None if value is None else int(value == v))
-        assert tf.apply_row({"x": value, "y": value}, fitted) == out.slice(i, 1).to_pylist()[0]
+        assert tf.RowTransformer(fitted)({"x": value, "y": value}) == out.slice(i, 1).to_pylist()[0]
 
 
 # -- a small lake ---------------------------------------------------------------------------------

@@ -156,9 +156,9 @@ def test_bad_keys(lake):
 
 
 def test_map_grows_when_full(lake, monkeypatch):
-    from lakecore.online import store as online_store
+    from lakecore.online import environments
 
-    monkeypatch.setattr(online_store, "INITIAL_MAP_SIZE", 1 << 16)
+    monkeypatch.setattr(environments, "INITIAL_MAP_SIZE", 1 << 16)
     path = os.path.join(lake.path, "elsewhere")
     small = lakecore.open(path)
     fg = small.create_feature_group("g", primary_key="id", online=True)
@@ -228,7 +228,7 @@ def test_a_forked_child_uses_its_own_handle(lake):
     assert fg.online_read({"id": [1, 2]}).column("v").to_pylist() == [1.0, 2.0]
 
 
-def test_read_dict_matches_online_read(lake):
+def test_the_row_path_matches_online_read(lake):
     fg = lake.create_feature_group("d", primary_key=["k", "s"], event_time="ts", online=True)
     fg.insert({"k": [1, 2], "s": ["a", "é"], "ts": pa.array([at(1), at(2)], TS),
                "v": [1.5, None], "day": pa.array([dt.date(2024, 1, 2), None]),
@@ -236,11 +236,12 @@ def test_read_dict_matches_online_read(lake):
     layout, store = fg._read_layout(), lake.online_store
     for key in [(1, "a"), (2, "é")]:
         table = fg.online_read({"k": [key[0]], "s": [key[1]]}).to_pylist()[0]
-        got = store.read_dict("d", 1, layout, key, None)
-        assert got == {name: table[name] for name in ["v", "day", "when", "tags"]}
-    assert store.read_dict("d", 1, layout, (3, "a"), None) is None
+        [row] = store.read_many([(store.database("d", 1), layout, key, None)])
+        assert dict(zip(layout.feature_names, row)) == \
+            {name: table[name] for name in ["v", "day", "when", "tags"]}
+    assert store.read_many([(store.database("d", 1), layout, (3, "a"), None)]) == [None]
     with pytest.raises(SchemaError, match="'s'"):
-        store.read_dict("d", 1, layout, (1, 2), None)
+        store.read_many([(store.database("d", 1), layout, (1, 2), None)])
 
 
 def test_key_requests_in_any_layout(lake):
@@ -275,9 +276,9 @@ def test_nested_lists_stay_offline_and_are_refused_before_writing(lake, tmp_path
 
 
 def test_chunked_writes_keep_the_newer_rule(lake, monkeypatch):
-    from lakecore.online import store as online_store
+    from lakecore.online import codec
 
-    monkeypatch.setattr(online_store, "_CHUNK", 7)     # many chunks, encoded on a helper thread
+    monkeypatch.setattr(codec, "_CHUNK", 7)     # many chunks, encoded on a helper thread
     fg = lake.create_feature_group("c", primary_key="id", event_time="ts", online=True)
     n = 100
     fg.insert({"id": list(range(n)), "ts": pa.array([at(5)] * n, TS), "v": [0.0] * n})

@@ -31,7 +31,14 @@ def _default() -> int:
 
 
 def get_num_threads() -> int:
-    """The number of threads lakecore's native kernels use (1 in a forked child)."""
+    """The number of threads lakecore's native kernels use (1 in a forked child).
+
+    Examples
+    --------
+    >>> import lakecore
+    >>> lakecore.get_num_threads() >= 1
+    True
+    """
     if _forked:
         return 1
     return _num_threads if _num_threads is not None else _default()

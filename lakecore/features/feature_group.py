@@ -1,6 +1,6 @@
 """``FeatureGroup``: a versioned table of features with a primary key and an event time.
 
-The rows, schema and history live in the group's Delta log (see offline_table.py); the
+The rows, schema and history live in the group's Delta log (``lakecore.offline``); the
 definition (keys, ttl, online flag, ...) lives in the catalog. Every change validates its input
 completely before it writes anything, then writes data files, then commits.
 """
@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from lakecore.base.arrow import as_table
 from lakecore.base.files import remove_tree
-from lakecore.base.refs import check_name, check_version, group_ref
+from lakecore.base.refs import check_name, check_version, group_ref, view_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
 from lakecore.base.times import from_millis, micros, now_millis
 from lakecore.catalog.specs import FeatureGroupSpec
@@ -34,11 +34,34 @@ from lakecore.features.query import Query, select_query
 from lakecore.offline.delta_log import Snapshot
 from lakecore.offline.schema import conform, storage_schema, to_delta_schema_string
 from lakecore.offline.table import Change, commit_files, table_schema
-from lakecore.online.store import Layout, check_keys
+from lakecore.online.layout import Layout, check_keys
 
 
 class Commit(msgspec.Struct, frozen=True):
-    """One commit of a feature group's table."""
+    """One commit of a feature group's table.
+
+    Attributes
+    ----------
+    version : int
+        The Delta table version: 0, 1, 2, ... in commit order.
+    timestamp : datetime.datetime
+    operation : str
+        ``insert``, ``delete``, ``compact``, ...
+    rows_added, rows_removed : int
+    hash : str or None
+
+    Examples
+    --------
+    >>> import datetime as dt, tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+    >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+    >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+    >>> commit = fg.history()[0]
+    >>> commit.version, commit.operation, commit.rows_added, commit.hash.startswith("sha256:")
+    (0, 'insert', 2, True)
+    >>> lake.close()
+    """
 
     version: int
     timestamp: dt.datetime
@@ -64,7 +87,41 @@ def _commit(version: int, timestamp_ms: int, info: dict[str, Any]) -> Commit:
 @guard_storage(skip=("online_read",))
 class FeatureGroup:
     """A feature group version; get one from ``Lake.create_feature_group`` or
-    ``Lake.feature_group``."""
+    ``Lake.feature_group``.
+
+    Attributes
+    ----------
+    name, version : str, int
+    primary_key : list of str
+    event_time : str or None
+    online : bool
+    ttl : datetime.timedelta or None
+    description : str
+    tags : dict of str to str
+    location : str
+        The folder of the group's Delta table.
+    schema : pyarrow.Schema or None
+        The stored schema (None before it is known).
+    hash : str or None
+        The latest commit's hash (None before the first commit).
+    ref : str
+        ``fg:NAME@VERSION``.
+
+    Examples
+    --------
+    >>> import datetime as dt, tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+    >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+    >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+    >>> fg.name, fg.version, fg.primary_key, fg.event_time, fg.online, fg.ttl
+    ('spend', 1, ['card'], 'at', True, None)
+    >>> fg.schema.names
+    ['card', 'at', 'total']
+    >>> fg.ref
+    'fg:spend@1'
+    >>> lake.close()
+    """
 
     def __init__(self, ctx: LakeContext, spec: FeatureGroupSpec):
         self._ctx = ctx
@@ -141,7 +198,7 @@ class FeatureGroup:
             raise
         table.pending.clear()
         self._ctx.audit.append(
-            change.operation, f"fg:{self.name}@{self.version}#{snapshot.version}",
+            change.operation, group_ref(self.name, self.version, snapshot.version),
             snapshot.commit_hash,
             files=commit_files(self._ctx.path, table.location, snapshot.version))
         if self.online:
@@ -156,7 +213,22 @@ class FeatureGroup:
     def insert(self, data: Any) -> Commit | None:
         """Upsert rows: a row whose (primary key, event_time) is already stored replaces it; in
         one call the last duplicate wins. Returns the Commit (None for an empty insert, which
-        is checked like any other but makes no commit)."""
+        is checked like any other but makes no commit).
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> commit = fg.insert({"card": [1], "at": [day(1)], "total": [12.5]})   # same key and time
+        >>> commit.version, commit.rows_added, commit.rows_removed
+        (1, 1, 1)
+        >>> sorted(fg.read().column("total").to_pylist())
+        [12.5, 20.0]
+        >>> lake.close()
+        """
         incoming = as_table(data, "data")
         with self._ctx.writing(f"insert into {self.name!r}"):
             snapshot = self._table.snapshot()
@@ -173,7 +245,23 @@ class FeatureGroup:
 
     def delete(self, keys: Any) -> Commit | None:
         """Remove every stored row of these primary keys (``keys``: data with the key columns).
-        Returns the Commit (None when no stored row has those keys: no commit is made)."""
+        Returns the Commit (None when no stored row has those keys: no commit is made).
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> fg.delete({"card": [2]}).rows_removed
+        1
+        >>> fg.read().column("card").to_pylist()
+        [1]
+        >>> fg.online_read({"card": [2]}).column("total").to_pylist()
+        [None]
+        >>> lake.close()
+        """
         key_table = as_table(keys, "keys")
         with self._ctx.writing(f"delete from {self.name!r}"):
             snapshot = self._table.snapshot()
@@ -193,7 +281,22 @@ class FeatureGroup:
                 deleted_keys=key_rows)
 
     def compact(self) -> Commit:
-        """Rewrite the table's files into as few as possible, as a new commit with the same rows."""
+        """Rewrite the table's files into as few as possible, as a new commit with the same rows.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> _ = fg.insert({"card": [3], "at": [day(2)], "total": [5.0]})
+        >>> fg.compact().operation
+        'compact'
+        >>> fg.read().num_rows
+        3
+        >>> lake.close()
+        """
         with self._ctx.writing(f"compact {self.name!r}"):
             snapshot = self._table.snapshot()
             schema = self._schema(snapshot)
@@ -233,7 +336,20 @@ class FeatureGroup:
 
     def rebuild_online(self) -> None:
         """Rebuild this group's online data from its offline table (for example after the
-        online files were lost)."""
+        online files were lost).
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> fg.rebuild_online()
+        >>> fg.online_read({"card": [1]}).column("total").to_pylist()
+        [10.0]
+        >>> lake.close()
+        """
         if not self.online:
             raise ValidationError(f"feature group {self.name!r} is not online")
         with self._ctx.writing(f"rebuild_online {self.name!r}"):
@@ -248,7 +364,20 @@ class FeatureGroup:
     def online_read(self, keys: Any) -> pa.Table:
         """The latest row (greatest event time) of each requested key, in request order: the
         key columns as requested, then the event time and features; nulls for keys never seen
-        and for rows older than the group's ttl."""
+        and for rows older than the group's ttl.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> _ = fg.insert({"card": [1], "at": [day(3)], "total": [30.0]})
+        >>> fg.online_read({"card": [2, 1, 9]}).column("total").to_pylist()
+        [20.0, 30.0, None]
+        >>> lake.close()
+        """
         self._ctx.check_open()
         if not self.online:
             raise ValidationError(f"feature group {self.name!r} is not online")
@@ -274,12 +403,36 @@ class FeatureGroup:
 
     # -- queries -----------------------------------------------------------------------------
     def select(self, columns: list[str]) -> Query:
-        """A query of these feature columns (key and event time columns are always carried)."""
+        """A query of these feature columns (key and event time columns are always carried).
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> fg.select(["total"]).read().column_names
+        ['card', 'at', 'total']
+        >>> lake.close()
+        """
         self._ctx.check_open()
         return select_query(self._ctx, self._spec, self.schema, columns)
 
     def select_all(self) -> Query:
-        """A query of every feature column."""
+        """A query of every feature column.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> fg.select_all().read(spine={"card": [2], "at": [day(5)]}).column("total").to_pylist()
+        [20.0]
+        >>> lake.close()
+        """
         self._ctx.check_open()
         return select_query(self._ctx, self._spec, self.schema, None)
 
@@ -287,7 +440,22 @@ class FeatureGroup:
     def read(self, *, as_of: int | dt.datetime | None = None,
              columns: list[str] | None = None) -> pa.Table:
         """The table at the latest commit, at commit number ``as_of``, or as it was at a
-        ``datetime`` (naive means UTC)."""
+        ``datetime`` (naive means UTC).
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> _ = fg.insert({"card": [1], "at": [day(2)], "total": [11.0]})
+        >>> fg.read().num_rows, fg.read(as_of=0).num_rows
+        (3, 2)
+        >>> fg.read(columns=["total"]).column_names
+        ['total']
+        >>> lake.close()
+        """
         self._ctx.check_open()
         snapshot, latest = self._snapshot_at(as_of)
         schema = self._schema(snapshot) or self._schema(latest)
@@ -321,7 +489,19 @@ class FeatureGroup:
     def to_spark(self, spark: Any, *, as_of: int | dt.datetime | None = None) -> Any:
         """The table at ``as_of`` as a Spark DataFrame, read from the exact Parquet files of
         that commit with the schema from the Delta log (needs the ``lakecore[spark]`` extra;
-        lakecore never creates a SparkSession, it uses the one given)."""
+        lakecore never creates a SparkSession, it uses the one given).
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1], "age": [30]})
+        >>> df = fg.to_spark(spark, as_of=0)        # doctest: +SKIP
+        >>> df.count()                              # doctest: +SKIP
+        1
+        >>> lake.close()
+        """
         self._ctx.check_open()
         if self._ctx.spark is None:
             raise LakeError("to_spark: this lake was opened without the Spark integration")
@@ -332,7 +512,20 @@ class FeatureGroup:
                                               schema_string, self.name)
 
     def history(self) -> list[Commit]:
-        """Every commit, oldest first."""
+        """Every commit, oldest first.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
+        >>> _ = fg.delete({"card": [1]})
+        >>> [(c.version, c.operation, c.rows_added, c.rows_removed) for c in fg.history()]
+        [(0, 'insert', 2, 0), (1, 'delete', 0, 1)]
+        >>> lake.close()
+        """
         self._ctx.check_open()
         return [_commit(v, ts, info) for v, ts, info in self._table.log.history()]
 
@@ -428,7 +621,7 @@ def delete_feature_group(ctx: LakeContext, name: str, version: int) -> None:
         spec = _find_spec(ctx, name, version)
         if spec is None:
             raise NotFoundError(f"feature group {name!r} version {version} not found")
-        readers = [f"fv:{v.name}@{v.version}" for v in ctx.catalog.state().feature_views
+        readers = [view_ref(v.name, v.version) for v in ctx.catalog.state().feature_views
                    if any((p.group, p.version) == (name, version) for p in v.query.parts)]
         if readers:
             raise LakeError(f"feature group {name!r} version {version} cannot be deleted: "

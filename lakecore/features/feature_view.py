@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table, indices_array
-from lakecore.base.refs import check_name, check_version, view_ref
+from lakecore.base.refs import check_name, check_version, dataset_ref, model_ref, view_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
 from lakecore.base.times import now_millis
 from lakecore.catalog.specs import (
@@ -34,7 +34,7 @@ from lakecore.features.context import LakeContext
 from lakecore.features.feature_group import feature_group
 from lakecore.features.query import Query
 from lakecore.features.training_dataset import TrainingDataset
-from lakecore.online.store import handles_version as _handles_version
+from lakecore.online.environments import handles_version as _handles_version
 from lakecore.query.planner import build
 from lakecore.training import transforms as tf
 from lakecore.training.datasets import discard_folder, folder_of, materialize, parse_split
@@ -43,7 +43,35 @@ from lakecore.training.datasets import discard_folder, folder_of, materialize, p
 @guard_storage(skip=("feature_vector",))
 class FeatureView:
     """A feature view version; get one from ``Lake.create_feature_view`` or
-    ``Lake.feature_view``."""
+    ``Lake.feature_view``.
+
+    Attributes
+    ----------
+    name, version : str, int
+    labels : list of str
+    transforms : dict of str to str
+    description : str
+    query : Query
+        The saved query.
+    ref : str
+        ``fv:NAME@VERSION``.
+
+    Examples
+    --------
+    >>> import datetime as dt, tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+    >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+    >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(2)], "total": [10.0, 30.0]})
+    >>> view = lake.create_feature_view("fraud", query=fg.select_all(), labels=["y"],
+    ...                                 transforms={"total": "min_max_scaler"})
+    >>> spine = {"card": [1, 2], "at": [day(3), day(3)], "y": [0, 1]}
+    >>> view.name, view.version, view.labels, view.transforms
+    ('fraud', 1, ['y'], {'total': 'min_max_scaler'})
+    >>> view.ref
+    'fv:fraud@1'
+    >>> lake.close()
+    """
 
     def __init__(self, ctx: LakeContext, spec: FeatureViewSpec):
         self._ctx = ctx
@@ -58,6 +86,7 @@ class FeatureView:
 
     @property
     def query(self) -> Query:
+        """The saved query."""
         return Query(self._ctx, self._spec.query)
 
     @property
@@ -133,7 +162,7 @@ class FeatureView:
                 discard_folder(self._ctx.path, folder)
                 raise
             self._ctx.record(lambda s: s.training_datasets.append(spec), "create_training_data",
-                             f"td:{self.name}@{self.version}/{version}", spec.hash)
+                             dataset_ref(self.name, self.version, version), spec.hash)
         return TrainingDataset(self._ctx, spec)
 
     @property
@@ -162,8 +191,8 @@ class FeatureView:
         ctx = self._ctx
         with ctx.writing(f"delete training data {version!r} of {self.name!r}"):
             spec = self.training_data(version)._spec
-            ref = f"td:{self.name}@{self.version}/{spec.version}"
-            trained = [f"model:{m.name}@{m.version}" for m in ctx.catalog.state().models
+            ref = dataset_ref(self.name, self.version, spec.version)
+            trained = [model_ref(m.name, m.version) for m in ctx.catalog.state().models
                        if m.training_data is not None and m.training_data[:3]
                        == [self.name, self.version, spec.version]]
             if trained:
@@ -185,6 +214,23 @@ class FeatureView:
                 if (t.view, t.view_version) == (self.name, self.version)]
 
     def training_data(self, version: int) -> TrainingDataset:
+        """Training dataset ``version`` of this view; ``NotFoundError`` when there is none.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(2)], "total": [10.0, 30.0]})
+        >>> view = lake.create_feature_view("fraud", query=fg.select_all(), labels=["y"],
+        ...                                 transforms={"total": "min_max_scaler"})
+        >>> spine = {"card": [1, 2], "at": [day(3), day(3)], "y": [0, 1]}
+        >>> td = view.create_training_data(spine=spine)
+        >>> view.training_data(1).hash == td.hash
+        True
+        >>> lake.close()
+        """
         self._ctx.check_open()
         spec = next((t for t in self._datasets() if t.version == version), None)
         if spec is None:
@@ -193,6 +239,24 @@ class FeatureView:
         return TrainingDataset(self._ctx, spec)
 
     def training_datasets(self) -> list[TrainingDataset]:
+        """Every training dataset of this view, oldest first.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(2)], "total": [10.0, 30.0]})
+        >>> view = lake.create_feature_view("fraud", query=fg.select_all(), labels=["y"],
+        ...                                 transforms={"total": "min_max_scaler"})
+        >>> spine = {"card": [1, 2], "at": [day(3), day(3)], "y": [0, 1]}
+        >>> _ = view.create_training_data(spine=spine)
+        >>> _ = view.create_training_data(spine=spine, split={"train": 0.5, "test": 0.5})
+        >>> [td.version for td in view.training_datasets()]
+        [1, 2]
+        >>> lake.close()
+        """
         self._ctx.check_open()
         return [TrainingDataset(self._ctx, t) for t in sorted(self._datasets(),
                                                                key=lambda t: t.version)]
@@ -265,7 +329,23 @@ class FeatureView:
 
     def feature_vectors(self, keys: Any, *, training_data: Any = None) -> pa.Table:
         """One row per key (``keys``: data with the join key columns): the features in
-        training column order, transformed, from the online store."""
+        training column order, transformed, from the online store.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(2)], "total": [10.0, 30.0]})
+        >>> view = lake.create_feature_view("fraud", query=fg.select_all(), labels=["y"],
+        ...                                 transforms={"total": "min_max_scaler"})
+        >>> spine = {"card": [1, 2], "at": [day(3), day(3)], "y": [0, 1]}
+        >>> _ = view.create_training_data(spine=spine)
+        >>> view.feature_vectors({"card": [2, 1, 7]}).column("total").to_pylist()
+        [1.0, 0.0, None]
+        >>> lake.close()
+        """
         self._ctx.check_open()
         dataset = self._resolve(training_data)
         table = as_table(keys, "keys")
@@ -304,7 +384,23 @@ class FeatureView:
 
     def feature_vector(self, key: dict[str, Any], *, training_data: Any = None) -> dict[str, Any]:
         """One key's features (a dict of Python values) in training column order: every
-        group's row read in one LMDB transaction, transformed like the training data."""
+        group's row read in one LMDB transaction, transformed like the training data.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(2)], "total": [10.0, 30.0]})
+        >>> view = lake.create_feature_view("fraud", query=fg.select_all(), labels=["y"],
+        ...                                 transforms={"total": "min_max_scaler"})
+        >>> spine = {"card": [1, 2], "at": [day(3), day(3)], "y": [0, 1]}
+        >>> _ = view.create_training_data(spine=spine)
+        >>> view.feature_vector({"card": 2})
+        {'total': 1.0}
+        >>> lake.close()
+        """
         if not isinstance(key, dict):
             raise ValidationError(f"key: expected a dict of join key column to value, got {key!r}")
         try:
@@ -481,7 +577,7 @@ def delete_feature_view(ctx: LakeContext, name: str, version: int) -> None:
             raise NotFoundError(f"feature view {name!r} version {version} not found")
         datasets = {t.version for t in state.training_datasets
                     if (t.view, t.view_version) == (name, version)}
-        trained = [f"model:{m.name}@{m.version}" for m in state.models
+        trained = [model_ref(m.name, m.version) for m in state.models
                    if m.training_data is not None and m.training_data[:2] == [name, version]
                    and m.training_data[2] in datasets]
         if trained:

@@ -19,7 +19,22 @@ from lakecore.query.planner import build
 @guard_storage()
 class Query:
     """Selected columns of a root group and the groups joined to it; build one with
-    ``FeatureGroup.select`` / ``select_all`` and ``join``."""
+    ``FeatureGroup.select`` / ``select_all`` and ``join``.
+
+    Examples
+    --------
+    >>> import datetime as dt, tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+    >>> tx = lake.create_feature_group("tx", primary_key="card", event_time="at")
+    >>> _ = tx.insert({"card": [1, 1], "at": [day(1), day(4)], "amount": [5.0, 7.0]})
+    >>> profile = lake.create_feature_group("profile", primary_key="card")
+    >>> _ = profile.insert({"card": [1], "segment": ["gold"]})
+    >>> query = tx.select(["amount"]).join(profile.select(["segment"]))
+    >>> query.read(spine={"card": [1, 1], "at": [day(2), day(5)]}).to_pydict()["amount"]
+    [5.0, 7.0]
+    >>> lake.close()
+    """
 
     def __init__(self, ctx: LakeContext, spec: QuerySpec):
         self._ctx = ctx
@@ -33,7 +48,22 @@ class Query:
              prefix: str | None = None) -> Query:
         """This query with ``other``'s groups joined on: ``on`` names this query's output (or
         spine) columns matched, in order, to ``other``'s primary key (default: columns named
-        like that key); ``prefix`` is put before ``other``'s output column names."""
+        like that key); ``prefix`` is put before ``other``'s output column names.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> tx = lake.create_feature_group("tx", primary_key="card", event_time="at")
+        >>> _ = tx.insert({"card": [1, 1], "at": [day(1), day(4)], "amount": [5.0, 7.0]})
+        >>> profile = lake.create_feature_group("profile", primary_key="card")
+        >>> _ = profile.insert({"card": [1], "segment": ["gold"]})
+        >>> query = tx.select(["amount"]).join(profile.select(["segment"]), prefix="p_")
+        >>> query.read().column_names
+        ['card', 'at', 'amount', 'p_segment']
+        >>> lake.close()
+        """
         if not isinstance(other, Query):
             raise ValidationError(f"join: expected a Query (fg.select(...)), got {type(other).__name__}")
         if other._ctx is not self._ctx:

@@ -32,7 +32,40 @@ def view_spec(ctx: LakeContext, name: str, version: int | None) -> FeatureViewSp
 
 @guard_storage()
 class TrainingDataset:
-    """A materialized training dataset of a feature view (see the module doc)."""
+    """A materialized training dataset of a feature view (see the module doc).
+
+    Attributes
+    ----------
+    version : int
+    hash : str
+        A sha256 over the source commits, spine, parameters, fitted transforms and files.
+    features : list of str
+        The feature names ``read()`` returns (after transforms), before the labels.
+    labels : list of str
+    splits : dict of str to int
+        Rows per split (empty without splits).
+    sources : list
+        The exact commit of every feature group read.
+    ref : str
+        ``td:VIEW@VERSION/TD_VERSION``.
+
+    Examples
+    --------
+    >>> import datetime as dt, tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+    >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at")
+    >>> _ = fg.insert({"card": [1, 2, 3, 4], "at": [day(1)] * 4, "total": [10.0, 20.0, 30.0, 40.0]})
+    >>> view = lake.create_feature_view("fraud", query=fg.select_all(), labels=["y"],
+    ...                                 transforms={"total": "standard_scaler"})
+    >>> spine = {"card": [1, 2, 3, 4], "at": [day(2)] * 4, "y": [0, 0, 1, 1]}
+    >>> td = view.create_training_data(spine=spine, split={"train": 0.5, "test": 0.5}, seed=1)
+    >>> td.version, td.features, td.labels, td.splits
+    (1, ['total'], ['y'], {'train': 2, 'test': 2})
+    >>> td.ref, td.hash.startswith("sha256:")
+    ('td:fraud@1/1', True)
+    >>> lake.close()
+    """
 
     def __init__(self, ctx: LakeContext, spec: TrainingDatasetSpec):
         self._ctx = ctx
@@ -70,7 +103,27 @@ class TrainingDataset:
 
     def read(self, split: str | None = None, *, with_keys: bool = False) -> pa.Table:
         """The rows of ``split`` (every split, in order, when None): the spine's key columns
-        when ``with_keys``, then the transformed features, then the labels."""
+        when ``with_keys``, then the transformed features, then the labels.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at")
+        >>> _ = fg.insert({"card": [1, 2, 3, 4], "at": [day(1)] * 4, "total": [10.0, 20.0, 30.0, 40.0]})
+        >>> view = lake.create_feature_view("fraud", query=fg.select_all(), labels=["y"],
+        ...                                 transforms={"total": "standard_scaler"})
+        >>> spine = {"card": [1, 2, 3, 4], "at": [day(2)] * 4, "y": [0, 0, 1, 1]}
+        >>> td = view.create_training_data(spine=spine, split={"train": 0.5, "test": 0.5}, seed=1)
+        >>> td.read("train").column_names
+        ['total', 'y']
+        >>> td.read(with_keys=True).column_names
+        ['card', 'at', 'total', 'y']
+        >>> td.read().num_rows
+        4
+        >>> lake.close()
+        """
         self._ctx.check_open()
         spec = self._spec
         if split is None:
@@ -97,7 +150,24 @@ class TrainingDataset:
     def recreate(self, *, spark: Any = None) -> TrainingDataset:
         """Rebuild this dataset from the exact commits and spine it was made from (into a
         ``recreated`` folder beside it); the result has the same hash when nothing changed.
-        A dataset built on Spark is rebuilt on Spark (pass the session)."""
+        A dataset built on Spark is rebuilt on Spark (pass the session).
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
+        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at")
+        >>> _ = fg.insert({"card": [1, 2, 3, 4], "at": [day(1)] * 4, "total": [10.0, 20.0, 30.0, 40.0]})
+        >>> view = lake.create_feature_view("fraud", query=fg.select_all(), labels=["y"],
+        ...                                 transforms={"total": "standard_scaler"})
+        >>> spine = {"card": [1, 2, 3, 4], "at": [day(2)] * 4, "y": [0, 0, 1, 1]}
+        >>> td = view.create_training_data(spine=spine, split={"train": 0.5, "test": 0.5}, seed=1)
+        >>> _ = fg.insert({"card": [1], "at": [day(1)], "total": [99.0]})     # later changes...
+        >>> td.recreate().hash == td.hash                                      # ...do not matter
+        True
+        >>> lake.close()
+        """
         ctx, spec = self._ctx, self._spec
         ctx.check_open()
         if spec.engine == "spark" and spark is None:

@@ -23,6 +23,7 @@ import msgspec
 from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_record
 from lakecore.base.refs import dataset_ref, group_ref, model_ref, view_ref
+from lakecore.base.times import from_millis
 from lakecore.errors import IntegrityError
 from lakecore.features.context import LakeContext
 from lakecore.offline.delta_log import commit_info
@@ -32,6 +33,34 @@ AUDIT_FILE = "audit.log"
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One change of the lake, hash-chained to the one before.
+
+    Attributes
+    ----------
+    seq : int
+        1, 2, ... in order.
+    time : datetime.datetime
+    op : str
+        What was done (``create_feature_group``, ``insert``, ``register_model``, ...).
+    target : str
+        The ref of what was changed.
+    object_hash : str or None
+        The changed object's hash.
+    prev_hash, hash : str
+        The previous event's hash, and this event's own (over all of the above).
+
+    Examples
+    --------
+    >>> import tempfile, lakecore
+    >>> with lakecore.open(tempfile.mkdtemp()) as lake:
+    ...     _ = lake.create_feature_group("users", primary_key="id").insert({"id": [1]})
+    ...     events = lake.audit_log()
+    >>> [(e.seq, e.op, e.target) for e in events]
+    [(1, 'create_feature_group', 'fg:users@1'), (2, 'insert', 'fg:users@1#0')]
+    >>> events[1].prev_hash == events[0].hash
+    True
+    """
+
     seq: int
     time_ms: int
     op: str
@@ -44,9 +73,11 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def time(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.time_ms / 1000, dt.timezone.utc)
+        """When the change was recorded (UTC, millisecond precision)."""
+        return from_millis(self.time_ms)
 
     def expected_hash(self) -> str:
+        """The hash this event's content should have (``hash`` when untouched)."""
         return event_hash(self.seq, self.time_ms, self.op, self.target, self.object_hash,
                           self.prev_hash, self.files)
 

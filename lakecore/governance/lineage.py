@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from lakecore.base.refs import parse_ref
+from lakecore.base.refs import dataset_ref, group_ref, parse_ref
 from lakecore.catalog.specs import view_hash
 from lakecore.errors import NotFoundError, ValidationError
 from lakecore.features.context import LakeContext
@@ -23,7 +23,19 @@ class Node(msgspec.Struct, frozen=True):
     """One object in a lineage: ``kind`` "fg" (a table commit; a whole group when ``commit``
     is None, with no hash), "fv" (a feature view; ``hash`` the hash of its definition), "td"
     (a training dataset: name and version of its view, ``commit`` its dataset version) or
-    "model"."""
+    "model".
+
+    Examples
+    --------
+    >>> import tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> fg = lake.create_feature_group("users", primary_key="id")
+    >>> _ = fg.insert({"id": [1], "age": [30]})
+    >>> td = lake.create_feature_view("ages", query=fg.select_all()).create_training_data()
+    >>> [(n.kind, n.name, n.version, n.commit) for n in lake.lineage(td)]
+    [('fv', 'ages', 1, None), ('fg', 'users', 1, 0)]
+    >>> lake.close()
+    """
 
     kind: str
     name: str
@@ -33,11 +45,11 @@ class Node(msgspec.Struct, frozen=True):
 
     @property
     def ref(self) -> str:
+        """The node's ref (``fg:NAME@V#C``, ``fv:NAME@V``, ``td:NAME@V/TD``, ...)."""
         if self.kind == "fg":
-            return f"fg:{self.name}@{self.version}" + (
-                f"#{self.commit}" if self.commit is not None else "")
+            return group_ref(self.name, self.version, self.commit)
         if self.kind == "td":
-            return f"td:{self.name}@{self.version}/{self.commit}"
+            return dataset_ref(self.name, self.version, self.commit)
         return f"{self.kind}:{self.name}@{self.version}"
 
 

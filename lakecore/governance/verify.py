@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from lakecore.base.files import replace_file
 from lakecore.base.hashing import digest_file
-from lakecore.base.refs import parse_ref
+from lakecore.base.refs import dataset_ref, group_ref, model_ref, parse_ref
 from lakecore.features.context import LakeContext
 from lakecore.governance.audit import AuditLog, live_events
 from lakecore.models.registry import model_hash
@@ -34,11 +34,30 @@ CACHE_FILE = ".verify-cache.json"
 
 @dataclass
 class Report:
+    """What ``Lake.verify`` found: ``ok`` when ``problems`` is empty.
+
+    Attributes
+    ----------
+    ok : bool
+    problems : list of str
+        Each problem in words, naming the file or object.
+    files_checked : int
+
+    Examples
+    --------
+    >>> import tempfile, lakecore
+    >>> with lakecore.open(tempfile.mkdtemp()) as lake:
+    ...     report = lake.verify()
+    >>> report.ok, report.problems
+    (True, [])
+    """
+
     problems: list[str] = field(default_factory=list)
     files_checked: int = 0
 
     @property
     def ok(self) -> bool:
+        """True when nothing is wrong."""
         return not self.problems
 
     def __repr__(self) -> str:
@@ -106,7 +125,7 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
     hashes: dict[str, str | None] = {}
     for spec in lake.catalog.state().feature_groups:
         table = lake.offline_table(spec)
-        ref = f"fg:{spec.name}@{spec.version}"
+        ref = group_ref(spec.name, spec.version)
         versions, _ = table.log._versions_on_disk()
         if not versions:
             continue
@@ -151,7 +170,7 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
 def _verify_datasets(lake: LakeContext, report: Report, digests: _Digests) -> dict[str, str]:
     hashes = {}
     for spec in lake.catalog.state().training_datasets:
-        ref = f"td:{spec.view}@{spec.view_version}/{spec.version}"
+        ref = dataset_ref(spec.view, spec.view_version, spec.version)
         hashes[ref] = spec.hash
         files = [f for parts in spec.files.values() for f in parts]
         if spec.spine is not None:
@@ -170,7 +189,7 @@ def _verify_models(lake: LakeContext, report: Report, digests: _Digests,
                    datasets: dict[str, str]) -> dict[str, str]:
     hashes = {}
     for spec in lake.catalog.state().models:
-        ref = f"model:{spec.name}@{spec.version}"
+        ref = model_ref(spec.name, spec.version)
         hashes[ref] = spec.hash
         for f in spec.files:
             _check_file(report, digests, os.path.join(lake.path, f.path), f.sha256,
@@ -181,7 +200,7 @@ def _verify_models(lake: LakeContext, report: Report, digests: _Digests,
                                    f"and metrics (expected {expected})")
         if spec.training_data is not None:
             view, view_version, version, td_hash = spec.training_data
-            td_ref = f"td:{view}@{view_version}/{version}"
+            td_ref = dataset_ref(view, view_version, version)
             if datasets.get(td_ref) != td_hash:
                 report.problems.append(f"{ref}: its training data {td_ref} has hash "
                                        f"{datasets.get(td_ref)}, the model records {td_hash}")

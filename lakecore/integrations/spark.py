@@ -89,7 +89,7 @@ _LATEST_US = 2**62
 
 def build_on_spark(spark: Any, resolve: Resolve, spec: Any, spine: Any, start_time, end_time,
                    pinned: dict | None = None, *, spine_time: str | None = None):
-    """The embedded engine's query (``lakecore.query.planner.build``) with every point-in-time join
+    """The embedded query engine (``lakecore.query.planner.build``) with every point-in-time join
     run on Spark: the union + sort + ``last(struct, ignorenulls)`` window, carrying whole rows
     as structs so that a null value is never filled from an older row. The spine and its
     rules (``spine_time``; never the latest rows) are the embedded engine's. Returns the

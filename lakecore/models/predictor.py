@@ -66,7 +66,37 @@ class Predictor:
         self.reload()
 
     def reload(self) -> bool:
-        """Follow the alias (or version) again; True when another version was loaded."""
+        """Follow the alias (or version) again; True when another version was loaded.
+
+        Examples
+        --------
+        >>> import json, os, tempfile, lakecore
+        >>> class Scaler:
+        ...     def __init__(self, factor):
+        ...         self.factor = factor
+        ...     def predict(self, X):
+        ...         return (self.factor * X[:, 0]).tolist()
+        >>> def load(path):
+        ...     with open(path) as f:
+        ...         return Scaler(json.load(f)["factor"])
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("spend", primary_key="card", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "total": [10.0, 20.0]})
+        >>> td = lake.create_feature_view("spend_view", query=fg.select_all()).create_training_data()
+        >>> def save(factor):
+        ...     path = os.path.join(tempfile.mkdtemp(), "model.json")
+        ...     with open(path, "w") as f:
+        ...         json.dump({"factor": factor}, f)
+        ...     return path
+        >>> _ = lake.models.register("scaler", save(2), training_data=td)
+        >>> lake.models.set_alias("scaler", "production", 1)
+        >>> scorer = lake.predictor("scaler", alias="production", load=load)
+        >>> _ = lake.models.register("scaler", save(3), training_data=td)
+        >>> lake.models.set_alias("scaler", "production", 2)
+        >>> scorer.reload(), scorer.version, scorer.predict({"card": [1]})
+        (True, 2, [30.0])
+        >>> lake.close()
+        """
         found = ModelRegistry(self._ctx).get(self._name, self._version, alias=self._alias)
         if self.model_version is not None and found.version == self.model_version.version:
             return False
@@ -79,12 +109,41 @@ class Predictor:
 
     @property
     def version(self) -> int:
+        """The model version loaded now."""
         return self.model_version.version
 
     def features(self, keys: Any) -> np.ndarray:
         """The model's input matrix for ``keys``: online feature vectors through its training
         data's feature view and transforms, float64, in training column order. Missing
-        values (unknown keys, rows past the ttl) are NaN, or the predictor's ``fill``."""
+        values (unknown keys, rows past the ttl) are NaN, or the predictor's ``fill``.
+
+        Examples
+        --------
+        >>> import json, os, tempfile, lakecore
+        >>> class Scaler:
+        ...     def __init__(self, factor):
+        ...         self.factor = factor
+        ...     def predict(self, X):
+        ...         return (self.factor * X[:, 0]).tolist()
+        >>> def load(path):
+        ...     with open(path) as f:
+        ...         return Scaler(json.load(f)["factor"])
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("spend", primary_key="card", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "total": [10.0, 20.0]})
+        >>> td = lake.create_feature_view("spend_view", query=fg.select_all()).create_training_data()
+        >>> def save(factor):
+        ...     path = os.path.join(tempfile.mkdtemp(), "model.json")
+        ...     with open(path, "w") as f:
+        ...         json.dump({"factor": factor}, f)
+        ...     return path
+        >>> _ = lake.models.register("scaler", save(2), training_data=td)
+        >>> lake.models.set_alias("scaler", "production", 1)
+        >>> scorer = lake.predictor("scaler", alias="production", load=load)
+        >>> scorer.features({"card": [2, 9]}).tolist()
+        [[20.0], [nan]]
+        >>> lake.close()
+        """
         view_name, view_version, td_version, _ = self.model_version._spec.training_data
         view = FeatureView(self._ctx, view_spec(self._ctx, view_name, view_version))
         vectors = view.feature_vectors(keys, training_data=td_version)
@@ -101,7 +160,35 @@ class Predictor:
     def predict(self, keys: Any, *, method: str = "predict") -> Any:
         """The model's answer for ``keys`` (data with the view's join key columns):
         ``model.<method>(X)`` on the matrix of ``features(keys)``; ``method="predict_proba"``
-        for a scikit-learn classifier's probabilities."""
+        for a scikit-learn classifier's probabilities.
+
+        Examples
+        --------
+        >>> import json, os, tempfile, lakecore
+        >>> class Scaler:
+        ...     def __init__(self, factor):
+        ...         self.factor = factor
+        ...     def predict(self, X):
+        ...         return (self.factor * X[:, 0]).tolist()
+        >>> def load(path):
+        ...     with open(path) as f:
+        ...         return Scaler(json.load(f)["factor"])
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("spend", primary_key="card", online=True)
+        >>> _ = fg.insert({"card": [1, 2], "total": [10.0, 20.0]})
+        >>> td = lake.create_feature_view("spend_view", query=fg.select_all()).create_training_data()
+        >>> def save(factor):
+        ...     path = os.path.join(tempfile.mkdtemp(), "model.json")
+        ...     with open(path, "w") as f:
+        ...         json.dump({"factor": factor}, f)
+        ...     return path
+        >>> _ = lake.models.register("scaler", save(2), training_data=td)
+        >>> lake.models.set_alias("scaler", "production", 1)
+        >>> scorer = lake.predictor("scaler", alias="production", load=load)
+        >>> scorer.predict({"card": [1, 2]})
+        [20.0, 40.0]
+        >>> lake.close()
+        """
         if not isinstance(method, str) or not method.isidentifier():
             raise ValidationError(f"method: expected the name of a method, got {method!r}")
         call = getattr(self.model, method, None)

@@ -41,6 +41,38 @@ def model_hash(spec: ModelSpec) -> str:
 
 @guard_storage()
 class ModelVersion:
+    """A registered model version; get one from ``lake.models``.
+
+    Attributes
+    ----------
+    name, version : str, int
+    path : str
+        The read-only copy of the artifact inside the lake.
+    metrics, params : dict
+    hash : str
+    aliases : list of str
+    training_data : TrainingDataset or None
+    created_at : datetime.datetime
+    description : str
+    ref : str
+        ``model:NAME@VERSION``.
+
+    Examples
+    --------
+    >>> import os, tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+    >>> with open(artifact, "wb") as f:
+    ...     _ = f.write(b"weights")
+    >>> v1 = lake.models.register("scorer", artifact, metrics={"auc": 0.81})
+    >>> v2 = lake.models.register("scorer", artifact, metrics={"auc": 0.86}, params={"depth": 4})
+    >>> v2.name, v2.version, v2.metrics, v2.params, v2.ref
+    ('scorer', 2, {'auc': 0.86}, {'depth': 4}, 'model:scorer@2')
+    >>> os.path.basename(v2.path), v2.training_data is None
+    ('model.bin', True)
+    >>> lake.close()
+    """
+
     def __init__(self, ctx: LakeContext, spec: ModelSpec):
         self._ctx = ctx
         self._spec = spec
@@ -130,7 +162,21 @@ def _remove_orphans(folder: str, home: str) -> None:
 
 @guard_storage()
 class ModelRegistry:
-    """``lake.models``: register, find, alias and delete model versions."""
+    """``lake.models``: register, find, alias and delete model versions.
+
+    Examples
+    --------
+    >>> import os, tempfile, lakecore
+    >>> lake = lakecore.open(tempfile.mkdtemp())
+    >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+    >>> with open(artifact, "wb") as f:
+    ...     _ = f.write(b"weights")
+    >>> v1 = lake.models.register("scorer", artifact, metrics={"auc": 0.81})
+    >>> v2 = lake.models.register("scorer", artifact, metrics={"auc": 0.86}, params={"depth": 4})
+    >>> lake.models.list(), [m.version for m in lake.models.versions("scorer")]
+    (['scorer'], [1, 2])
+    >>> lake.close()
+    """
 
     def __init__(self, ctx: LakeContext):
         self._ctx = ctx
@@ -143,7 +189,21 @@ class ModelRegistry:
                  training_data: TrainingDataset | None = None, metrics: dict | None = None,
                  params: dict | None = None, description: str = "") -> ModelVersion:
         """Copy ``artifact`` (a file or a folder) into the lake as the next version of
-        ``name``."""
+        ``name``.
+
+        Examples
+        --------
+        >>> import os, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+        >>> with open(artifact, "wb") as f:
+        ...     _ = f.write(b"weights")
+        >>> v1 = lake.models.register("scorer", artifact, metrics={"auc": 0.81})
+        >>> v2 = lake.models.register("scorer", artifact, metrics={"auc": 0.86}, params={"depth": 4})
+        >>> v2.version, v2.hash.startswith("sha256:")
+        (2, True)
+        >>> lake.close()
+        """
         ctx = self._ctx
         name = check_name(name, "model name")
         source = os.fspath(artifact)
@@ -206,7 +266,22 @@ class ModelRegistry:
 
     def get(self, name: str, version: int | None = None, *,
             alias: str | None = None) -> ModelVersion:
-        """A version by number or alias (the latest when neither is given)."""
+        """A version by number or alias (the latest when neither is given).
+
+        Examples
+        --------
+        >>> import os, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+        >>> with open(artifact, "wb") as f:
+        ...     _ = f.write(b"weights")
+        >>> v1 = lake.models.register("scorer", artifact, metrics={"auc": 0.81})
+        >>> v2 = lake.models.register("scorer", artifact, metrics={"auc": 0.86}, params={"depth": 4})
+        >>> lake.models.set_alias("scorer", "production", 1)
+        >>> lake.models.get("scorer").version, lake.models.get("scorer", alias="production").version
+        (2, 1)
+        >>> lake.close()
+        """
         self._ctx.check_open()
         specs = self._specs(name)
         if not specs:
@@ -223,16 +298,59 @@ class ModelRegistry:
         return ModelVersion(self._ctx, spec)
 
     def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of model ``name``, oldest first.
+
+        Examples
+        --------
+        >>> import os, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+        >>> with open(artifact, "wb") as f:
+        ...     _ = f.write(b"weights")
+        >>> v1 = lake.models.register("scorer", artifact, metrics={"auc": 0.81})
+        >>> v2 = lake.models.register("scorer", artifact, metrics={"auc": 0.86}, params={"depth": 4})
+        >>> [m.version for m in lake.models.versions("scorer")]
+        [1, 2]
+        >>> lake.close()
+        """
         self._ctx.check_open()
         return [ModelVersion(self._ctx, m) for m in self._specs(name)]
 
     def list(self) -> list[str]:
-        """The registered model names."""
+        """The registered model names.
+
+        Examples
+        --------
+        >>> import os, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+        >>> with open(artifact, "wb") as f:
+        ...     _ = f.write(b"weights")
+        >>> v1 = lake.models.register("scorer", artifact, metrics={"auc": 0.81})
+        >>> v2 = lake.models.register("scorer", artifact, metrics={"auc": 0.86}, params={"depth": 4})
+        >>> lake.models.list()
+        ['scorer']
+        >>> lake.close()
+        """
         self._ctx.check_open()
         return sorted({m.name for m in self._ctx.catalog.state().models})
 
     def best(self, name: str, metric: str, *, mode: str = "max") -> ModelVersion:
-        """The version with the highest (``mode="max"``) or lowest metric."""
+        """The version with the highest (``mode="max"``) or lowest metric.
+
+        Examples
+        --------
+        >>> import os, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+        >>> with open(artifact, "wb") as f:
+        ...     _ = f.write(b"weights")
+        >>> v1 = lake.models.register("scorer", artifact, metrics={"auc": 0.81})
+        >>> v2 = lake.models.register("scorer", artifact, metrics={"auc": 0.86}, params={"depth": 4})
+        >>> lake.models.best("scorer", "auc").version, lake.models.best("scorer", "auc", mode="min").version
+        (2, 1)
+        >>> lake.close()
+        """
         if mode not in ("max", "min"):
             raise ValidationError(f"mode: expected 'max' or 'min', got {mode!r}")
         scored = [m for m in self.versions(name) if metric in m._spec.metrics]
@@ -242,14 +360,28 @@ class ModelRegistry:
         return pick(scored, key=lambda m: m._spec.metrics[metric])
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere).
+
+        Examples
+        --------
+        >>> import os, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+        >>> with open(artifact, "wb") as f:
+        ...     _ = f.write(b"weights")
+        >>> v1 = lake.models.register("scorer", artifact, metrics={"auc": 0.81})
+        >>> v2 = lake.models.register("scorer", artifact, metrics={"auc": 0.86}, params={"depth": 4})
+        >>> lake.models.set_alias("scorer", "production", 2)
+        >>> v2.aliases
+        ['production']
+        >>> lake.close()
+        """
         alias = check_name(alias, "alias")
         with self._ctx.writing(f"set alias {alias!r} of model {name!r}"):
             target = self.get(name, version)
-            self._ctx.catalog.update(
-                lambda s: s.aliases.setdefault(name, {}).__setitem__(alias, target.version))
-            self._ctx.audit.append(f"set_alias:{alias}", f"model:{name}@{target.version}",
-                                    target.hash)
+            self._ctx.record(
+                lambda s: s.aliases.setdefault(name, {}).__setitem__(alias, target.version),
+                f"set_alias:{alias}", model_ref(name, target.version), target.hash)
 
     def delete(self, name: str, version: int) -> None:
         """Delete a model version and its artifact; refused (``LakeError``) while an alias
@@ -280,6 +412,5 @@ class ModelRegistry:
                                 if (m.name, m.version) != (name, version)]
                 family = f"model:{name}"
                 state.retired[family] = max(state.retired.get(family, 0), version)
-            self._ctx.catalog.update(drop)
-            self._ctx.audit.append("delete_model", f"model:{name}@{version}", target.hash)
+            self._ctx.record(drop, "delete_model", model_ref(name, version), target.hash)
             remove_tree(os.path.join(self._ctx.path, "models", name, f"v{version}"))

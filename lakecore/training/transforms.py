@@ -151,8 +151,3 @@ class RowTransformer:
                 for v in f.values:
                     out[f"{name}_{v}"] = None if value is None else int(value == v)
         return out
-
-
-def apply_row(row: dict[str, Any], fitted: list[Fitted]) -> dict[str, Any]:
-    """``RowTransformer(fitted)(row)``."""
-    return RowTransformer(fitted)(row)

@@ -54,9 +54,9 @@ def test_a_file_size_limit_gives_a_clean_error_and_the_lake_goes_on(tmp_path):
 
 
 def test_the_online_map_grows_transparently(tmp_path, monkeypatch):
-    from lakecore.online import store as online_store
+    from lakecore.online import environments
 
-    monkeypatch.setattr(online_store, "INITIAL_MAP_SIZE", 1 << 20)   # 1 MiB
+    monkeypatch.setattr(environments, "INITIAL_MAP_SIZE", 1 << 20)   # 1 MiB
     with lakecore.open(tmp_path / "lake") as lake:
         fg = lake.create_feature_group("g", primary_key="id", online=True)
         for i in range(5):

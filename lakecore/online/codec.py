@@ -1,0 +1,161 @@
+"""The row codec's glue: Arrow columns to LMDB keys and values and back
+(``lakecore._native.rowcodec`` does the bytes), and the latest row per key of a write, in key
+order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from lakecore._native import rowcodec
+from lakecore._native.memory import empty
+from lakecore.base.arrow import (
+    binary_buffers,
+    fixed_width_values,
+    single_array,
+    take_rows,
+    validity_mask,
+)
+from lakecore.base.keys import key_codes
+from lakecore.base.threads import get_num_threads
+from lakecore.errors import SchemaError, ValidationError
+from lakecore.online.layout import Layout, codec_type
+
+
+def encode_keys(table: pa.Table, layout: Layout) -> list[bytes]:
+    """The LMDB keys of ``table``'s primary key columns (of the schema's types, no nulls)."""
+    columns = []
+    for name in layout.primary_key:
+        array = single_array(table.column(name))
+        buffers = array.buffers()
+        columns.append((buffers[0], buffers[-1], buffers[1] if len(buffers) == 3 else None,
+                        array.offset))
+    try:
+        return rowcodec.encode_keys(layout.codec, columns, table.num_rows)
+    except ValueError as exc:
+        column = layout.primary_key[int(str(exc).split()[2].rstrip(":"))]
+        if "null" in str(exc):
+            raise ValidationError(f"keys: primary key column {column!r} has null values") from None
+        raise ValidationError(f"keys: {column!r}: {str(exc).split(': ', 1)[1]}; online keys "
+                              f"are at most 500 bytes") from None
+
+
+def encode_key(layout: Layout, key: tuple) -> bytes:
+    """The LMDB key of one primary key given as Python values in key order."""
+    if layout.key_converters:
+        key = tuple(convert(v) if convert else v for v, convert in zip(key, layout.key_converters))
+    try:
+        return rowcodec.encode_key(layout.codec, key)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        if message.startswith("key column "):
+            column = layout.primary_key[int(message.split()[2].rstrip(":"))]
+            message = f"{column!r}: {message.split(': ', 1)[1]}"
+        raise SchemaError(f"key: {message}") from None
+
+
+def _unpacked_bits(array: pa.Array) -> np.ndarray:
+    """A boolean array's values as one byte per row."""
+    if len(array) == 0:
+        return np.zeros(0, np.uint8)
+    bits = np.unpackbits(np.frombuffer(array.buffers()[1], np.uint8), bitorder="little")
+    return bits[array.offset: array.offset + len(array)]
+
+
+def _leaf_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
+    """A fixed, boolean or bytes column's arrays for the codec, after its validity mask."""
+    if kind == rowcodec.Kind.BOOL:
+        return [_unpacked_bits(array)]
+    if kind == rowcodec.Kind.FIXED:
+        return [np.ascontiguousarray(fixed_width_values(array, np.dtype(f"V{width}"))).view(np.uint8)]
+    return list(binary_buffers(array.cast(pa.large_binary())))
+
+
+def _column_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
+    """What ``rowcodec.encode_values`` takes for one column (see its docstring)."""
+    if kind < rowcodec.Kind.LIST_FIXED:
+        return [validity_mask(array), *_leaf_arrays(array, kind, width)]
+    offsets = np.asarray(array.offsets, dtype=np.int64) if len(array) else np.zeros(1, np.int64)
+    elements = array.values
+    return [validity_mask(array), offsets, validity_mask(elements),
+            *_leaf_arrays(elements, kind - rowcodec.Kind.LIST_FIXED, width)]
+
+
+def encode_values(layout: Layout, rows: pa.Table, version: int,
+                  num_threads: int | None = None) -> list[bytes]:
+    if layout.event_time:
+        times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
+                                   np.int64)
+    else:
+        times = np.zeros(rows.num_rows, np.int64)
+    columns = []
+    for f in layout.features:
+        kind, width, _ = codec_type(f.type, f.name)
+        columns.append(_column_arrays(single_array(rows.column(f.name)), kind, width))
+    return rowcodec.encode_values(layout.codec, np.ascontiguousarray(times), version, columns,
+                                  num_threads or get_num_threads())
+
+
+_CHUNK = 1 << 18
+
+
+def encoded_chunks(layout: Layout, rows: pa.Table, keys: list[bytes], commit: int):
+    """``(keys, values)`` in chunks of ``_CHUNK`` rows, so that a big write never holds every
+    encoded value at once. (Encoding on a helper thread while py-lmdb writes the previous
+    chunk was measured: no faster, as both need the GIL for most of their work.)"""
+    for start in range(0, max(rows.num_rows, 1), _CHUNK):
+        yield keys[start:start + _CHUNK], encode_values(layout, rows.slice(start, _CHUNK), commit)
+
+
+def _arena(size: int) -> np.ndarray:
+    return empty(size, np.uint8)
+
+
+def decode_batch(layout: Layout, keys: list[bytes], values: list, min_time: int) -> pa.RecordBatch:
+    """Decode LMDB keys and values (call inside their transaction) into a batch of the key
+    columns, event time and features; nulls for missing values and rows older than
+    ``min_time``."""
+    address = rowcodec.decode_batch(layout.codec, keys, values, min_time, _arena)
+    return pa.RecordBatch._import_from_c(address, layout.batch_schema)
+
+
+
+
+def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[bytes]]:
+    """The row with the greatest event time of each primary key (rows of one commit have
+    unique (key, event time), so there are no ties; without an event time the last row wins),
+    sorted by encoded key so that they can be appended to an empty database, and their keys."""
+    n = rows.num_rows
+    if n == 0:
+        return rows, []
+    if layout.event_time:
+        times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
+                                   np.int64)
+    else:
+        times = np.arange(n)                    # the last occurrence wins
+    integer_key = len(layout.primary_key) == 1 and \
+        layout.codec.key_kinds_of(0) != rowcodec.Kind.BYTES
+    if integer_key:                             # numeric order is the encoded keys' order
+        values = single_array(rows.column(layout.primary_key[0]))
+        values = fixed_width_values(values.cast(pa.int64()) if values.type != pa.int64()
+                                    else values, np.int64)
+        order = np.argsort(values)              # not stable, but vectorized (AVX-512 here)
+        sorted_values = values[order]
+        if np.any(sorted_values[1:] == sorted_values[:-1]):    # repeated keys: by time too
+            order = np.lexsort((times, values))
+            sorted_values = values[order]
+    else:
+        codes, _, _ = key_codes(rows, rows.slice(0, 0), layout.primary_key, layout.primary_key)
+        order = np.lexsort((times, codes))
+        sorted_values = codes[order]
+    last = np.ones(n, bool)
+    last[:-1] = sorted_values[1:] != sorted_values[:-1]
+    chosen = order[last]
+    if not integer_key:                         # codes are not in key order: sort the keys
+        chosen = np.sort(chosen)
+        keys = encode_keys(rows.select(layout.primary_key).take(pa.array(chosen)), layout)
+        by_key = np.array(sorted(range(len(keys)), key=keys.__getitem__), np.int64)
+        chosen = chosen[by_key]
+    if len(chosen) != n or not np.array_equal(chosen, np.arange(n)):
+        rows = take_rows(rows, chosen, get_num_threads())
+    return rows, encode_keys(rows, layout)
