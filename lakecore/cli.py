@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 import lakecore
 from lakecore._native.asof import has_openmp
+from lakecore.base.times import utc_micros
 
 DAY_US = 86_400 * 1_000_000
 FEATURES = ["tx_count", "total_amount", "max_amount", "night_share"]
@@ -39,7 +40,7 @@ def card_transactions(rows: int, cards: int, days: int, seed: int,
     rng = np.random.default_rng(seed)
     risk = rng.beta(1, 12, cards)                         # each card's hidden risk
     card = rng.integers(0, cards, rows)
-    start_us = (start - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
+    start_us = utc_micros(start, "end")
     at = start_us + rng.integers(0, days * DAY_US, rows)
     night = rng.random(rows) < 0.1 + 2 * risk[card]
     amount = np.round(rng.lognormal(3 + 3 * risk[card], 0.6), 2)

@@ -4,6 +4,7 @@ import datetime as dt
 import math
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -301,3 +302,29 @@ def test_training_data_and_batch_data_take_the_spines_time_column_by_name(lake):
         scaler = next(f for f in td._spec.transforms if f.column == "amount")
         assert latest.column("amount")[i].as_py() == pytest.approx(
             (newest.column("amount")[0].as_py() - scaler.center) / scaler.scale)
+
+
+def test_recreate_gives_the_same_hash_after_reopening_whatever_the_transforms_order(tmp_path):
+    """The catalog stores a view's transforms sorted by column; datasets are fitted in that
+    order, and recreate() fits in the order of the dataset it rebuilds (datasets made by
+    earlier versions fitted in the order the transforms were given)."""
+    path = tmp_path / "lake"
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key="id")
+        fg.insert({"id": [1, 2, 3], "z": [1.0, 2.0, 4.0], "a": [3.0, 1.0, 0.0]})
+        view = lake.create_feature_view("v", query=fg.select_all(),
+                                        transforms={"z": "min_max_scaler", "a": "standard_scaler"})
+        made = view.create_training_data()
+        assert [f.column for f in made._spec.transforms] == ["a", "z"]
+        assert made.recreate().hash == made.hash
+    with lakecore.open(path) as lake:
+        again = lake.feature_view("v").training_data(1)
+        assert again.recreate().hash == made.hash
+        # a dataset whose transforms were fitted in another order keeps that order
+        from lakecore.training import datasets
+        spec = again._spec
+        flipped = msgspec.structs.replace(spec, transforms=list(reversed(spec.transforms)))
+        flipped = msgspec.structs.replace(flipped, hash=datasets.content_hash(flipped))
+        rebuilt = type(again)(again._ctx, flipped).recreate()
+        assert [f.column for f in rebuilt._spec.transforms] == ["z", "a"]
+        assert rebuilt.hash == flipped.hash

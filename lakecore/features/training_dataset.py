@@ -179,12 +179,14 @@ class TrainingDataset:
             spine = pq.read_table(os.path.join(ctx.path, spec.spine.path))
         folder = os.path.join(folder_of(spec.view, spec.view_version, spec.version), "recreated")
         pinned = {(s.group, s.version): s.commit for s in spec.sources}
-        rebuilt = materialize(ctx.resolve, ctx.path, view, spec.version, spine=spine, spine_time=spec.spine_time,
+        rebuilt = materialize(ctx.resolve, ctx.path, view, spec.version, spine=spine,
+                              spine_time=spec.spine_time,
                               start_time=from_micros(spec.start_time_us),
                               end_time=from_micros(spec.end_time_us), split=spec.splits,
                               seed=spec.seed, description=spec.description, folder=folder,
                               pinned=pinned, stored_spine=spec.spine,
                               spark=spark if spec.engine == "spark" else None,
-                              spark_engine=ctx.spark)
+                              spark_engine=ctx.spark,
+                              transform_order=[f.column for f in spec.transforms])
         return TrainingDataset(ctx, rebuilt)
 

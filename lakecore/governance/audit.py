@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from typing import Any
 
 import msgspec
@@ -23,7 +22,7 @@ import msgspec
 from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_record
 from lakecore.base.refs import dataset_ref, group_ref, model_ref, view_ref
-from lakecore.base.times import from_millis
+from lakecore.base.times import from_millis, now_millis
 from lakecore.errors import IntegrityError
 from lakecore.features.context import LakeContext
 from lakecore.offline.delta_log import commit_info
@@ -154,7 +153,7 @@ class AuditLog:
         the complete list so far and gets the new event."""
         last = (events[-1] if events else None) if events is not None else self.last_event()
         seq = last.seq + 1 if last else 1
-        time_ms = max(time.time_ns() // 1_000_000, last.time_ms if last else 0)
+        time_ms = max(now_millis(), last.time_ms if last else 0)
         prev = last.hash if last else None
         event = AuditEvent(seq=seq, time_ms=time_ms, op=op, target=target,
                            object_hash=object_hash, prev_hash=prev,

@@ -169,10 +169,17 @@ def materialize(resolve: Resolve, lake_path: str, view: FeatureViewSpec, version
                 spine_time: str | None, start_time, end_time, split: list[SplitPart], seed: int,
                 description: str, folder: str, pinned: dict[tuple[str, int], int] | None = None,
                 stored_spine: DataFile | None = None, spark: Any = None,
-                spark_engine: Any = None) -> TrainingDatasetSpec:
+                spark_engine: Any = None,
+                transform_order: list[str] | None = None) -> TrainingDatasetSpec:
     """Build the view's data and write it to ``folder`` (relative to the lake); the manifest.
     With a SparkSession as ``spark``, ``spark_engine.materialize`` (the Spark integration) runs
-    the joins and writes the files instead, with the same splits, transforms and manifest."""
+    the joins and writes the files instead, with the same splits, transforms and manifest.
+
+    Transforms are fitted in column-name order (the order the catalog stores a view's
+    transforms in, so a dataset made before and after reopening the lake is the same), or in
+    ``transform_order`` (``recreate``: the order of the dataset being rebuilt)."""
+    order = transform_order if transform_order is not None else sorted(view.transforms)
+    view = msgspec.structs.replace(view, transforms={c: view.transforms[c] for c in order})
     pool = ThreadPoolExecutor(2, thread_name_prefix="lakecore-write")
     try:
         return _materialize(resolve, lake_path, view, version, spine, spine_time, start_time,
