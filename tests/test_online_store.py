@@ -290,3 +290,33 @@ def test_chunked_writes_keep_the_newer_rule(lake, monkeypatch):
     fg.rebuild_online()
     assert fg.online_read({"id": list(range(n))}).column("v").to_pylist() == \
         [1.0 if i % 2 == 0 else 0.0 for i in range(n)]
+
+
+GROW_THE_MAP = textwrap.dedent("""
+    import sys
+    import lakecore
+    with lakecore.open(sys.argv[1]) as lake:   # the default map: bigger than the reader's
+        fg = lake.feature_group("g")
+        n = 30_000
+        fg.insert({"id": list(range(10, 10 + n)), "v": [1.0] * n, "s": ["x" * 40] * n})
+""")
+
+
+def test_every_read_path_adopts_a_map_grown_by_another_process(tmp_path, monkeypatch):
+    from lakecore.online import environments
+
+    monkeypatch.setattr(environments, "INITIAL_MAP_SIZE", 1 << 20)    # 1 MiB here
+    path = str(tmp_path / "lake")
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", online=True)
+        fg.insert({"id": [1, 2], "v": [1.0, 2.0], "s": ["a", "b"]})
+        view = lake.create_feature_view("view", query=fg.select_all())
+        assert view.feature_vector({"id": 1}) == {"v": 1.0, "s": "a"}
+        layout = fg._read_layout()
+        subprocess.run([sys.executable, "-c", GROW_THE_MAP, path], check=True, timeout=120)
+        assert view.feature_vector({"id": 2}) == {"v": 2.0, "s": "b"}
+        assert view.feature_vector({"id": 10}) == {"v": 1.0, "s": "x" * 40}
+        store = lake.online_store
+        assert store.read_many([(store.database("g", 1), layout, (11,), None)]) == \
+            [[1.0, "x" * 40]]
+        assert fg.online_read({"id": [2, 12]}).column("v").to_pylist() == [2.0, 1.0]

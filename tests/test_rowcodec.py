@@ -241,3 +241,35 @@ def test_golden_bytes_of_keys_and_values():
         "0b000000"                  # hist: 11-byte payload
         "03000000" "02" "0100" "0000" "ffff"
     ).replace(" ", "")
+
+
+def test_the_key_codec_reports_status_codes_and_one_helper_words_them():
+    from lakecore import SchemaError, ValidationError
+    from lakecore.online.codec import key_error
+
+    schema = pa.schema([("id", pa.int64()), ("s", pa.string())])
+    layout = Layout.of(schema, ["id", "s"], None)
+    status = rowcodec.KeyStatus
+    cases = [((1,), status.KEY_COUNT, -1, 1), ((1, 2), status.KEY_NOT_BYTES, 1, "int"),
+             (("x", "a"), status.KEY_NOT_INTEGER, 0, "str"),
+             ((1, "x" * 501), status.KEY_TOO_LONG, 1, 501)]
+    for key, code, column, detail in cases:
+        with pytest.raises(rowcodec.KeyRefused) as refused:
+            rowcodec.encode_key(layout.codec, key)
+        assert (refused.value.status, refused.value.column, refused.value.row,
+                refused.value.detail) == (code, column, -1, detail)
+        with pytest.raises(SchemaError, match="^key: ") as worded:
+            encode_key(layout, key)
+        if column >= 0:
+            assert repr(schema.names[column]) in str(worded.value)
+    table = pa.table({"id": [1, None, 3], "s": ["a", "b", "c"]}, schema=schema)
+    with pytest.raises(rowcodec.KeyRefused) as refused:
+        rowcodec.encode_keys(layout.codec, [(None, None, None, 0)] * 1, 3)
+    assert refused.value.status == status.KEY_COUNT
+    with pytest.raises(ValidationError, match="'id' has null values"):
+        encode_keys(table, layout)
+    long = pa.table({"id": [1], "s": ["y" * 600]}, schema=schema)
+    with pytest.raises(ValidationError, match="'s': a value of 600 bytes"):
+        encode_keys(long, layout)
+    assert isinstance(key_error(layout, rowcodec.KeyRefused(status.KEY_NULL, 0, 5, None), "keys",
+                                ValidationError), ValidationError)

@@ -12,6 +12,20 @@ class Kind(IntEnum):
     LIST_BOOL = 4
     LIST_BYTES = 5
 
+class KeyStatus(IntEnum):
+    KEY_COUNT = 1
+    KEY_NULL = 2
+    KEY_TOO_LONG = 3
+    KEY_NOT_BYTES = 4
+    KEY_NOT_INTEGER = 5
+
+class KeyRefused(ValueError):
+    status: int
+    column: int
+    row: int
+    detail: object
+    def __init__(self, status: int, column: int, row: int, detail: object) -> None: ...
+
 class Scalar(IntEnum):
     INTEGER = 0
     FLOAT = 1

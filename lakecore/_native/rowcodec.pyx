@@ -62,6 +62,7 @@ cdef extern from *:
         void *private_data
 
 cdef enum:
+    MAX_KEY_BYTES = 500     # of one string or binary key value (LMDB keys: at most 511 bytes)
     HEADER = 16
     MAX_INT32 = 2147483647
     SMALL_ARENA = 1 << 16
@@ -77,6 +78,25 @@ cpdef enum Kind:
     LIST_FIXED = 3
     LIST_BOOL = 4
     LIST_BYTES = 5
+
+cpdef enum KeyStatus:
+    # Why a key cannot be encoded (``KeyRefused.status``); lakecore.online.codec words it.
+    KEY_COUNT = 1           # not as many key columns or values as the layout has
+    KEY_NULL = 2            # a null in a key column
+    KEY_TOO_LONG = 3        # a string or binary key value over MAX_KEY_BYTES
+    KEY_NOT_BYTES = 4       # a Python key value that is neither str nor bytes
+    KEY_NOT_INTEGER = 5     # a Python key value that is not an int
+
+
+class KeyRefused(ValueError):
+    """A key the codec cannot encode: ``status`` (a ``KeyStatus``), the key ``column`` (-1:
+    the whole key), the ``row`` of a batch (-1: one key) and a ``detail`` (a length or a
+    type name). Kernels report; they do not word messages for users."""
+
+    def __init__(self, int status, Py_ssize_t column, Py_ssize_t row, detail):
+        super().__init__(status, column, row, detail)
+        self.status, self.column, self.row, self.detail = status, column, row, detail
+
 
 cpdef enum Scalar:
     INTEGER = 0      # signed integers, dates (days) and timestamps (us)
@@ -153,7 +173,7 @@ def encode_keys(RowLayout layout, list columns, Py_ssize_t n):
     cdef const uint8_t *empty = <const uint8_t *> ""
     cdef unsigned char *p
     if len(columns) != nk:
-        raise TypeError(f"encode_keys: {nk} key columns expected")
+        raise KeyRefused(KEY_COUNT, -1, -1, len(columns))
     for k in range(nk):
         validity_buffer, buffer, offsets_buffer, offset = columns[k]
         validity.push_back(address_of(validity_buffer) if validity_buffer is not None else NULL)
@@ -169,11 +189,11 @@ def encode_keys(RowLayout layout, list columns, Py_ssize_t n):
         size = 0
         for k in range(nk):
             if validity[k] != NULL and not is_set(validity[k], first[k] + i):
-                raise ValueError(f"key column {k}: a null at row {i}")
+                raise KeyRefused(KEY_NULL, k, i, None)
             if layout.key_kinds[k] == BYTES:
                 length = offsets[k][first[k] + i + 1] - offsets[k][first[k] + i]
-                if length > 500:
-                    raise ValueError(f"key column {k}: a value of {length} bytes (at most 500)")
+                if length > MAX_KEY_BYTES:
+                    raise KeyRefused(KEY_TOO_LONG, k, i, length)
                 size += 2 + length
             else:
                 size += 8
@@ -204,20 +224,20 @@ def encode_key(RowLayout layout, tuple values):
     cdef unsigned char *p
     cdef int64_t integer
     if len(values) != nk:
-        raise TypeError(f"{nk} key values expected, got {len(values)}")
+        raise KeyRefused(KEY_COUNT, -1, -1, len(values))
     for k in range(nk):
         v = values[k]
         if layout.key_kinds[k] == BYTES:
             if isinstance(v, str):
                 v = (<str> v).encode("utf-8")
             elif not isinstance(v, bytes):
-                raise TypeError(f"key column {k}: expected str or bytes, got {type(v).__name__}")
-            if len(<bytes> v) > 500:
-                raise ValueError(f"key column {k}: a value of {len(<bytes> v)} bytes (at most 500)")
+                raise KeyRefused(KEY_NOT_BYTES, k, -1, type(v).__name__)
+            if len(<bytes> v) > MAX_KEY_BYTES:
+                raise KeyRefused(KEY_TOO_LONG, k, -1, len(<bytes> v))
             size += 2 + len(<bytes> v)
         else:
             if not isinstance(v, int):
-                raise TypeError(f"key column {k}: expected an integer, got {type(v).__name__}")
+                raise KeyRefused(KEY_NOT_INTEGER, k, -1, type(v).__name__)
             size += 8
         parts.append(v)
     key = PyBytes_FromStringAndSize(NULL, size)

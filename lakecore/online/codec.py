@@ -18,7 +18,7 @@ from lakecore.base.arrow import (
 )
 from lakecore.base.keys import key_codes
 from lakecore.base.threads import get_num_threads
-from lakecore.errors import SchemaError, ValidationError
+from lakecore.errors import LakeError, SchemaError, ValidationError
 from lakecore.online.layout import Layout, codec_type
 
 
@@ -32,12 +32,8 @@ def encode_keys(table: pa.Table, layout: Layout) -> list[bytes]:
                         array.offset))
     try:
         return rowcodec.encode_keys(layout.codec, columns, table.num_rows)
-    except ValueError as exc:
-        column = layout.primary_key[int(str(exc).split()[2].rstrip(":"))]
-        if "null" in str(exc):
-            raise ValidationError(f"keys: primary key column {column!r} has null values") from None
-        raise ValidationError(f"keys: {column!r}: {str(exc).split(': ', 1)[1]}; online keys "
-                              f"are at most 500 bytes") from None
+    except rowcodec.KeyRefused as refused:
+        raise key_error(layout, refused, "keys", ValidationError) from None
 
 
 def encode_key(layout: Layout, key: tuple) -> bytes:
@@ -46,12 +42,26 @@ def encode_key(layout: Layout, key: tuple) -> bytes:
         key = tuple(convert(v) if convert else v for v, convert in zip(key, layout.key_converters))
     try:
         return rowcodec.encode_key(layout.codec, key)
-    except (TypeError, ValueError) as exc:
-        message = str(exc)
-        if message.startswith("key column "):
-            column = layout.primary_key[int(message.split()[2].rstrip(":"))]
-            message = f"{column!r}: {message.split(': ', 1)[1]}"
-        raise SchemaError(f"key: {message}") from None
+    except rowcodec.KeyRefused as refused:
+        raise key_error(layout, refused, "key", SchemaError) from None
+
+
+def key_error(layout: Layout, refused: Exception, argument: str,
+              error: type[LakeError]) -> LakeError:
+    """The user's error for a key the codec refused (``rowcodec.KeyRefused``): the one place
+    that words the codec's status codes."""
+    status, detail = refused.status, refused.detail
+    column = repr(layout.primary_key[refused.column]) if refused.column >= 0 else ""
+    if status == rowcodec.KeyStatus.KEY_NULL:
+        return ValidationError(f"{argument}: primary key column {column} has null values")
+    if status == rowcodec.KeyStatus.KEY_TOO_LONG:
+        return error(f"{argument}: {column}: a value of {detail} bytes; online keys are at most "
+                     f"500 bytes")
+    if status == rowcodec.KeyStatus.KEY_NOT_BYTES:
+        return error(f"{argument}: {column}: expected str or bytes, got {detail}")
+    if status == rowcodec.KeyStatus.KEY_NOT_INTEGER:
+        return error(f"{argument}: {column}: expected an integer, got {detail}")
+    return error(f"{argument}: {len(layout.primary_key)} key values expected, got {detail}")
 
 
 def _unpacked_bits(array: pa.Array) -> np.ndarray:

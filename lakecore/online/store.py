@@ -209,7 +209,12 @@ class OnlineStore:
         if env is None:
             return [None] * len(requests)
         now = time.time_ns() // 1000
-        with env.begin() as txn:
+        try:
+            txn = env.begin()
+        except lmdb.MapResizedError:    # another process grew the map: adopt its size
+            env.set_mapsize(0)
+            txn = env.begin()
+        with txn:
             get = txn.get
             rows = [None if db is None else rowcodec.decode_row(
                         layout.codec, get(encode_key(layout, key), None, db),
@@ -235,7 +240,11 @@ class OnlineStore:
                 out.extend([None] * len(layout.features))
             return out
         decode, encode = rowcodec.decode_row, rowcodec.encode_key
-        txn = env.begin()
+        try:
+            txn = env.begin()
+        except lmdb.MapResizedError:    # another process grew the map: adopt its size
+            env.set_mapsize(0)
+            txn = env.begin()
         try:
             get = txn.get
             for db, layout, ttl_us, on in groups:
