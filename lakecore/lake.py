@@ -36,10 +36,9 @@ from lakecore.base.times import now_millis
 from lakecore.catalog.locks import WriterLock
 from lakecore.catalog.store import Catalog
 from lakecore.errors import IntegrityError, LakeError, NotFoundError
-from lakecore.features import feature_group as groups
-from lakecore.features import feature_view as views
+from lakecore.features import definitions
 from lakecore.features.context import LakeContext
-from lakecore.features.feature_group import FeatureGroup
+from lakecore.features.feature_group import FeatureGroup, feature_group
 from lakecore.features.feature_view import FeatureView
 from lakecore.features.query import Query
 from lakecore.features.training_dataset import view_spec
@@ -210,7 +209,7 @@ class Lake:
         (['card'], 'at', True)
         >>> lake.close()
         """
-        return groups.create_feature_group(
+        return definitions.create_feature_group(
             self._ctx, name, version=version, primary_key=primary_key, event_time=event_time,
             schema=schema, online=online, ttl=ttl, description=description, tags=tags)
 
@@ -232,7 +231,7 @@ class Lake:
         self._ctx.check_open()
         if version is not None:
             check_version(version)
-        return groups.feature_group(self._ctx, name, version)
+        return feature_group(self._ctx, name, version)
 
     def feature_groups(self) -> list[FeatureGroup]:
         """Every feature group, every version, sorted by name and version.
@@ -267,7 +266,7 @@ class Lake:
         []
         >>> lake.close()
         """
-        groups.delete_feature_group(self._ctx, name, version)
+        definitions.delete_feature_group(self._ctx, name, version)
 
     # -- feature views -----------------------------------------------------------------------
     def create_feature_view(self, name: str, *, version: int = 1, query: Query,
@@ -288,7 +287,7 @@ class Lake:
         [0.0, 1.0]
         >>> lake.close()
         """
-        return views.create_feature_view(self._ctx, name, version=version, query=query,
+        return definitions.create_feature_view(self._ctx, name, version=version, query=query,
                                          labels=labels, transforms=transforms,
                                          description=description)
 
@@ -343,7 +342,7 @@ class Lake:
         >>> lake.delete_feature_group("users", 1)      # no view reads it any more
         >>> lake.close()
         """
-        views.delete_feature_view(self._ctx, name, version)
+        definitions.delete_feature_view(self._ctx, name, version)
 
     # -- models ------------------------------------------------------------------------------
     def predictor(self, model_name: str, *, version: int | None = None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from typing import Any
 
 import lmdb
@@ -17,13 +16,11 @@ import msgspec
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table
-from lakecore.base.files import remove_tree
-from lakecore.base.refs import check_name, check_version, group_ref, view_ref
+from lakecore.base.refs import group_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
-from lakecore.base.times import from_millis, micros, now_millis
+from lakecore.base.times import from_millis
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import (
-    AlreadyExistsError,
     LakeError,
     NotFoundError,
     SchemaError,
@@ -32,7 +29,7 @@ from lakecore.errors import (
 from lakecore.features.context import LakeContext
 from lakecore.features.query import Query, select_query
 from lakecore.offline.delta_log import Snapshot
-from lakecore.offline.schema import conform, storage_schema, to_delta_schema_string
+from lakecore.offline.schema import conform, storage_schema
 from lakecore.offline.table import Change, commit_files, table_schema
 from lakecore.online.layout import Layout, check_keys
 
@@ -533,120 +530,3 @@ class FeatureGroup:
 def feature_group(ctx: LakeContext, name: str, version: int | None = None) -> FeatureGroup:
     """Feature group ``name`` at ``version`` (the latest when None); NotFoundError."""
     return FeatureGroup(ctx, ctx.group_spec(name, version))
-
-
-# -- creating and deleting groups ----------------------------------------------------------
-def create_feature_group(
-    ctx: LakeContext,
-    name: str,
-    *,
-    version: int = 1,
-    primary_key: str | list[str],
-    event_time: str | None = None,
-    schema: pa.Schema | None = None,
-    online: bool = False,
-    ttl: dt.timedelta | None = None,
-    description: str = "",
-    tags: dict[str, str] | None = None,
-) -> FeatureGroup:
-    """Create feature group ``name`` at ``version``; AlreadyExistsError if it exists."""
-    check_name(name, "name")
-    check_version(version)
-    keys = [primary_key] if isinstance(primary_key, str) else primary_key
-    if not isinstance(keys, (list, tuple)) or not keys or \
-            not all(isinstance(k, str) and k for k in keys):
-        raise SchemaError(f"primary_key: expected a column name or a non-empty list of "
-                          f"column names, got {primary_key!r}")
-    keys = list(keys)
-    if len(set(keys)) != len(keys):
-        raise SchemaError(f"primary_key: a column is named twice in {keys}")
-    if event_time is not None and (not isinstance(event_time, str) or not event_time):
-        raise SchemaError(f"event_time: expected a column name or None, got {event_time!r}")
-    if event_time in keys:
-        raise SchemaError(f"primary_key: must not contain the event_time column "
-                          f"{event_time!r} (event_time is part of the upsert key already)")
-    schema_string = None
-    if schema is not None:
-        if not isinstance(schema, pa.Schema):
-            raise SchemaError(f"schema: expected a pyarrow.Schema, got {type(schema).__name__}")
-        stored = storage_schema(schema, keys, event_time)
-        if online:
-            Layout.of(stored, keys, event_time)   # SchemaError for types kept offline only
-        schema_string = to_delta_schema_string(stored)
-    ttl_us = None
-    if ttl is not None:
-        if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):
-            raise ValidationError(f"ttl: expected a positive datetime.timedelta, got {ttl!r}")
-        ttl_us = micros(ttl)
-    if not isinstance(description, str):
-        raise ValidationError(f"description: expected a str, got {description!r}")
-    tags = dict(tags or {})
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
-        raise ValidationError("tags: expected a dict of str to str")
-
-    with ctx.writing("create_feature_group"):
-        if _find_spec(ctx, name, version) is not None:
-            raise AlreadyExistsError(f"feature group {name!r} version {version} already exists")
-        location = os.path.join("feature_groups", name, f"v{version}")
-        _remove_group_data(ctx, name, version, location)    # a deletion's leftovers
-        os.makedirs(os.path.join(ctx.path, location), exist_ok=True)
-        spec = FeatureGroupSpec(
-            name=name, version=version, primary_key=keys, event_time=event_time,
-            schema=schema_string, online=bool(online), ttl_us=ttl_us,
-            description=description, tags=tags, created_at_ms=now_millis(),
-            table_id=str(uuid.uuid4()), location=location,
-        )
-        ctx.record(lambda state: state.feature_groups.append(spec), "create_feature_group",
-                   group_ref(name, version), None)
-    return FeatureGroup(ctx, spec)
-
-
-def delete_feature_group(ctx: LakeContext, name: str, version: int) -> None:
-    """Delete a feature group version: its definition, Delta table and online rows.
-    Refused (``LakeError``) while a feature view reads it. Audited; ``verify()`` stays
-    clean, and ``lineage`` of it raises ``NotFoundError`` afterwards.
-
-    Examples
-    --------
-    >>> import tempfile, lakecore
-    >>> lake = lakecore.open(tempfile.mkdtemp())
-    >>> _ = lake.create_feature_group("users", primary_key="id")
-    >>> lake.delete_feature_group("users", 1)
-    >>> [fg.name for fg in lake.feature_groups()]
-    []
-    >>> lake.close()
-    """
-    check_version(version)
-    with ctx.writing(f"delete feature group {name!r} version {version}"):
-        spec = _find_spec(ctx, name, version)
-        if spec is None:
-            raise NotFoundError(f"feature group {name!r} version {version} not found")
-        readers = [view_ref(v.name, v.version) for v in ctx.catalog.state().feature_views
-                   if any((p.group, p.version) == (name, version) for p in v.query.parts)]
-        if readers:
-            raise LakeError(f"feature group {name!r} version {version} cannot be deleted: "
-                            f"feature view(s) {', '.join(readers)} read it; delete them "
-                            f"first")
-        last_hash = ctx.offline_table(spec).snapshot().commit_hash
-
-        def drop(state) -> None:
-            state.feature_groups = [g for g in state.feature_groups
-                                    if (g.name, g.version) != (name, version)]
-        ctx.record(drop, "delete_feature_group", group_ref(name, version), last_hash)
-        _remove_group_data(ctx, name, version, spec.location)
-
-
-def _remove_group_data(ctx: LakeContext, name: str, version: int, location: str) -> None:
-    """Remove the table folder and online rows of a group that the catalog no longer
-    has (the caller holds the writer lock)."""
-    folder = os.path.join(ctx.path, location)
-    ctx.forget_table(location)
-    ctx.online_store.remove_group(name, version)
-    remove_tree(folder)
-
-
-def _find_spec(ctx: LakeContext, name: str, version: int | None) -> FeatureGroupSpec | None:
-    specs = [s for s in ctx.catalog.state().feature_groups if s.name == name]
-    if version is None:
-        return max(specs, key=lambda s: s.version, default=None)
-    return next((s for s in specs if s.version == version), None)

@@ -3,7 +3,6 @@ it, batch data for scoring, and online feature vectors served with the same tran
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,18 +12,15 @@ import numpy as np
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table, indices_array
-from lakecore.base.refs import check_name, check_version, dataset_ref, model_ref, view_ref
+from lakecore.base.refs import dataset_ref, model_ref, view_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
-from lakecore.base.times import now_millis
 from lakecore.catalog.specs import (
     FeatureViewSpec,
     QueryPart,
     TrainingDatasetSpec,
     next_version,
-    view_hash,
 )
 from lakecore.errors import (
-    AlreadyExistsError,
     LakeError,
     NotFoundError,
     SchemaError,
@@ -525,73 +521,3 @@ def check_view(query: Any, labels: Any, transforms: Any) -> tuple[list[str], dic
         if types[column] is not None:   # a transform that cannot apply fails now, not later
             tf.check_type(column, kind, types[column])
     return labels, transforms
-
-
-# -- creating and deleting views -----------------------------------------------------------
-def create_feature_view(ctx: LakeContext, name: str, *, version: int = 1, query: Query,
-                        labels: Any = (), transforms: dict[str, str] | None = None,
-                        description: str = "") -> FeatureView:
-    """A new feature view: ``query`` with ``labels`` (output or spine columns) and
-    ``transforms`` (feature column -> built-in transform name)."""
-    name = check_name(name, "feature view name")
-    version = check_version(version)
-    labels, transforms = check_view(query, labels, transforms)
-    if not isinstance(description, str):
-        raise ValidationError(f"description: expected a str, got {description!r}")
-    if query._ctx is not ctx:
-        raise ValidationError("query: it comes from another Lake object")
-    with ctx.writing("create_feature_view"):
-        state = ctx.catalog.state()
-        if any((v.name, v.version) == (name, version) for v in state.feature_views):
-            raise AlreadyExistsError(f"feature view {name!r} version {version} already exists")
-        spec = FeatureViewSpec(name=name, version=version, query=query.spec, labels=labels,
-                               transforms=transforms, description=description,
-                               created_at_ms=now_millis())
-        ctx.record(lambda s: s.feature_views.append(spec), "create_feature_view",
-                   view_ref(name, version), None)
-    return FeatureView(ctx, spec)
-
-
-def delete_feature_view(ctx: LakeContext, name: str, version: int) -> None:
-    """Delete a feature view version with its training datasets and their files.
-    Refused (``LakeError``) while a registered model was trained on one of its datasets.
-    Audited; ``verify()`` stays clean.
-
-    Examples
-    --------
-    >>> import tempfile, lakecore
-    >>> lake = lakecore.open(tempfile.mkdtemp())
-    >>> fg = lake.create_feature_group("users", primary_key="id")
-    >>> _ = fg.insert({"id": [1], "age": [30]})
-    >>> _ = lake.create_feature_view("ages", query=fg.select_all())
-    >>> lake.delete_feature_view("ages", 1)
-    >>> lake.delete_feature_group("users", 1)      # no view reads it any more
-    >>> lake.close()
-    """
-    check_version(version)
-    with ctx.writing(f"delete feature view {name!r} version {version}"):
-        state = ctx.catalog.state()
-        spec = next((v for v in state.feature_views if (v.name, v.version) == (name, version)),
-                    None)
-        if spec is None:
-            raise NotFoundError(f"feature view {name!r} version {version} not found")
-        datasets = {t.version for t in state.training_datasets
-                    if (t.view, t.view_version) == (name, version)}
-        trained = [model_ref(m.name, m.version) for m in state.models
-                   if m.training_data is not None and m.training_data[:2] == [name, version]
-                   and m.training_data[2] in datasets]
-        if trained:
-            raise LakeError(f"feature view {name!r} version {version} cannot be deleted: "
-                            f"registered model(s) {', '.join(trained)} were trained on its "
-                            f"training data; delete them first")
-        family = f"td:{name}@{version}"
-
-        def drop(state) -> None:
-            state.feature_views = [v for v in state.feature_views
-                                   if (v.name, v.version) != (name, version)]
-            state.training_datasets = [t for t in state.training_datasets
-                                       if (t.view, t.view_version) != (name, version)]
-            if datasets:
-                state.retired[family] = max(state.retired.get(family, 0), *datasets)
-        ctx.record(drop, "delete_feature_view", view_ref(name, version), view_hash(spec))
-        discard_folder(ctx.path, os.path.join("training_data", name, f"v{version}"))
