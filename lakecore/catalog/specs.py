@@ -150,6 +150,13 @@ class CatalogState(msgspec.Struct, kw_only=True):
     retired: dict[str, int] = {}
 
 
+def pick_version(specs: list, version: int | None) -> Any:
+    """Of one name's specs, the one at ``version`` (the latest when None); None if absent."""
+    if version is None:
+        return max(specs, key=lambda s: s.version, default=None)
+    return next((s for s in specs if s.version == version), None)
+
+
 def next_version(state: CatalogState, family: str, versions: list[int]) -> int:
     """The next version of ``family`` (see ``CatalogState.retired``): never one used before."""
     return 1 + max([*versions, state.retired.get(family, 0)])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lakecore.catalog.locks import WriterLock
-from lakecore.catalog.specs import CatalogState, FeatureGroupSpec
+from lakecore.catalog.specs import CatalogState, FeatureGroupSpec, pick_version
 from lakecore.catalog.store import Catalog
 from lakecore.errors import LakeError, NotFoundError, ReadOnlyError
 from lakecore.offline.table import OfflineTable
@@ -82,9 +82,8 @@ class LakeContext:
 
     def group_spec(self, name: str, version: int | None) -> FeatureGroupSpec:
         """The definition of feature group ``name`` at ``version`` (latest when None)."""
-        specs = [s for s in self.catalog.state().feature_groups if s.name == name]
-        spec = max(specs, key=lambda s: s.version, default=None) if version is None else \
-            next((s for s in specs if s.version == version), None)
+        spec = pick_version([s for s in self.catalog.state().feature_groups if s.name == name],
+                            version)
         if spec is None:
             which = f"version {version}" if version is not None else "any version"
             raise NotFoundError(f"feature group {name!r} ({which}) not found")

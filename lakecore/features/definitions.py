@@ -22,7 +22,6 @@ from lakecore.catalog.specs import FeatureGroupSpec, FeatureViewSpec, view_hash
 from lakecore.errors import (
     AlreadyExistsError,
     LakeError,
-    NotFoundError,
     SchemaError,
     ValidationError,
 )
@@ -30,6 +29,7 @@ from lakecore.features.context import LakeContext
 from lakecore.features.feature_group import FeatureGroup
 from lakecore.features.feature_view import FeatureView, check_view
 from lakecore.features.query import Query
+from lakecore.features.training_dataset import view_spec
 from lakecore.offline.schema import storage_schema, to_delta_schema_string
 from lakecore.online.layout import Layout
 from lakecore.training.datasets import discard_folder
@@ -85,7 +85,7 @@ def create_feature_group(
         raise ValidationError("tags: expected a dict of str to str")
 
     with ctx.writing("create_feature_group"):
-        if _find_spec(ctx, name, version) is not None:
+        if any((s.name, s.version) == (name, version) for s in ctx.catalog.state().feature_groups):
             raise AlreadyExistsError(f"feature group {name!r} version {version} already exists")
         location = os.path.join("feature_groups", name, f"v{version}")
         _remove_group_data(ctx, name, version, location)    # a deletion's leftovers
@@ -106,21 +106,11 @@ def delete_feature_group(ctx: LakeContext, name: str, version: int) -> None:
     Refused (``LakeError``) while a feature view reads it. Audited; ``verify()`` stays
     clean, and ``lineage`` of it raises ``NotFoundError`` afterwards.
 
-    Examples
-    --------
-    >>> import tempfile, lakecore
-    >>> lake = lakecore.open(tempfile.mkdtemp())
-    >>> _ = lake.create_feature_group("users", primary_key="id")
-    >>> lake.delete_feature_group("users", 1)
-    >>> [fg.name for fg in lake.feature_groups()]
-    []
-    >>> lake.close()
+    ``Lake.delete_feature_group`` shows an example.
     """
     check_version(version)
     with ctx.writing(f"delete feature group {name!r} version {version}"):
-        spec = _find_spec(ctx, name, version)
-        if spec is None:
-            raise NotFoundError(f"feature group {name!r} version {version} not found")
+        spec = ctx.group_spec(name, version)
         readers = [view_ref(v.name, v.version) for v in ctx.catalog.state().feature_views
                    if any((p.group, p.version) == (name, version) for p in v.query.parts)]
         if readers:
@@ -144,12 +134,6 @@ def _remove_group_data(ctx: LakeContext, name: str, version: int, location: str)
     ctx.online_store.remove_group(name, version)
     remove_tree(folder)
 
-
-def _find_spec(ctx: LakeContext, name: str, version: int | None) -> FeatureGroupSpec | None:
-    specs = [s for s in ctx.catalog.state().feature_groups if s.name == name]
-    if version is None:
-        return max(specs, key=lambda s: s.version, default=None)
-    return next((s for s in specs if s.version == version), None)
 
 
 # -- feature views --------------------------------------------------------------------------------
@@ -182,24 +166,12 @@ def delete_feature_view(ctx: LakeContext, name: str, version: int) -> None:
     Refused (``LakeError``) while a registered model was trained on one of its datasets.
     Audited; ``verify()`` stays clean.
 
-    Examples
-    --------
-    >>> import tempfile, lakecore
-    >>> lake = lakecore.open(tempfile.mkdtemp())
-    >>> fg = lake.create_feature_group("users", primary_key="id")
-    >>> _ = fg.insert({"id": [1], "age": [30]})
-    >>> _ = lake.create_feature_view("ages", query=fg.select_all())
-    >>> lake.delete_feature_view("ages", 1)
-    >>> lake.delete_feature_group("users", 1)      # no view reads it any more
-    >>> lake.close()
+    ``Lake.delete_feature_view`` shows an example.
     """
     check_version(version)
     with ctx.writing(f"delete feature view {name!r} version {version}"):
         state = ctx.catalog.state()
-        spec = next((v for v in state.feature_views if (v.name, v.version) == (name, version)),
-                    None)
-        if spec is None:
-            raise NotFoundError(f"feature view {name!r} version {version} not found")
+        spec = view_spec(ctx, name, version)
         datasets = {t.version for t in state.training_datasets
                     if (t.view, t.view_version) == (name, version)}
         trained = [model_ref(m.name, m.version) for m in state.models

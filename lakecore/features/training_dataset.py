@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from lakecore.base.refs import dataset_ref
 from lakecore.base.storage_errors import guard_storage
 from lakecore.base.times import from_micros
-from lakecore.catalog.specs import FeatureViewSpec, TrainingDatasetSpec
+from lakecore.catalog.specs import FeatureViewSpec, TrainingDatasetSpec, pick_version
 from lakecore.errors import NotFoundError, ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.training import transforms as tf
@@ -21,9 +21,8 @@ from lakecore.training.datasets import ROW_ID, folder_of, materialize
 
 def view_spec(ctx: LakeContext, name: str, version: int | None) -> FeatureViewSpec:
     """The definition of feature view ``name`` at ``version`` (latest when None)."""
-    specs = [v for v in ctx.catalog.state().feature_views if v.name == name]
-    spec = max(specs, key=lambda v: v.version, default=None) if version is None else \
-        next((v for v in specs if v.version == version), None)
+    spec = pick_version([v for v in ctx.catalog.state().feature_views if v.name == name],
+                        version)
     if spec is None:
         which = f"version {version}" if version is not None else "any version"
         raise NotFoundError(f"feature view {name!r} ({which}) not found")
