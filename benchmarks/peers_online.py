@@ -8,7 +8,7 @@ One process, every store measured in the same run, on the same rows
 
 - **reads** of 1, 1,000 and 10,000 random existing keys (medians of many calls):
   - lakecore ``fg.online_read(keys)``: an Arrow table of the keys, event time and 20 features
-    in request order, and for one key also the store's row path (``read_many``), which the
+    in request order, and for one key also the store's row path (``row_reader``), which the
     feature view's ``feature_vector`` uses;
   - the floor: a plain py-lmdb ``txn.get`` loop over the same encoded keys, in the lake's own
     LMDB database, returning the raw values (no decoding, no Arrow), in a transaction with
@@ -112,8 +112,12 @@ def run(n: int, repeat: int, work: str) -> None:
               f"{theirs / ours:.2f}x |")
     one = tuple(request_keys(n, 1).column("id").to_pylist())
     db = store.database("entities", 1)
-    row_us = median_us(lambda: store.read_many([(db, layout, one, None)]), 20000)
-    print(f"one key as Python values (OnlineStore.read_many, the feature-vector path): "
+
+    def one_row():
+        with store.row_reader() as reader:
+            return reader.row(db, layout, one, None)
+    row_us = median_us(one_row, 20000)
+    print(f"one key as Python values (OnlineStore.row_reader, the feature-vector path): "
           f"{row_us:.1f} us")
 
     print(f"\ningest into the online store (best of {repeat}, fsync included)")

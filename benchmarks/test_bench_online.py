@@ -42,11 +42,15 @@ def test_py_lmdb_get_loop_floor(benchmark, group, count):
     assert all(v is not None for v in benchmark(floor))
 
 
-def test_read_many_one_key(benchmark, group):
+def test_row_reader_one_key(benchmark, group):
     layout, store = group._read_layout(), group._ctx.online_store
     key = tuple(request_keys(N, 1).column("id").to_pylist())
-    request = [(store.database("entities", 1), layout, key, None)]
-    assert len(benchmark(store.read_many, request)[0]) == 20
+    db = store.database("entities", 1)
+
+    def one_row():
+        with store.row_reader() as reader:
+            return reader.row(db, layout, key, None)
+    assert len(benchmark(one_row)) == 20
 
 
 def test_bulk_load(benchmark, group):

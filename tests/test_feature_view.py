@@ -249,6 +249,35 @@ def test_feature_vector_paths(lake):
     assert same_key.feature_vector({"card": 2}) == {"amount": 6.0, "again_merchant": 8}
 
 
+def test_feature_vector_and_feature_vectors_agree_on_given_values(lake):
+    tx = lake.create_feature_group("tx", primary_key="card", event_time="at", online=True)
+    tx.insert({"card": [1, 2], "at": pa.array([ago(1), ago(1)], TS), "merchant": [7, 8],
+               "amount": [5.0, 6.0]})
+    merchants = lake.create_feature_group("merchants", primary_key="merchant_id", online=True)
+    merchants.insert({"merchant_id": [7, 8], "country": ["FR", "DE"]})
+    chained = lake.create_feature_view("v", query=tx.select_all().join(
+        merchants.select_all(), on="merchant"))
+    flat = lake.create_feature_view("w", query=tx.select_all())
+    requests = [
+        (flat, {"card": 1}, {"merchant": 7, "amount": 5.0}),
+        (flat, {"card": 1, "amount": 9.5}, {"merchant": 7, "amount": 9.5}),
+        (flat, {"card": 1, "note": "x"}, {"merchant": 7, "amount": 5.0}),
+        (chained, {"card": 1}, {"merchant": 7, "amount": 5.0, "country": "FR"}),
+        # a value the caller gives is used, also as the key of a later group
+        (chained, {"card": 1, "merchant": 8}, {"merchant": 8, "amount": 5.0, "country": "DE"}),
+        (chained, {"card": 9, "merchant": 7}, {"merchant": 7, "amount": None, "country": "FR"}),
+    ]
+    for view, key, expected in requests:
+        assert view.feature_vector(key) == expected, key
+        batch = view.feature_vectors({k: [v] for k, v in key.items()})
+        assert batch.to_pylist() == [expected], key
+    for view in (flat, chained):
+        with pytest.raises(SchemaError, match="keys: missing join key column 'card'"):
+            view.feature_vectors({"account": [1]})
+        with pytest.raises(SchemaError, match="key: missing join key column 'card'"):
+            view.feature_vector({"account": 1})
+
+
 def test_feature_vector_in_a_forked_child(lake):
     import os
 

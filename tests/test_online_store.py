@@ -234,14 +234,16 @@ def test_the_row_path_matches_online_read(lake):
                "v": [1.5, None], "day": pa.array([dt.date(2024, 1, 2), None]),
                "when": pa.array([NOW, None], TS), "tags": [["x", None], []]})
     layout, store = fg._read_layout(), lake.online_store
-    for key in [(1, "a"), (2, "é")]:
-        table = fg.online_read({"k": [key[0]], "s": [key[1]]}).to_pylist()[0]
-        [row] = store.read_many([(store.database("d", 1), layout, key, None)])
-        assert dict(zip(layout.feature_names, row)) == \
-            {name: table[name] for name in ["v", "day", "when", "tags"]}
-    assert store.read_many([(store.database("d", 1), layout, (3, "a"), None)]) == [None]
-    with pytest.raises(SchemaError, match="'s'"):
-        store.read_many([(store.database("d", 1), layout, (1, 2), None)])
+    db = store.database("d", 1)
+    with store.row_reader() as reader:
+        for key in [(1, "a"), (2, "é")]:
+            table = fg.online_read({"k": [key[0]], "s": [key[1]]}).to_pylist()[0]
+            row = reader.row(db, layout, key, None)
+            assert dict(zip(layout.feature_names, row)) == \
+                {name: table[name] for name in ["v", "day", "when", "tags"]}
+        assert reader.row(db, layout, (3, "a"), None) is None
+        with pytest.raises(SchemaError, match="'s'"):
+            reader.row(db, layout, (1, 2), None)
 
 
 def test_key_requests_in_any_layout(lake):
@@ -317,6 +319,6 @@ def test_every_read_path_adopts_a_map_grown_by_another_process(tmp_path, monkeyp
         assert view.feature_vector({"id": 2}) == {"v": 2.0, "s": "b"}
         assert view.feature_vector({"id": 10}) == {"v": 1.0, "s": "x" * 40}
         store = lake.online_store
-        assert store.read_many([(store.database("g", 1), layout, (11,), None)]) == \
-            [[1.0, "x" * 40]]
+        with store.row_reader() as reader:
+            assert reader.row(store.database("g", 1), layout, (11,), None) == [1.0, "x" * 40]
         assert fg.online_read({"id": [2, 12]}).column("v").to_pylist() == [2.0, 1.0]

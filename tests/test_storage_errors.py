@@ -129,7 +129,7 @@ def test_online_store_errors_are_storage_errors(lake, monkeypatch):
     def broken(*args, **kwargs):
         raise lmdb.DiskError("mdb_get: Input/output error")
     store = type(lake.online_store)
-    for name in ("read", "read_concatenated", "read_many"):
+    for name in ("read", "row_reader"):
         monkeypatch.setattr(store, name, broken)
     for call in (lambda: fg.online_read({"id": [1]}), lambda: view.feature_vector({"id": 1}),
                  lambda: view.feature_vectors({"id": [1]})):

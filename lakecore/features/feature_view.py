@@ -325,7 +325,9 @@ class FeatureView:
 
     def feature_vectors(self, keys: Any, *, training_data: Any = None) -> pa.Table:
         """One row per key (``keys``: data with the join key columns): the features in
-        training column order, transformed, from the online store.
+        training column order, transformed, from the online store. A feature column given in
+        ``keys`` is used as given (a value the caller already has); a feature that no online
+        group serves must be given there.
 
         Examples
         --------
@@ -342,45 +344,36 @@ class FeatureView:
         [1.0, 0.0, None]
         >>> lake.close()
         """
-        self._ctx.check_open()
-        dataset = self._resolve(training_data)
+        plan = self._serving_plan(training_data)
         table = as_table(keys, "keys")
-        root = self._ctx.group_spec(self._spec.query.root.group, self._spec.query.root.version)
-        missing = [k for k in root.primary_key if k not in table.column_names]
-        if missing:
-            raise SchemaError(f"keys: missing join key column {missing[0]!r}")
         columns: dict[str, Any] = {name: table.column(name) for name in table.column_names}
-        for part, group in self._serving_parts():
-            on = part.on or group.primary_key
-            absent = [c for c in on if c not in columns]
+        for lookup in plan.lookups:
+            absent = [c for c in lookup.on if c not in columns]
             if absent:
-                raise SchemaError(f"keys: missing join key column {absent[0]!r} for feature "
-                                  f"group {group.name!r}")
-            request = pa.table({k: columns[c] for k, c in zip(group.primary_key, on)})
+                raise lookup.missing_key(absent[0], "keys")
+            request = pa.table({k: columns[c] for k, c in zip(lookup.primary_key, lookup.on)})
             present = np.ones(request.num_rows, bool)
             for column in request.columns:      # a null join key (a missing row before) finds nothing
                 present &= ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
-            found = group.online_read(request if present.all() else
-                                      request.filter(pa.array(present)))
+            found = lookup.group.online_read(request if present.all() else
+                                             request.filter(pa.array(present)))
             positions = None
             if not present.all():
                 positions = indices_array(np.where(present, np.cumsum(present) - 1, -1))
-            for column in part.columns:
-                name = (part.prefix or "") + column
+            for column, name in zip(lookup.columns, lookup.names):
                 if name not in columns:
                     values = found.column(column)
                     columns[name] = values if positions is None else values.take(positions)
-        features = dataset.features if dataset is not None else self._feature_names()
-        missing = [f for f in features if f not in columns]
+        missing = [f for f in plan.features if f not in columns]
         if missing:
-            raise SchemaError(f"feature {missing[0]!r} comes from the spine, so it cannot be "
-                              f"served online; pass it in keys")
-        raw = pa.table({f: columns[f] for f in features})
-        return tf.apply(raw, dataset.transforms if dataset is not None else [])
+            raise _not_served(missing[0])
+        raw = pa.table({f: columns[f] for f in plan.features})
+        return tf.apply(raw, plan.transforms)
 
     def feature_vector(self, key: dict[str, Any], *, training_data: Any = None) -> dict[str, Any]:
         """One key's features (a dict of Python values) in training column order: every
-        group's row read in one LMDB transaction, transformed like the training data.
+        group's row read in one LMDB transaction, transformed like the training data. Values
+        follow ``feature_vectors``: a feature given in ``key`` is used as given.
 
         Examples
         --------
@@ -401,35 +394,37 @@ class FeatureView:
             raise ValidationError(f"key: expected a dict of join key column to value, got {key!r}")
         try:
             plan = self._serving_plan(training_data)
-            if plan.direct and key.keys() >= plan.key_set:
-                # every group is keyed by the request: one transaction, rows concatenated in order
-                try:
-                    flat = plan.store.read_concatenated(plan.direct_groups, key, plan.env)
-                except (TypeError, ValueError, OverflowError):
-                    flat = None             # a key of the wrong type: the general path explains
-                if flat is not None:
-                    return plan.transform(dict(zip(plan.features, flat)))
-            values = dict(key)
-            for db, layout, ttl_us, on, outputs, group in plan.groups:
-                missing = [c for c in on if c not in values]
-                if missing:
-                    raise SchemaError(f"key: missing join key column {missing[0]!r} for feature "
-                                      f"group {group!r}")
-                key_values = tuple([values[c] for c in on])
-                row = None if None in key_values else \
-                    plan.store.read_many([(db, layout, key_values, ttl_us)])[0]
-                for j, name in outputs:
-                    if name not in values:
-                        values[name] = None if row is None else row[j]
-            return plan.transform({f: values.get(f) for f in plan.features})
+            values, flat = key, []
+            reader = plan.store.row_reader(plan.env)
+            try:
+                for lookup in plan.lookups:
+                    on = lookup.on
+                    try:
+                        key_values = (values[on[0]],) if len(on) == 1 else \
+                            tuple([values[c] for c in on])
+                    except KeyError as absent:
+                        raise lookup.missing_key(absent.args[0], "key") from None
+                    row = None if None in key_values else \
+                        reader.row(lookup.db, lookup.layout, key_values, lookup.ttl_us)
+                    if row is None:
+                        row = lookup.nulls
+                    flat.extend(row)
+                    if plan.chained:            # later groups may be keyed on these features
+                        values = {**dict(zip(lookup.names, [row[j] for j in lookup.picks])),
+                                  **values}
+            finally:
+                reader.close()
+            if plan.identity and len(key) == plan.n_key_columns:
+                return plan.transform(dict(zip(plan.features, flat)))
+            return plan.transform(plan.pick(key, flat))
         except (OSError, lmdb.Error) as exc:    # here, not by a wrapper: a hot path
             if isinstance(exc, LakeError):
                 raise
             raise storage_error(exc, self) from exc
 
     def _serving_plan(self, training_data: Any) -> _ServingPlan:
-        """What ``feature_vector`` needs, resolved once per catalog state (the catalog file
-        is re-read only when another writer changed it)."""
+        """What serving needs, resolved once per catalog state (the catalog file is re-read
+        only when another writer changed it)."""
         cached = self._plan
         now = time.monotonic()
         if cached is not None and training_data is None and cached.which is None \
@@ -448,25 +443,29 @@ class FeatureView:
             return cached
         dataset = self._resolve(training_data)
         store = self._ctx.online_store
-        groups, complete = [], True
+        lookups, complete, offset = [], True, 0
         for part, group in self._serving_parts():
             layout = group._read_layout()
             db = store.database(group.name, group.version)
             complete = complete and db is not None
-            index = {f.name: j for j, f in enumerate(layout.features)}
-            outputs = [(index[c], (part.prefix or "") + c) for c in part.columns]
-            groups.append((db, layout, group._spec.ttl_us, part.on or group.primary_key,
-                           outputs, group.name))
+            index = {name: j for j, name in enumerate(layout.feature_names)}
+            lookups.append(_Lookup(
+                group, db, layout, group._spec.ttl_us, list(part.on or group.primary_key),
+                list(group.primary_key), list(part.columns),
+                [(part.prefix or "") + c for c in part.columns],
+                [index[c] for c in part.columns], offset, [None] * len(layout.feature_names)))
+            offset += len(layout.feature_names)
         features = dataset.features if dataset is not None else self._feature_names()
-        outputs = [name for g in groups for _, name in g[4]]
-        direct = outputs == features and all(
-            [j for j, _ in g[4]] == list(range(len(g[1].features))) for g in groups)
-        key_columns = sorted({c for g in groups for c in g[3]})
-        plan = _ServingPlan((which, id(state)), which, now, store, _handles_version(),
-                            store._env(create=False), groups, features,
-                            tf.RowTransformer(dataset.transforms if dataset is not None else []),
-                            direct and not set(key_columns) & set(features), set(key_columns),
-                            [(g[0], g[1], g[2], g[3]) for g in groups])
+        served = {name: lookup.offset + j for lookup in lookups
+                  for name, j in zip(lookup.names, lookup.picks)}
+        key_columns = {c for lookup in lookups for c in lookup.on}
+        identity = [served.get(f) for f in features] == list(range(offset)) \
+            and not key_columns & set(features)
+        plan = _ServingPlan(
+            (which, id(state)), which, now, store, _handles_version(), store._env(create=False),
+            lookups, features, [served.get(f, -1) for f in features], identity, len(key_columns), any(set(lookup.on) & served.keys() for lookup in lookups),
+            dataset.transforms if dataset is not None else [],
+            tf.RowTransformer(dataset.transforms if dataset is not None else []))
         self._plan = plan if complete else None   # a group without data yet: look again
         return plan
 
@@ -479,6 +478,31 @@ class FeatureView:
 _PLAN_RECHECK_S = 1.0
 
 
+def _not_served(feature: str) -> SchemaError:
+    return SchemaError(f"feature {feature!r} comes from the spine, so it cannot be served "
+                       f"online; pass it in keys")
+
+
+@dataclass
+class _Lookup:
+    """One online group read by serving, keyed on ``on`` (request or earlier features)."""
+    group: Any                  # the FeatureGroup
+    db: Any                     # its database handle
+    layout: Any
+    ttl_us: int | None
+    on: list[str]
+    primary_key: list[str]
+    columns: list[str]          # the columns the view selects from the group
+    names: list[str]            # their output names (with the part's prefix)
+    picks: list[int]            # their positions among the group's features
+    offset: int                 # where the group's features start in the concatenated rows
+    nulls: list[None]           # a missing row
+
+    def missing_key(self, column: str, argument: str) -> SchemaError:
+        return SchemaError(f"{argument}: missing join key column {column!r} for feature group "
+                           f"{self.group.name!r}")
+
+
 @dataclass
 class _ServingPlan:
     key: tuple                  # (training data asked for, catalog state it was built from)
@@ -487,12 +511,26 @@ class _ServingPlan:
     store: Any
     handles: int                # the store's handles version the db handles belong to
     env: Any
-    groups: list[tuple]         # (db, layout, ttl_us, on columns, [(index, output name)], name)
+    lookups: list[_Lookup]
     features: list[str]         # raw feature names in training order
+    sources: list[int]          # per feature: its position in the concatenated rows (-1: keys)
+    identity: bool              # the concatenated rows are the features in order
+    n_key_columns: int          # request columns the groups are keyed on
+    chained: bool               # a group is keyed on another group's features
+    transforms: list
     transform: tf.RowTransformer
-    direct: bool                # features = every group's columns in order, none from keys
-    key_set: set[str]           # the request columns the groups are keyed on
-    direct_groups: list[tuple]  # (db, layout, ttl_us, on columns) for the direct path
+
+    def pick(self, key: dict[str, Any], flat: list) -> dict[str, Any]:
+        """The features from the concatenated rows, a value given in ``key`` first."""
+        out = {}
+        for name, source in zip(self.features, self.sources):
+            if name in key:
+                out[name] = key[name]
+            elif source >= 0:
+                out[name] = flat[source]
+            else:
+                raise _not_served(name)
+        return out
 
 
 def check_view(query: Any, labels: Any, transforms: Any) -> tuple[list[str], dict[str, str]]:

@@ -129,6 +129,16 @@ def decode_batch(layout: Layout, keys: list[bytes], values: list, min_time: int)
     return pa.RecordBatch._import_from_c(address, layout.batch_schema)
 
 
+def decode_row(layout: Layout, value: bytes | None, min_time: int) -> list | None:
+    """One value as the features' Python values in column order, dates and times as
+    ``datetime`` objects (as pyarrow gives them); None when missing or older than
+    ``min_time``."""
+    row = rowcodec.decode_row(layout.codec, value, min_time)
+    if row is not None and layout.converters:
+        for j, convert in layout.converters:
+            if row[j] is not None:
+                row[j] = convert(row[j])
+    return row
 
 
 def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[bytes]]:

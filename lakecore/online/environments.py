@@ -85,7 +85,7 @@ def existing_db(env: lmdb.Environment | None, name: bytes) -> Any:
         return None
     handle = _db_handles.get((id(env), name))
     if handle is None:
-        with env.begin() as txn:
+        with begin_read(env) as txn:
             exists = txn.get(name) is not None
         if not exists:
             return None
@@ -104,3 +104,13 @@ def forget_db_handles(env: lmdb.Environment) -> None:
     for key in [k for k in _db_handles if k[0] == id(env)]:
         del _db_handles[key]
     _handles_changed()
+
+
+def begin_read(env: lmdb.Environment) -> lmdb.Transaction:
+    """A read transaction of copies (py-lmdb hands out bytes faster than buffers), adopting
+    the map size when another process grew the map: the one way every read path starts."""
+    try:
+        return env.begin()
+    except lmdb.MapResizedError:
+        env.set_mapsize(0)
+        return env.begin()

@@ -27,6 +27,7 @@ from lakecore._native import rowcodec
 from lakecore.base.refs import group_ref
 from lakecore.online.codec import (
     decode_batch,
+    decode_row,
     encode_key,
     encode_keys,
     encoded_chunks,
@@ -34,6 +35,7 @@ from lakecore.online.codec import (
 )
 from lakecore.online.environments import (
     WATERMARKS,
+    begin_read,
     created_db,
     environment,
     existing_db,
@@ -72,26 +74,15 @@ class OnlineStore:
                 forget_db_handles(env)
                 raise
 
-    def _read(self, name: bytes, fn) -> Any:
-        """Run ``fn(txn, db)`` on database ``name`` in a read transaction (``db`` None: no such
-        database yet)."""
-        env = self._env(create=False)
-        db = existing_db(env, name)
-        if db is None:
-            return fn(None, None)
-        while True:
-            try:
-                with env.begin(buffers=True) as txn:
-                    return fn(txn, db)
-            except lmdb.MapResizedError:
-                env.set_mapsize(0)  # adopt the size another process grew the map to
-
     def watermark(self, name: str, version: int) -> int:
         """The last offline commit applied to the group (-1: none)."""
-        def get(txn, wm):
-            value = None if wm is None else txn.get(self.db_name(name, version), db=wm)
-            return -1 if value is None else int.from_bytes(bytes(value), "little", signed=True)
-        return self._read(WATERMARKS, get)
+        env = self._env(create=False)
+        wm = existing_db(env, WATERMARKS)
+        if wm is None:
+            return -1
+        with begin_read(env) as txn:
+            value = txn.get(self.db_name(name, version), db=wm)
+        return -1 if value is None else int.from_bytes(value, "little", signed=True)
 
     def apply(self, name: str, version: int, layout: Layout, rows: pa.Table | None, commit: int,
               deleted_keys: pa.Table | None = None, clear: bool = False) -> None:
@@ -188,80 +179,45 @@ class OnlineStore:
         min_time = NO_TTL if ttl_us is None else time.time_ns() // 1000 - ttl_us
         env, db = self._database(name, version)
         if db is None:
-            batch = decode_batch(layout, encoded, [None] * len(encoded), min_time)
-        else:
-            while True:
-                try:
-                    # copies (buffers=False): py-lmdb hands out bytes faster than buffers
-                    with env.begin() as txn:
-                        values = list(map(txn.get, encoded, repeat(None), repeat(db)))
-                        batch = decode_batch(layout, encoded, values, min_time)
-                    break
-                except lmdb.MapResizedError:
-                    env.set_mapsize(0)  # adopt the size another process grew the map to
+            return pa.Table.from_batches([decode_batch(layout, encoded, [None] * len(encoded),
+                                                       min_time)])
+        with begin_read(env) as txn:
+            values = list(map(txn.get, encoded, repeat(None), repeat(db)))
+            batch = decode_batch(layout, encoded, values, min_time)
         return pa.Table.from_batches([batch])
 
-    def read_many(self, requests: list[tuple[Any, Layout, tuple, int | None]]) -> list:
-        """Several one-key reads in one transaction: for each ``(db, layout, key, ttl_us)``
-        (``db`` from ``database``, taken before) the features as Python values in column
-        order, or None when missing or past the ttl."""
-        env = self._env(create=False)
-        if env is None:
-            return [None] * len(requests)
-        now = time.time_ns() // 1000
-        try:
-            txn = env.begin()
-        except lmdb.MapResizedError:    # another process grew the map: adopt its size
-            env.set_mapsize(0)
-            txn = env.begin()
-        with txn:
-            get = txn.get
-            rows = [None if db is None else rowcodec.decode_row(
-                        layout.codec, get(encode_key(layout, key), None, db),
-                        NO_TTL if ttl_us is None else now - ttl_us)
-                    for db, layout, key, ttl_us in requests]
-        for row, (_, layout, _, _) in zip(rows, requests):
-            if row is not None and layout.converters:
-                for j, convert in layout.converters:
-                    if row[j] is not None:
-                        row[j] = convert(row[j])
-        return rows
+    def row_reader(self, env: lmdb.Environment | None = None) -> RowReader:
+        """A read transaction for one-key reads as Python values (the feature-vector path);
+        ``env``: the environment, when the caller has it already. Close it, or use it in a
+        ``with`` block."""
+        return RowReader(env if env is not None else self._env(create=False))
 
-    def read_concatenated(self, groups: list[tuple[Any, Layout, int | None, list[str]]],
-                          key: dict[str, Any], env: lmdb.Environment | None = None) -> list:
-        """The feature-vector path: for each ``(db, layout, ttl_us, on)`` the features of the
-        key ``tuple(key[c] for c in on)``, all read in one transaction and concatenated in
-        order (Nones for a missing or stale row). Keys must have the groups' key types."""
-        env = env or self._env(create=False)
-        now = time.time_ns() // 1000 if any(g[2] is not None for g in groups) else 0
-        out: list = []
-        if env is None:
-            for _, layout, _, _ in groups:
-                out.extend([None] * len(layout.features))
-            return out
-        decode, encode = rowcodec.decode_row, rowcodec.encode_key
-        try:
-            txn = env.begin()
-        except lmdb.MapResizedError:    # another process grew the map: adopt its size
-            env.set_mapsize(0)
-            txn = env.begin()
-        try:
-            get = txn.get
-            for db, layout, ttl_us, on in groups:
-                values = (key[on[0]],) if len(on) == 1 else tuple([key[c] for c in on])
-                if layout.key_converters:
-                    values = tuple(convert(v) if convert else v
-                                   for v, convert in zip(values, layout.key_converters))
-                row = None if db is None else decode(
-                    layout.codec, get(encode(layout.codec, values), None, db),
-                    NO_TTL if ttl_us is None else now - ttl_us)
-                if row is None:
-                    out.extend([None] * len(layout.features))
-                    continue
-                for j, convert in layout.converters:
-                    if row[j] is not None:
-                        row[j] = convert(row[j])
-                out.extend(row)
-        finally:
-            txn.abort()                 # read-only: nothing to commit
-        return out
+
+class RowReader:
+    """One read transaction of one-key reads: ``row(db, layout, key, ttl_us)`` is a key's
+    features as Python values in column order (dates and times as ``datetime``), or None when
+    it is missing, past the ttl, or ``db`` is None (the group has no online data yet)."""
+
+    __slots__ = ("_txn", "_get", "_now")
+
+    def __init__(self, env: lmdb.Environment | None):
+        self._txn = None if env is None else begin_read(env)
+        self._get = None if env is None else self._txn.get
+        self._now = time.time_ns() // 1000
+
+    def row(self, db: Any, layout: Layout, key: tuple, ttl_us: int | None) -> list | None:
+        if db is None or self._txn is None:
+            return None
+        return decode_row(layout, self._get(encode_key(layout, key), None, db),
+                          NO_TTL if ttl_us is None else self._now - ttl_us)
+
+    def close(self) -> None:
+        if self._txn is not None:
+            self._txn.abort()           # read-only: nothing to commit
+            self._txn = None
+
+    def __enter__(self) -> RowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
