@@ -52,3 +52,40 @@ def asof_reference(
             closer_back = distance(t, right[before][1]) <= distance(right[after][1], t)
             result.append(before if closer_back else after)
     return result
+
+
+def last_occurrences(codes: list[int]) -> list[int]:
+    """Positions of the rows to keep when deduplicating: the last row of each code, and every
+    row whose code is negative (a null key, never a duplicate), in row order."""
+    last = {c: i for i, c in enumerate(codes) if c >= 0}
+    return [i for i, c in enumerate(codes) if c < 0 or last[c] == i]
+
+
+def isin(codes: list[int], other: list[int]) -> list[bool]:
+    """Whether each code occurs in ``other`` (negative codes never do)."""
+    present = set(other)
+    return [c >= 0 and c in present for c in codes]
+
+
+def factorize(left: list[object], right: list[object]) -> tuple[list[int], list[int], int]:
+    """Dense codes shared by two sides: equal values get equal codes, numbered in order of first
+    appearance (left, then right); None gets -1."""
+    codes: dict[object, int] = {}
+
+    def code(v: object) -> int:
+        return -1 if v is None else codes.setdefault(v, len(codes))
+    left_codes = [code(v) for v in left]
+    right_codes = [code(v) for v in right]
+    return left_codes, right_codes, len(codes)
+
+
+def combine_codes(major: list[int], minor: list[int], n_minor: int) -> list[int]:
+    """Codes of column pairs: ``major * n_minor + minor``, or -1 where either is -1."""
+    return [-1 if a < 0 or b < 0 else a * n_minor + b for a, b in zip(major, minor)]
+
+
+def in_first_appearance_order(codes: list[int]) -> list[int]:
+    """Codes renumbered in order of first appearance (-1 kept): two codings of the same values
+    are the same partition exactly when this makes them equal."""
+    renumbered: dict[int, int] = {}
+    return [-1 if c < 0 else renumbered.setdefault(c, len(renumbered)) for c in codes]

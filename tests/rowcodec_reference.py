@@ -1,5 +1,5 @@
 """The online store's byte format, written out in plain Python from its specification (the
-docstring of ``lakecore/_native/rowcodec.pyx``): the oracle the native key and value encoders
+docstring of ``lakecore/_native/rowformat.pyx``): the oracle the native key and value encoders
 are checked against, byte for byte.
 
 Key: per key column, integers (dates as days, timestamps as microseconds, booleans as 0/1) as

@@ -271,6 +271,8 @@ def test_feature_vector_and_feature_vectors_agree_on_given_values(lake):
         assert view.feature_vector(key) == expected, key
         batch = view.feature_vectors({k: [v] for k, v in key.items()})
         assert batch.to_pylist() == [expected], key
+    assert chained.feature_vector({"card": np.int64(2)}) == \
+        {"merchant": 8, "amount": 6.0, "country": "DE"}         # numpy integers are integers
     for view in (flat, chained):
         with pytest.raises(SchemaError, match="keys: missing join key column 'card'"):
             view.feature_vectors({"account": [1]})

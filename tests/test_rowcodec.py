@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lakecore._native import rowcodec
+from lakecore._native import keycodec, valuecodec
 from lakecore.online.codec import decode_batch, encode_key, encode_keys, encode_values
 from lakecore.online.layout import Layout
 from tests import rowcodec_reference as reference
@@ -87,7 +87,7 @@ def test_rows_decode_to_the_same_python_values(table):
     features = [f.name for f in layout.features]
     expected = table.select(features).to_pylist()
     for value, row in zip(values, expected):
-        decoded = rowcodec.decode_row(layout.codec, value, -(2**63))
+        decoded = valuecodec.decode_row(layout.codec, value, -(2**63))
         for j, convert in layout.converters:
             decoded[j] = None if decoded[j] is None else convert(decoded[j])
         assert all(same(decoded[j], row[name]) for j, name in enumerate(features))
@@ -159,7 +159,7 @@ def test_newer_rows_follows_time_then_commit(pairs):
     values = [encoded(t, v) for t, v, _ in pairs]
     stored = [None if old is None else encoded(*old) for _, _, old in pairs]
     expected = [old is None or (t, v) >= old for t, v, old in pairs]
-    assert rowcodec.newer_rows(values, stored).astype(bool).tolist() == expected
+    assert valuecodec.newer_rows(values, stored).astype(bool).tolist() == expected
 
 
 def test_big_batches_use_the_pooled_arena_and_survive_their_inputs():
@@ -249,13 +249,16 @@ def test_the_key_codec_reports_status_codes_and_one_helper_words_them():
 
     schema = pa.schema([("id", pa.int64()), ("s", pa.string())])
     layout = Layout.of(schema, ["id", "s"], None)
-    status = rowcodec.KeyStatus
+    status = keycodec.KeyStatus
     cases = [((1,), status.KEY_COUNT, -1, 1), ((1, 2), status.KEY_NOT_BYTES, 1, "int"),
              (("x", "a"), status.KEY_NOT_INTEGER, 0, "str"),
-             ((1, "x" * 501), status.KEY_TOO_LONG, 1, 501)]
+             ((1, "x" * 501), status.KEY_TOO_LONG, 1, 501),
+             ((1.0, "a"), status.KEY_NOT_INTEGER, 0, "float"),
+             ((2**63, "a"), status.KEY_OUT_OF_RANGE, 0, 2**63),
+             ((-(2**63) - 1, "a"), status.KEY_OUT_OF_RANGE, 0, -(2**63) - 1)]
     for key, code, column, detail in cases:
-        with pytest.raises(rowcodec.KeyRefused) as refused:
-            rowcodec.encode_key(layout.codec, key)
+        with pytest.raises(keycodec.KeyRefused) as refused:
+            keycodec.encode_key(layout.codec, key)
         assert (refused.value.status, refused.value.column, refused.value.row,
                 refused.value.detail) == (code, column, -1, detail)
         with pytest.raises(SchemaError, match="^key: ") as worded:
@@ -263,13 +266,28 @@ def test_the_key_codec_reports_status_codes_and_one_helper_words_them():
         if column >= 0:
             assert repr(schema.names[column]) in str(worded.value)
     table = pa.table({"id": [1, None, 3], "s": ["a", "b", "c"]}, schema=schema)
-    with pytest.raises(rowcodec.KeyRefused) as refused:
-        rowcodec.encode_keys(layout.codec, [(None, None, None, 0)] * 1, 3)
+    with pytest.raises(keycodec.KeyRefused) as refused:
+        keycodec.encode_keys(layout.codec, [(None, None, None, 0)] * 1, 3)
     assert refused.value.status == status.KEY_COUNT
     with pytest.raises(ValidationError, match="'id' has null values"):
         encode_keys(table, layout)
     long = pa.table({"id": [1], "s": ["y" * 600]}, schema=schema)
     with pytest.raises(ValidationError, match="'s': a value of 600 bytes"):
         encode_keys(long, layout)
-    assert isinstance(key_error(layout, rowcodec.KeyRefused(status.KEY_NULL, 0, 5, None), "keys",
+    assert isinstance(key_error(layout, keycodec.KeyRefused(status.KEY_NULL, 0, 5, None), "keys",
                                 ValidationError), ValidationError)
+    # integers of any Python type with __index__ (numpy's) encode like ints
+    assert keycodec.encode_key(layout.codec, (np.int32(-5), "a")) == \
+        keycodec.encode_key(layout.codec, (-5, "a")) == reference.encode_key([-5, "a"], schema.types)
+
+
+def test_values_refused_by_the_codec_are_worded_in_one_place():
+    from lakecore import ValidationError
+    from lakecore._native.rowformat import ValueRefused, ValueStatus
+    from lakecore.online.codec import value_error
+
+    layout = Layout.of(pa.schema([("id", pa.int64()), ("s", pa.string())]), ["id"], None)
+    for column, named in [(0, "'s'"), (-1, "the keys")]:
+        error = value_error(layout, ValueRefused(ValueStatus.VALUE_TOO_LARGE, column, -1, 2**31))
+        assert isinstance(error, ValidationError)
+        assert named in str(error) and "2,147,483,648" in str(error)

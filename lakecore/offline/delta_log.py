@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakecore.base.files import create_exclusively, fsync_path, replace_file
+from lakecore.base.parquet import write_parquet
 from lakecore.errors import LakeError
 
 LOG_DIR = "_delta_log"
@@ -241,7 +242,7 @@ class DeltaLog:
         rows += [{"remove": _dicts_to_maps(r)} for r in snapshot.tombstones.values()]
         table = pa.Table.from_pylist(rows, schema=CHECKPOINT_SCHEMA)
         final = os.path.join(self.log_path, f"{snapshot.version:020d}.checkpoint.parquet")
-        replace_file(final, lambda f: pq.write_table(table, f))
+        write_parquet(table, final, replace=True)
         pointer = json.dumps({"version": snapshot.version, "size": len(rows)}).encode()
         replace_file(os.path.join(self.log_path, "_last_checkpoint"), pointer)
 

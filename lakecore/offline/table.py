@@ -23,9 +23,10 @@ import pyarrow.parquet as pq
 
 from lakecore._native import dedupe
 from lakecore._version import __version__
-from lakecore.base.arrow import type_kind
+from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_file, digest_record
 from lakecore.base.keys import key_codes
+from lakecore.base.parquet import ROW_GROUP_ROWS, write_parquet
 from lakecore.base.threads import get_num_threads
 from lakecore.base.times import now_millis, utc_millis
 from lakecore.errors import ConflictError
@@ -34,7 +35,7 @@ from lakecore.offline.schema import from_delta_schema_string, to_delta_schema_st
 
 # Rows per data file: big enough for fast scans, small enough that an upsert touching recent
 # keys rewrites little.
-MAX_FILE_ROWS = 1 << 20
+MAX_FILE_ROWS = ROW_GROUP_ROWS
 # Below this many rows a file is written on one thread.
 _PARALLEL_ROWS = 1 << 17
 _SHA_TAG = "lakecore.sha256"
@@ -216,14 +217,7 @@ class OfflineTable:
         name = f"part-{max(version_hint, 0):05d}-{uuid.uuid4()}-c000.zstd.parquet"
         path = os.path.join(self.location, name)
         self.pending.append(path)
-        # Dictionary pages pay off for text; for numbers they are mostly a failed attempt.
-        text = [f.name for f in table.schema if type_kind(f.type) in ("string", "binary")]
-        with open(path, "xb") as f:
-            pq.write_table(table, f, compression="zstd", use_dictionary=text,
-                           row_group_size=MAX_FILE_ROWS)
-            f.flush()
-            os.fsync(f.fileno())
-            size = f.tell()
+        size, digest = write_parquet(table, path)
         return {
             "path": name,
             "partitionValues": {},
@@ -232,7 +226,7 @@ class OfflineTable:
             "dataChange": data_change,
             "stats": _delta_stats(table),
             "tags": {
-                _SHA_TAG: digest_file(path),
+                _SHA_TAG: digest,
                 _RANGES_TAG: json.dumps(column_ranges(table, self.key_columns),
                                         separators=(",", ":")),
             },
@@ -303,6 +297,8 @@ class OfflineTable:
                table_id: str, name: str) -> tuple[Snapshot, dict[str, Any]]:
         """Commit ``change`` on top of ``snapshot``; retried on top of commits by other engines
         that do not touch the same files or keys, else ConflictError."""
+        if change.adds:
+            fsync_path(self.location)   # the new files' names, durable before a commit names them
         while True:
             version = snapshot.version + 1
             timestamp = max(now_millis(), (snapshot.timestamp or 0) + 1)

@@ -1,13 +1,15 @@
-"""The row codec's glue: Arrow columns to LMDB keys and values and back
-(``lakecore._native.rowcodec`` does the bytes), and the latest row per key of a write, in key
-order."""
+"""The row codec's glue: Arrow columns to LMDB keys and values and back (the native
+``keycodec``, ``valuecodec`` and ``batchexport`` do the bytes), the one place that words their
+status codes, and the latest row per key of a write, in key order."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 
-from lakecore._native import rowcodec
+from lakecore._native import batchexport, keycodec, valuecodec
+from lakecore._native.keycodec import KeyRefused, KeyStatus
+from lakecore._native.rowformat import Kind, ValueRefused, ValueStatus
 from lakecore._native.memory import empty
 from lakecore.base.arrow import (
     binary_buffers,
@@ -31,8 +33,8 @@ def encode_keys(table: pa.Table, layout: Layout) -> list[bytes]:
         columns.append((buffers[0], buffers[-1], buffers[1] if len(buffers) == 3 else None,
                         array.offset))
     try:
-        return rowcodec.encode_keys(layout.codec, columns, table.num_rows)
-    except rowcodec.KeyRefused as refused:
+        return keycodec.encode_keys(layout.codec, columns, table.num_rows)
+    except KeyRefused as refused:
         raise key_error(layout, refused, "keys", ValidationError) from None
 
 
@@ -41,26 +43,28 @@ def encode_key(layout: Layout, key: tuple) -> bytes:
     if layout.key_converters:
         key = tuple(convert(v) if convert else v for v, convert in zip(key, layout.key_converters))
     try:
-        return rowcodec.encode_key(layout.codec, key)
-    except rowcodec.KeyRefused as refused:
+        return keycodec.encode_key(layout.codec, key)
+    except KeyRefused as refused:
         raise key_error(layout, refused, "key", SchemaError) from None
 
 
 def key_error(layout: Layout, refused: Exception, argument: str,
               error: type[LakeError]) -> LakeError:
-    """The user's error for a key the codec refused (``rowcodec.KeyRefused``): the one place
+    """The user's error for a key the codec refused (``KeyRefused``): the one place
     that words the codec's status codes."""
     status, detail = refused.status, refused.detail
     column = repr(layout.primary_key[refused.column]) if refused.column >= 0 else ""
-    if status == rowcodec.KeyStatus.KEY_NULL:
+    if status == KeyStatus.KEY_NULL:
         return ValidationError(f"{argument}: primary key column {column} has null values")
-    if status == rowcodec.KeyStatus.KEY_TOO_LONG:
+    if status == KeyStatus.KEY_TOO_LONG:
         return error(f"{argument}: {column}: a value of {detail} bytes; online keys are at most "
                      f"500 bytes")
-    if status == rowcodec.KeyStatus.KEY_NOT_BYTES:
+    if status == KeyStatus.KEY_NOT_BYTES:
         return error(f"{argument}: {column}: expected str or bytes, got {detail}")
-    if status == rowcodec.KeyStatus.KEY_NOT_INTEGER:
+    if status == KeyStatus.KEY_NOT_INTEGER:
         return error(f"{argument}: {column}: expected an integer, got {detail}")
+    if status == KeyStatus.KEY_OUT_OF_RANGE:
+        return error(f"{argument}: {column}: {detail} is outside the 64-bit integer range")
     return error(f"{argument}: {len(layout.primary_key)} key values expected, got {detail}")
 
 
@@ -74,21 +78,21 @@ def _unpacked_bits(array: pa.Array) -> np.ndarray:
 
 def _leaf_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
     """A fixed, boolean or bytes column's arrays for the codec, after its validity mask."""
-    if kind == rowcodec.Kind.BOOL:
+    if kind == Kind.BOOL:
         return [_unpacked_bits(array)]
-    if kind == rowcodec.Kind.FIXED:
+    if kind == Kind.FIXED:
         return [np.ascontiguousarray(fixed_width_values(array, np.dtype(f"V{width}"))).view(np.uint8)]
     return list(binary_buffers(array.cast(pa.large_binary())))
 
 
 def _column_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
-    """What ``rowcodec.encode_values`` takes for one column (see its docstring)."""
-    if kind < rowcodec.Kind.LIST_FIXED:
+    """What ``valuecodec.encode_values`` takes for one column (see its docstring)."""
+    if kind < Kind.LIST_FIXED:
         return [validity_mask(array), *_leaf_arrays(array, kind, width)]
     offsets = np.asarray(array.offsets, dtype=np.int64) if len(array) else np.zeros(1, np.int64)
     elements = array.values
     return [validity_mask(array), offsets, validity_mask(elements),
-            *_leaf_arrays(elements, kind - rowcodec.Kind.LIST_FIXED, width)]
+            *_leaf_arrays(elements, kind - Kind.LIST_FIXED, width)]
 
 
 def encode_values(layout: Layout, rows: pa.Table, version: int,
@@ -102,7 +106,7 @@ def encode_values(layout: Layout, rows: pa.Table, version: int,
     for f in layout.features:
         kind, width, _ = codec_type(f.type, f.name)
         columns.append(_column_arrays(single_array(rows.column(f.name)), kind, width))
-    return rowcodec.encode_values(layout.codec, np.ascontiguousarray(times), version, columns,
+    return valuecodec.encode_values(layout.codec, np.ascontiguousarray(times), version, columns,
                                   num_threads or get_num_threads())
 
 
@@ -125,15 +129,28 @@ def decode_batch(layout: Layout, keys: list[bytes], values: list, min_time: int)
     """Decode LMDB keys and values (call inside their transaction) into a batch of the key
     columns, event time and features; nulls for missing values and rows older than
     ``min_time``."""
-    address = rowcodec.decode_batch(layout.codec, keys, values, min_time, _arena)
+    try:
+        address = batchexport.decode_batch(layout.codec, keys, values, min_time, _arena)
+    except ValueRefused as refused:
+        raise value_error(layout, refused) from None
     return pa.RecordBatch._import_from_c(address, layout.batch_schema)
+
+
+def value_error(layout: Layout, refused: Exception) -> LakeError:
+    """The user's error for values the codec refused (``ValueRefused``): the one place that
+    words the value codec's status codes."""
+    column = repr(layout.feature_names[refused.column]) if refused.column >= 0 else "the keys"
+    if refused.status == ValueStatus.VALUE_TOO_LARGE:
+        return ValidationError(f"keys: {column} would take {refused.detail:,} bytes or elements "
+                               f"in one online read, more than 2 GiB; read fewer keys at once")
+    return LakeError(f"online values of {column}: refused by the codec ({refused.status})")
 
 
 def decode_row(layout: Layout, value: bytes | None, min_time: int) -> list | None:
     """One value as the features' Python values in column order, dates and times as
     ``datetime`` objects (as pyarrow gives them); None when missing or older than
     ``min_time``."""
-    row = rowcodec.decode_row(layout.codec, value, min_time)
+    row = valuecodec.decode_row(layout.codec, value, min_time)
     if row is not None and layout.converters:
         for j, convert in layout.converters:
             if row[j] is not None:
@@ -154,7 +171,7 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
     else:
         times = np.arange(n)                    # the last occurrence wins
     integer_key = len(layout.primary_key) == 1 and \
-        layout.codec.key_kinds_of(0) != rowcodec.Kind.BYTES
+        layout.codec.key_kind(0) != Kind.BYTES
     if integer_key:                             # numeric order is the encoded keys' order
         values = single_array(rows.column(layout.primary_key[0]))
         values = fixed_width_values(values.cast(pa.int64()) if values.type != pa.int64()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakecore._native import rowcodec
+from lakecore._native.rowformat import Kind, RowLayout, Scalar
 from lakecore.base.times import EPOCH, EPOCH_DATE
 from lakecore.errors import SchemaError
 
@@ -21,17 +21,17 @@ NO_TTL = -(2**63)
 def codec_type(t: pa.DataType, column: str) -> tuple[int, int, int]:
     """``(kind, width, scalar)`` of a column type in the row codec."""
     if pa.types.is_boolean(t):
-        return rowcodec.Kind.BOOL, 1, rowcodec.Scalar.BOOLEAN
+        return Kind.BOOL, 1, Scalar.BOOLEAN
     if t in _FIXED_WIDTH or pa.types.is_timestamp(t):
-        scalar = rowcodec.Scalar.FLOAT if pa.types.is_floating(t) else rowcodec.Scalar.INTEGER
-        return rowcodec.Kind.FIXED, 8 if pa.types.is_timestamp(t) else _FIXED_WIDTH[t], scalar
+        scalar = Scalar.FLOAT if pa.types.is_floating(t) else Scalar.INTEGER
+        return Kind.FIXED, 8 if pa.types.is_timestamp(t) else _FIXED_WIDTH[t], scalar
     if pa.types.is_string(t):
-        return rowcodec.Kind.BYTES, 0, rowcodec.Scalar.STRING
+        return Kind.BYTES, 0, Scalar.STRING
     if pa.types.is_binary(t):
-        return rowcodec.Kind.BYTES, 0, rowcodec.Scalar.BINARY
+        return Kind.BYTES, 0, Scalar.BINARY
     if pa.types.is_list(t) and not pa.types.is_list(t.value_type):
         kind, width, scalar = codec_type(t.value_type, column)
-        return kind + rowcodec.Kind.LIST_FIXED, width, scalar
+        return kind + Kind.LIST_FIXED, width, scalar
     raise SchemaError(f"column {column!r} of type {t} cannot be stored online (lists of lists "
                       f"are offline only)")
 
@@ -76,7 +76,7 @@ class Layout:
     features: list[pa.Field]
     batch_schema: pa.Schema        # key columns, then event time and features in schema order
     key_schema: pa.Schema
-    codec: rowcodec.RowLayout
+    codec: RowLayout
     converters: list[tuple[int, Any]]   # (feature index, to-Python function) for dates/times
     key_converters: list[Any] | None    # per key column: Python date/time -> integer, or None
     feature_names: list[str]
@@ -88,7 +88,7 @@ class Layout:
         codec_types = [codec_type(f.type, f.name) for f in features]
         time_position = [f.name for f in values].index(event_time) if event_time else -1
         key_types = [codec_type(schema.field(k).type, k) for k in primary_key]
-        codec = rowcodec.RowLayout([k for k, _, _ in codec_types], [w for _, w, _ in codec_types],
+        codec = RowLayout([k for k, _, _ in codec_types], [w for _, w, _ in codec_types],
                                    [s for _, _, s in codec_types], time_position,
                                    [k for k, _, _ in key_types], [w for _, w, _ in key_types])
         converters = [(j, _python_converter(f.type)) for j, f in enumerate(features)]

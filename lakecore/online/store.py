@@ -1,7 +1,7 @@
 """The online store: the latest row of every key of every online feature group, in LMDB.
 
 One LMDB environment per lake (``<lake>/online``), one named database per online group version,
-keys and values encoded by the native row codec (``_native/rowcodec.pyx``). Values are derived
+keys and values encoded by the native row codec (``_native/rowformat.pyx`` describes it). Values are derived
 from the offline table: a key's row is replaced only by a row with a greater event time, or an
 equal one from a later commit, and the database ``__watermarks__`` records the last offline
 commit applied to each group, in the same transaction as the rows. A writable open rolls every
@@ -23,7 +23,8 @@ from typing import Any
 import lmdb
 import pyarrow as pa
 
-from lakecore._native import rowcodec
+from lakecore._native.rowformat import Kind
+from lakecore._native.valuecodec import newer_rows
 from lakecore.base.refs import group_ref
 from lakecore.online.codec import (
     decode_batch,
@@ -92,7 +93,7 @@ class OnlineStore:
             rows = layout.schema.empty_table()
         rows, keys = latest_in_key_order(rows, layout)
         deleted = encode_keys(deleted_keys, layout) if deleted_keys is not None else []
-        integer_key = all(layout.codec.key_kinds_of(k) != rowcodec.Kind.BYTES
+        integer_key = all(layout.codec.key_kind(k) != Kind.BYTES
                           for k in range(len(layout.primary_key)))
         key_bytes = 8 * len(layout.primary_key) * len(keys) if integer_key else sum(map(len, keys))
         self._reserve(key_bytes + rows.get_total_buffer_size()
@@ -114,7 +115,7 @@ class OnlineStore:
                     if added != len(chunk_keys):
                         raise AssertionError("online keys out of order in append mode")
                     continue
-                replace = rowcodec.newer_rows(values, [get(k, None, db) for k in chunk_keys])
+                replace = newer_rows(values, [get(k, None, db) for k in chunk_keys])
                 if replace.all():
                     cursor.putmulti(zip(chunk_keys, values))
                 else:

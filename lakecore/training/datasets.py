@@ -13,7 +13,6 @@ Transforms are applied when the data is read, from the fitted statistics.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,11 +21,10 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from lakecore.base.arrow import type_kind
-from lakecore.base.files import fsync_path, remove_tree, replace_file
+from lakecore.base.files import fsync_path, remove_tree
 from lakecore.base.hashing import digest_record
+from lakecore.base.parquet import write_parquet
 from lakecore.base.times import now_millis, utc_micros
 from lakecore.catalog.specs import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
 from lakecore.errors import SchemaError, ValidationError
@@ -107,44 +105,13 @@ PART_ROWS = 1 << 19
 ROW_ID = "__lakecore_row__"
 
 
-class _HashingFile:
-    """A binary file that hashes what is written through it (no second read for the digest)."""
-
-    def __init__(self, file):
-        self._file, self._hash, self._position = file, hashlib.sha256(), 0
-
-    def write(self, data) -> int:
-        self._hash.update(data)
-        self._position += len(data)
-        return self._file.write(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    @property
-    def closed(self) -> bool:
-        return self._file.closed
-
-    def digest(self) -> str:
-        return f"sha256:{self._hash.hexdigest()}"
-
-
-def write_parquet(table: pa.Table, lake_path: str, relative: str) -> DataFile:
-    """A deterministic Parquet file (same rows, same bytes), fsynced; its DataFile."""
+def write_file(table: pa.Table, lake_path: str, relative: str) -> DataFile:
+    """A dataset file (same rows, same bytes), fsynced, replacing an earlier copy; its
+    DataFile."""
     path = os.path.join(lake_path, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    text = [f.name for f in table.schema if type_kind(f.type) in ("string", "binary")]
-    written: list[_HashingFile] = []
-
-    def write(f) -> None:
-        written.append(_HashingFile(f))
-        pq.write_table(table.combine_chunks(), written[0], compression="zstd",
-                       use_dictionary=text, row_group_size=1 << 20)  # dictionaries: text only
-    replace_file(path, write)
-    return DataFile(path=relative, sha256=written[0].digest(), rows=table.num_rows)
+    _, digest = write_parquet(table, path, replace=True)
+    return DataFile(path=relative, sha256=digest, rows=table.num_rows)
 
 
 def content_hash(spec: TrainingDatasetSpec) -> str:
@@ -194,7 +161,7 @@ def _materialize(resolve, lake_path, view, version, spine, spine_time, start_tim
                  spark_engine) -> TrainingDatasetSpec:
     spine_file = None
     if spine is not None and stored_spine is None:      # written while the joins run
-        spine_file = pool.submit(write_parquet, spine, lake_path,
+        spine_file = pool.submit(write_file, spine, lake_path,
                                  os.path.join(folder, "spine.parquet"))
     if spark is not None:
         return spark_engine.materialize(spark, resolve, lake_path, view, version, spine,
@@ -216,7 +183,7 @@ def _materialize(resolve, lake_path, view, version, spine, spine_time, start_tim
         whole = len(indices) == raw.num_rows and not split
         rows_of_split = raw if whole else raw.take(pa.array(indices, pa.int64()))
         writes[name] = [
-            pool.submit(write_parquet, rows_of_split.slice(start, PART_ROWS), lake_path,
+            pool.submit(write_file, rows_of_split.slice(start, PART_ROWS), lake_path,
                         os.path.join(folder, f"{name}-{start // PART_ROWS:04d}.parquet"))
             for start in range(0, max(rows_of_split.num_rows, 1), PART_ROWS)]
     files = {name: [future.result() for future in futures] for name, futures in writes.items()}

@@ -1,0 +1,21 @@
+from enum import IntEnum
+
+from lakecore._native.rowformat import RowLayout
+
+class KeyStatus(IntEnum):
+    KEY_COUNT = 1
+    KEY_NULL = 2
+    KEY_TOO_LONG = 3
+    KEY_NOT_BYTES = 4
+    KEY_NOT_INTEGER = 5
+    KEY_OUT_OF_RANGE = 6
+
+class KeyRefused(ValueError):
+    status: int
+    column: int
+    row: int
+    detail: object
+    def __init__(self, status: int, column: int, row: int, detail: object) -> None: ...
+
+def encode_key(layout: RowLayout, values: tuple) -> bytes: ...
+def encode_keys(layout: RowLayout, columns: list[tuple], n: int) -> list[bytes]: ...
