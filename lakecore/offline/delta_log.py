@@ -108,10 +108,8 @@ def _check_protocol(protocol: dict[str, Any] | None) -> None:
 
 
 def commit_timestamp(actions: list[dict[str, Any]], fallback: int) -> int:
-    for action in actions:
-        if "commitInfo" in action and isinstance(action["commitInfo"].get("timestamp"), int):
-            return action["commitInfo"]["timestamp"]
-    return fallback
+    timestamp = commit_info(actions).get("timestamp")
+    return timestamp if isinstance(timestamp, int) else fallback
 
 
 class DeltaLog:
