@@ -113,8 +113,10 @@ def run(n: int, repeat: int, work: str) -> None:
     one = tuple(request_keys(n, 1).column("id").to_pylist())
     db = store.database("entities", 1)
 
-    def one_row():
-        with store.row_reader() as reader:
+    env = environment(store.path, create=False)
+
+    def one_row():                          # as feature_vector: the environment taken before
+        with store.row_reader(env) as reader:
             return reader.row(db, layout, one, None)
     row_us = median_us(one_row, 20000)
     print(f"one key as Python values (OnlineStore.row_reader, the feature-vector path): "

@@ -45,10 +45,10 @@ def test_py_lmdb_get_loop_floor(benchmark, group, count):
 def test_row_reader_one_key(benchmark, group):
     layout, store = group._read_layout(), group._ctx.online_store
     key = tuple(request_keys(N, 1).column("id").to_pylist())
-    db = store.database("entities", 1)
+    db, env = store.database("entities", 1), environment(store.path, create=False)
 
-    def one_row():
-        with store.row_reader() as reader:
+    def one_row():                          # as feature_vector: the environment taken before
+        with store.row_reader(env) as reader:
             return reader.row(db, layout, key, None)
     assert len(benchmark(one_row)) == 20
 
