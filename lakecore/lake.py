@@ -22,6 +22,7 @@ Layout of a lake folder::
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from lakecore.base.storage_errors import guard_storage
 from lakecore.base.times import now_millis
 from lakecore.catalog.locks import WriterLock
 from lakecore.catalog.store import Catalog
-from lakecore.errors import IntegrityError, LakeError, NotFoundError
+from lakecore.errors import IntegrityError, LakeError, NotFoundError, ReadOnlyError
 from lakecore.features import definitions
 from lakecore.features.context import LakeContext
 from lakecore.features.feature_group import FeatureGroup, feature_group
@@ -122,7 +123,21 @@ class Lake:
                                 audit=self.audit, spark=SparkEngine())
         self.models = ModelRegistry(self._ctx)
         if not self.readonly:
+            self._check_writable()
             self._catch_up()
+
+    def _check_writable(self) -> None:
+        """A writable open must be able to write: take the writer lock once (which opens its
+        file for writing), and say so plainly on read-only media."""
+        try:
+            with self._ctx.lock.hold():
+                pass
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise ReadOnlyError(f"the lake at {self.path} cannot be written "
+                                    f"({os.strerror(exc.errno)}); open it with readonly=True"
+                                    ) from None
+            raise
 
     @property
     def catalog(self) -> Catalog:

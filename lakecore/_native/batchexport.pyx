@@ -7,7 +7,7 @@ imports through the Arrow C data interface: a whole record batch in one call, wi
 Python objects and no per-column Python calls.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy, memset
@@ -24,6 +24,7 @@ from lakecore._native.rowformat cimport (
     LIST_BYTES,
     LIST_FIXED,
     MAX_INT32,
+    VALUE_MALFORMED,
     VALUE_TOO_LARGE,
     RowLayout,
     bitmap_size,
@@ -31,6 +32,7 @@ from lakecore._native.rowformat cimport (
     get_be64,
     is_set,
     load_u32,
+    malformed_column,
     next_key_part,
     set_bit,
 )
@@ -323,7 +325,7 @@ def decode_batch(RowLayout layout, list keys, list values, int64_t min_time, all
     cdef const uint8_t *q
     cdef int64_t time
     cdef uint32_t length
-    cdef Py_ssize_t found = 0
+    cdef Py_ssize_t found = 0, size, bad
 
     # pass 1: locate live rows, size the variable-width columns
     for i in range(n):
@@ -332,10 +334,15 @@ def decode_batch(RowLayout layout, list keys, list values, int64_t min_time, all
             continue
         if PyBytes_CheckExact(v):
             row = <const uint8_t *> PyBytes_AS_STRING(v)
+            size = PyBytes_GET_SIZE(v)
         else:                               # a buffer into LMDB's map, valid in its transaction
             PyObject_GetBuffer(v, &view, PyBUF_SIMPLE)
             row = <const uint8_t *> view.buf
+            size = view.len
             PyBuffer_Release(&view)
+        bad = malformed_column(layout, row, size)     # before following any length in it
+        if bad >= 0:
+            raise ValueRefused(VALUE_MALFORMED, bad if bad < nc else -1, i, size)
         memcpy(&time, row, 8)
         if time < min_time:
             continue

@@ -15,6 +15,7 @@ from lakecore._native.rowformat cimport (
     BOOL,
     BYTES,
     MAX_KEY_BYTES,
+    MAX_KEY_SIZE,
     RowLayout,
     address_of,
     is_set,
@@ -26,7 +27,7 @@ cpdef enum KeyStatus:
     # Why a key cannot be encoded (``KeyRefused.status``); lakecore.online.codec words it.
     KEY_COUNT = 1           # not as many key columns or values as the layout has
     KEY_NULL = 2            # a null in a key column
-    KEY_TOO_LONG = 3        # a string or binary key value over MAX_KEY_BYTES
+    KEY_TOO_LONG = 3        # a key value over MAX_KEY_BYTES, or a key over MAX_KEY_SIZE
     KEY_NOT_BYTES = 4       # a Python key value that is neither str nor bytes
     KEY_NOT_INTEGER = 5     # a Python key value that is not an integer
     KEY_OUT_OF_RANGE = 6    # a Python integer outside int64
@@ -92,6 +93,8 @@ def encode_keys(RowLayout layout, list columns, Py_ssize_t n):
                 size += 2 + length
             else:
                 size += 8
+        if size > MAX_KEY_SIZE:
+            raise KeyRefused(KEY_TOO_LONG, -1, i, size)
         key = PyBytes_FromStringAndSize(NULL, size)
         p = <unsigned char *> PyBytes_AS_STRING(key)
         for k in range(nk):
@@ -113,8 +116,8 @@ def encode_keys(RowLayout layout, list columns, Py_ssize_t n):
 
 def encode_key(RowLayout layout, tuple values):
     """The LMDB key of one primary key given as Python values in key order: an integer (or
-    bool, or anything with ``__index__``) for integer, date (days), timestamp (us) and boolean
-    columns, str or bytes for the others."""
+    anything with ``__index__``) for integer, date (days) and timestamp (us) columns, a bool
+    (or 0 or 1) for boolean ones, str or bytes for the others."""
     cdef Py_ssize_t nk = layout.n_keys, k, size = 0
     cdef list parts = []
     cdef unsigned char *p
@@ -132,6 +135,8 @@ def encode_key(RowLayout layout, tuple values):
                 raise KeyRefused(KEY_TOO_LONG, k, -1, len(<bytes> v))
             size += 2 + len(<bytes> v)
         else:
+            if isinstance(v, bool) and layout.key_kinds[k] != BOOL:
+                raise KeyRefused(KEY_NOT_INTEGER, k, -1, "bool")   # as Arrow keys: no casting
             if not isinstance(v, int):
                 try:
                     v = PyNumber_Index(v)           # numpy integers
@@ -139,6 +144,8 @@ def encode_key(RowLayout layout, tuple values):
                     raise KeyRefused(KEY_NOT_INTEGER, k, -1, type(v).__name__) from None
             size += 8
         parts.append(v)
+    if size > MAX_KEY_SIZE:
+        raise KeyRefused(KEY_TOO_LONG, -1, -1, size)
     key = PyBytes_FromStringAndSize(NULL, size)
     p = <unsigned char *> PyBytes_AS_STRING(key)
     for k in range(nk):

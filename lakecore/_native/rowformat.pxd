@@ -7,7 +7,8 @@ from libc.string cimport memcpy
 from libcpp.vector cimport vector
 
 cdef enum:
-    MAX_KEY_BYTES = 500     # of one string or binary key value (LMDB keys: at most 511 bytes)
+    MAX_KEY_BYTES = 500     # of one string or binary key value
+    MAX_KEY_SIZE = 511      # of a whole encoded key (LMDB's limit)
     HEADER = 16             # a value's event time and commit version
     MAX_INT32 = 2147483647
 
@@ -29,6 +30,7 @@ cpdef enum Scalar:
 cpdef enum ValueStatus:
     # Why values cannot be decoded (``ValueRefused.status``); lakecore.online.codec words it.
     VALUE_TOO_LARGE = 1     # one column's bytes or elements over 2 GiB in one read
+    VALUE_MALFORMED = 2     # a stored value whose lengths do not add up (damaged or forged)
 
 
 cdef class RowLayout:
@@ -89,3 +91,47 @@ cdef inline const uint8_t *address_of(buffer) except? NULL:
     cdef const uint8_t *p = <const uint8_t *> view.buf
     PyBuffer_Release(&view)
     return p
+
+
+cdef inline Py_ssize_t malformed_column(RowLayout layout, const uint8_t *row,
+                                        Py_ssize_t size) noexcept nogil:
+    """-1 when every length in a stored value fits the layout and the value's ``size``
+    exactly; else the feature column whose bytes do not (``n_columns``: the header or fixed
+    part, or bytes left over). Decoders call it before they follow any length."""
+    cdef Py_ssize_t pos = HEADER + layout.bitmap_bytes + layout.fixed_bytes, c, need, e
+    cdef Py_ssize_t count, elements
+    cdef uint32_t length
+    cdef int kind
+    if size < pos:
+        return layout.n_columns
+    for c in range(layout.n_columns):
+        kind = layout.kinds[c]
+        if kind < BYTES:
+            continue
+        if size - pos < 4:
+            return c
+        length = load_u32(row + pos)
+        pos += 4
+        if length > size - pos or (length and is_set(row + HEADER, c)):  # nulls: no payload
+            return c
+        if kind != BYTES and not is_set(row + HEADER, c):     # a list: count, bitmap, elements
+            if length < 4:
+                return c
+            count = load_u32(row + pos)
+            need = 4 + bitmap_size(count)
+            if need > length:
+                return c
+            if kind == LIST_FIXED:
+                need += count * layout.widths[c]
+            elif kind == LIST_BOOL:
+                need += count
+            else:
+                elements = need + 4 * count
+                if elements > length:
+                    return c
+                for e in range(count):
+                    need += 4 + load_u32(row + pos + 4 + bitmap_size(count) + 4 * e)
+            if need != length:
+                return c
+        pos += length
+    return -1 if pos == size else layout.n_columns

@@ -17,6 +17,7 @@ class Scalar(IntEnum):
 
 class ValueStatus(IntEnum):
     VALUE_TOO_LARGE = 1
+    VALUE_MALFORMED = 2
 
 class ValueRefused(ValueError):
     status: int

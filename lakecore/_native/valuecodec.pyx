@@ -15,6 +15,8 @@ from libcpp.vector cimport vector
 
 import numpy as np
 
+from lakecore._native.rowformat import ValueRefused
+
 from lakecore._native.rowformat cimport (
     BINARY,
     BOOL,
@@ -27,11 +29,13 @@ from lakecore._native.rowformat cimport (
     LIST_BOOL,
     LIST_BYTES,
     STRING,
+    VALUE_MALFORMED,
     RowLayout,
     address_of,
     bitmap_size,
     is_set,
     load_u32,
+    malformed_column,
     set_bit,
     store_u32,
 )
@@ -257,13 +261,22 @@ def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version, l
 
 def decode_row(RowLayout layout, value, int64_t min_time):
     """One value as a list of Python scalars in column order (dates and timestamps as integer
-    days and microseconds), or None when it is missing or older than ``min_time``."""
+    days and microseconds), or None when it is missing or older than ``min_time``. A value
+    whose lengths do not add up raises ValueRefused (VALUE_MALFORMED)."""
     if value is None:
         return None
     cdef Py_buffer view
+    cdef Py_ssize_t bad
     PyObject_GetBuffer(value, &view, PyBUF_SIMPLE)
     try:
-        return _decode_row(layout, <const uint8_t *> view.buf, min_time)
+        bad = malformed_column(layout, <const uint8_t *> view.buf, view.len)
+        if bad >= 0:
+            raise ValueRefused(VALUE_MALFORMED, bad if bad < layout.n_columns else -1, -1,
+                               view.len)
+        try:
+            return _decode_row(layout, <const uint8_t *> view.buf, min_time)
+        except UnicodeDecodeError:
+            raise ValueRefused(VALUE_MALFORMED, -1, -1, view.len) from None
     finally:
         PyBuffer_Release(&view)
 

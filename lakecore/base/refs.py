@@ -13,14 +13,14 @@ from typing import Any
 
 from lakecore.errors import ValidationError
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REF = re.compile(r"^(fg|fv|td|model):([^@/#]+)@(\d+)(?:#(\d+)|/(\d+))?$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_REF = re.compile(r"(fg|fv|td|model):([^@/#]+)@([0-9]+)(?:#([0-9]+)|/([0-9]+))?")
 MAX_VERSION = 2**31 - 1
 
 
 def check_name(name: Any, what: str) -> str:
     """``name`` if it is a valid name, else ``ValidationError`` naming ``what``."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(
             f"{what}: expected a name of letters, digits, '_', '.' or '-' (at most 128 "
             f"characters, not starting with '.' or '-'), got {name!r}"
@@ -55,7 +55,7 @@ def model_ref(name: str, version: int) -> str:
 
 def parse_ref(ref: str) -> tuple[str, str, int, int | None]:
     """``(kind, name, version, commit or dataset version)`` of a ref string."""
-    match = _REF.match(ref) if isinstance(ref, str) else None
+    match = _REF.fullmatch(ref) if isinstance(ref, str) else None
     if match is None:
         raise ValidationError(f"ref: expected fg:NAME@V, fg:NAME@V#COMMIT, fv:NAME@V, "
                               f"td:NAME@V/TD or model:NAME@V, got {ref!r}")
@@ -63,5 +63,7 @@ def parse_ref(ref: str) -> tuple[str, str, int, int | None]:
     if (commit is not None and kind != "fg") or (td is not None and kind != "td") or \
             (kind == "td" and td is None):
         raise ValidationError(f"ref: {ref!r} is not a valid {kind} ref")
+    if not _NAME.fullmatch(name):
+        raise ValidationError(f"ref: {ref!r} does not hold a valid name")
     extra = commit if commit is not None else td
     return kind, name, int(version), None if extra is None else int(extra)

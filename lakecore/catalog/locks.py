@@ -8,11 +8,14 @@ process exclude each other too; a thread that already holds the lock may take it
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from lakecore.errors import IntegrityError
 
 
 class WriterLock:
@@ -30,7 +33,13 @@ class WriterLock:
             finally:
                 self._held.depth -= 1
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:        # never through a link planted in the lake
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise IntegrityError(f"{self.path} is a link; lakecore never follows links "
+                                     f"inside a lake") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._held.depth = 1

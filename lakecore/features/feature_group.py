@@ -31,7 +31,9 @@ from lakecore.features.query import Query, select_query
 from lakecore.offline.delta_log import Snapshot
 from lakecore.offline.schema import conform, storage_schema
 from lakecore.offline.table import Change, commit_files, table_schema
+from lakecore.online.codec import encode_keys
 from lakecore.online.layout import Layout, check_keys
+from lakecore.online.store import OnlineRows, prepare
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -173,7 +175,8 @@ class FeatureGroup:
 
     # -- changes -----------------------------------------------------------------------------
     def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan,
-                       deleted_keys: pa.Table | None = None) -> Commit | None:
+                       deleted_keys: list[bytes] | None = None,
+                       online_rows: OnlineRows | None = None) -> Commit | None:
         """Run ``plan`` (which writes data files and returns a Change) and commit it; on any
         failure delete the files it wrote, so the lake is left as it was. Then bring the online
         store up to the new commit (a derived store: a crash before that is repaired on open)."""
@@ -201,7 +204,8 @@ class FeatureGroup:
         if self.online:
             store = self._ctx.online_store
             if store.watermark(self.name, self.version) == snapshot.version - 1:
-                store.apply(self.name, self.version, self._layout(schema), change.rows,
+                store.apply(self.name, self.version, self._layout(schema),
+                            online_rows if online_rows is not None else change.rows,
                             snapshot.version, deleted_keys=deleted_keys)
             else:
                 self._sync_online()
@@ -233,12 +237,14 @@ class FeatureGroup:
             if schema is None:
                 schema = storage_schema(incoming.schema, self.primary_key, self.event_time)
             rows = conform(incoming, schema, self.primary_key, self.event_time)
-            if self.online:
-                self._layout(schema)    # SchemaError before anything is written
+            # what the online store will hold, made before anything is committed: a key it
+            # cannot hold is refused here, with the lake as it was
+            online_rows = prepare(rows, self._layout(schema)) if self.online else None
             if rows.num_rows == 0:
                 return None             # nothing to write: no commit
             return self._commit_change(
-                snapshot, schema, lambda: self._table.plan_upsert(snapshot, rows, schema))
+                snapshot, schema, lambda: self._table.plan_upsert(snapshot, rows, schema),
+                online_rows=online_rows)
 
     def delete(self, keys: Any) -> Commit | None:
         """Remove every stored row of these primary keys (``keys``: data with the key columns).
@@ -273,9 +279,10 @@ class FeatureGroup:
             key_schema = pa.schema([schema.field(k) for k in self.primary_key])
             key_rows = conform(key_table.select(self.primary_key), key_schema, self.primary_key,
                                None, argument="keys")
+            deleted = encode_keys(key_rows, self._layout(schema)) if self.online else None
             return self._commit_change(
                 snapshot, schema, lambda: self._table.plan_delete(snapshot, key_rows, schema),
-                deleted_keys=key_rows)
+                deleted_keys=deleted)
 
     def compact(self) -> Commit:
         """Rewrite the table's files into as few as possible, as a new commit with the same rows.

@@ -31,8 +31,8 @@ from lakecore.errors import LakeError
 LOG_DIR = "_delta_log"
 CHECKPOINT_INTERVAL = 10
 PROTOCOL = {"minReaderVersion": 1, "minWriterVersion": 2}
-_COMMIT_NAME = re.compile(r"^(\d{20})\.json$")
-_CHECKPOINT_NAME = re.compile(r"^(\d{20})\.checkpoint\.parquet$")
+_COMMIT_NAME = re.compile(r"([0-9]{20})\.json")
+_CHECKPOINT_NAME = re.compile(r"([0-9]{20})\.checkpoint\.parquet")
 
 _STRING_MAP = pa.map_(pa.string(), pa.string())
 CHECKPOINT_SCHEMA = pa.schema([
@@ -138,8 +138,8 @@ class DeltaLog:
             names = os.listdir(self.log_path)
         except FileNotFoundError:
             return [], []
-        commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT_NAME.match(n)))
-        checkpoints = sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT_NAME.match(n)))
+        commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT_NAME.fullmatch(n)))
+        checkpoints = sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT_NAME.fullmatch(n)))
         return commits, checkpoints
 
     def _from_checkpoint(self, version: int) -> Snapshot:

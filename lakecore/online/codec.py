@@ -20,7 +20,7 @@ from lakecore.base.arrow import (
 )
 from lakecore.base.keys import key_codes
 from lakecore.base.threads import get_num_threads
-from lakecore.errors import LakeError, SchemaError, ValidationError
+from lakecore.errors import IntegrityError, LakeError, SchemaError, ValidationError
 from lakecore.online.layout import Layout, codec_type
 
 
@@ -56,6 +56,9 @@ def key_error(layout: Layout, refused: Exception, argument: str,
     column = repr(layout.primary_key[refused.column]) if refused.column >= 0 else ""
     if status == KeyStatus.KEY_NULL:
         return ValidationError(f"{argument}: primary key column {column} has null values")
+    if status == KeyStatus.KEY_TOO_LONG and refused.column < 0:
+        return error(f"{argument}: a key of {detail} bytes when encoded; online keys are at "
+                     f"most 511 bytes (strings take their length plus 2, other types 8)")
     if status == KeyStatus.KEY_TOO_LONG:
         return error(f"{argument}: {column}: a value of {detail} bytes; online keys are at most "
                      f"500 bytes")
@@ -143,19 +146,35 @@ def value_error(layout: Layout, refused: Exception) -> LakeError:
     if refused.status == ValueStatus.VALUE_TOO_LARGE:
         return ValidationError(f"keys: {column} would take {refused.detail:,} bytes or elements "
                                f"in one online read, more than 2 GiB; read fewer keys at once")
-    return LakeError(f"online values of {column}: refused by the codec ({refused.status})")
+    where = f"feature {column}" if refused.column >= 0 else "its header or length"
+    row = f" (row {refused.row} of the read)" if refused.row >= 0 else ""
+    return IntegrityError(f"online store: a stored value of {refused.detail} bytes does not "
+                          f"decode at {where}{row}: it was changed outside lakecore "
+                          f"(verify() reports what changed)")
 
 
 def decode_row(layout: Layout, value: bytes | None, min_time: int) -> list | None:
     """One value as the features' Python values in column order, dates and times as
     ``datetime`` objects (as pyarrow gives them); None when missing or older than
     ``min_time``."""
-    row = valuecodec.decode_row(layout.codec, value, min_time)
+    try:
+        row = valuecodec.decode_row(layout.codec, value, min_time)
+    except ValueRefused as refused:
+        raise value_error(layout, refused) from None
     if row is not None and layout.converters:
         for j, convert in layout.converters:
             if row[j] is not None:
                 row[j] = convert(row[j])
     return row
+
+
+def _as_int64(array: pa.Array) -> np.ndarray:
+    """An integer, date, timestamp or boolean key column as the int64 values its keys encode
+    (Arrow casts neither dates nor timestamps to integers)."""
+    if pa.types.is_boolean(array.type):
+        return np.asarray(array.to_numpy(zero_copy_only=False), np.int64)
+    width = array.type.bit_width // 8
+    return fixed_width_values(array, np.dtype(f"i{width}")).astype(np.int64, copy=False)
 
 
 def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[bytes]]:
@@ -173,9 +192,7 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
     integer_key = len(layout.primary_key) == 1 and \
         layout.codec.key_kind(0) != Kind.BYTES
     if integer_key:                             # numeric order is the encoded keys' order
-        values = single_array(rows.column(layout.primary_key[0]))
-        values = fixed_width_values(values.cast(pa.int64()) if values.type != pa.int64()
-                                    else values, np.int64)
+        values = _as_int64(single_array(rows.column(layout.primary_key[0])))
         order = np.argsort(values)              # not stable, but vectorized (AVX-512 here)
         sorted_values = values[order]
         if np.any(sorted_values[1:] == sorted_values[:-1]):    # repeated keys: by time too

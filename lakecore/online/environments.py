@@ -8,17 +8,21 @@ LMDB 0.9's file format, start at ``INITIAL_MAP_SIZE`` and grow on demand.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 from typing import Any
 
 import lmdb
 
+from lakecore.errors import IntegrityError
+
 LMDB_FORMAT = 0  # py-lmdb bundles LMDB 0.9 and 1.0, whose files differ: pin 0.9
 INITIAL_MAP_SIZE = 64 << 20
 WATERMARKS = b"__watermarks__"
 
-_environments: dict[str, lmdb.Environment] = {}
+_environments: dict[str, tuple[lmdb.Environment, tuple[int, int] | None]] = {}
 _environments_lock = threading.Lock()
 
 
@@ -28,7 +32,7 @@ def _forget_environments_after_fork() -> None:
     reader slots belong to the parent's pid) and lets py-lmdb open the files again."""
     global _environments_lock
     _environments_lock = threading.Lock()
-    for env in _environments.values():
+    for env, _ in _environments.values():
         try:
             env.close()
         except lmdb.Error:
@@ -41,22 +45,83 @@ def _forget_environments_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_environments_after_fork)
 
 
+def _data_file(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of the environment's data file if it and its folder are a regular
+    file and folder (no link)."""
+    try:
+        folder = os.lstat(path)
+        found = os.lstat(os.path.join(path, "data.mdb"))
+    except FileNotFoundError:
+        return None
+    if not (stat.S_ISDIR(folder.st_mode) and stat.S_ISREG(found.st_mode)):
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The data file's (device, inode), None when there is none; IntegrityError when it or
+    the folder is a link or anything but a regular file and folder (never followed)."""
+    folder = os.lstat(path) if os.path.lexists(path) else None
+    if folder is not None and not stat.S_ISDIR(folder.st_mode):
+        raise IntegrityError(f"{path} is not a folder (a link or special file); lakecore "
+                             f"never follows links inside a lake")
+    for name in ("lock.mdb", "data.mdb"):
+        try:
+            found = os.lstat(os.path.join(path, name))
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(found.st_mode):
+            raise IntegrityError(f"{os.path.join(path, name)} is not a regular file (a link or "
+                                 f"special file); lakecore never follows links inside a lake")
+        if name == "data.mdb":
+            return found.st_dev, found.st_ino
+    return None
+
+
 def environment(path: str, create: bool) -> lmdb.Environment | None:
     """The process's one handle on the environment at ``path`` (None if missing and not
-    ``create``)."""
+    ``create``). Handles are kept per data file, not per path: a lake deleted and made again
+    at the same path gets a new one. Where the files cannot be written (read-only media) the
+    environment is opened read-only."""
     with _environments_lock:
-        env = _environments.get(path)
-        if env is not None:
-            return env
-        if not create and not os.path.exists(os.path.join(path, "data.mdb")):
+        cached = _environments.get(path)
+        if cached is not None and cached[1] == _data_file(path):
+            return cached[0]            # the common case: one lstat
+        identity = _identity(path)
+        if cached is not None:          # another lake now lives at this path
+            del _environments[path]
+            forget_db_handles(cached[0])    # its handles: never to be used with the new one
+        if identity is None and not create:
             return None
         os.makedirs(path, exist_ok=True)
-        env = lmdb.open(path, map_size=INITIAL_MAP_SIZE, max_dbs=4096, subdir=True,
-                        writemap=False, metasync=True, sync=True, max_readers=256,
-                        lib_version=LMDB_FORMAT)
-        env.reader_check()
-        _environments[path] = env
+        options = dict(map_size=INITIAL_MAP_SIZE, max_dbs=4096, subdir=True, writemap=False,
+                       metasync=True, sync=True, max_readers=256, lib_version=LMDB_FORMAT)
+        try:
+            env = lmdb.open(path, **options)
+            env.reader_check()
+        except lmdb.Error as exc:
+            if create or not _cannot_write(exc):
+                raise
+            env = _open_readonly(path, options)
+        _environments[path] = (env, _identity(path))
         return env
+
+
+def _cannot_write(exc: lmdb.Error) -> bool:
+    return isinstance(exc, (lmdb.ReadonlyError, lmdb.InvalidParameterError)) or \
+        getattr(exc, "errno", None) in (errno.EACCES, errno.EROFS, errno.EPERM) or \
+        "Permission denied" in str(exc) or "Read-only file system" in str(exc)
+
+
+def _open_readonly(path: str, options: dict[str, Any]) -> lmdb.Environment:
+    """Read-only media: LMDB opened read-only, without its lock file when that cannot be
+    written either (nothing can write there, so there is nothing to lock against)."""
+    try:
+        return lmdb.open(path, readonly=True, **options)
+    except lmdb.Error as exc:
+        if not _cannot_write(exc):
+            raise
+        return lmdb.open(path, readonly=True, lock=False, **options)
 
 
 _db_handles: dict[tuple[int, bytes], Any] = {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import lmdb
 import pyarrow as pa
@@ -85,14 +85,17 @@ class OnlineStore:
             value = txn.get(self.db_name(name, version), db=wm)
         return -1 if value is None else int.from_bytes(value, "little", signed=True)
 
-    def apply(self, name: str, version: int, layout: Layout, rows: pa.Table | None, commit: int,
-              deleted_keys: pa.Table | None = None, clear: bool = False) -> None:
-        """Write the latest row per key of ``rows`` (from offline commit ``commit``), remove
-        ``deleted_keys``, and move the group's watermark to ``commit``: one transaction."""
+    def apply(self, name: str, version: int, layout: Layout, rows: pa.Table | OnlineRows | None,
+              commit: int, deleted_keys: pa.Table | list[bytes] | None = None,
+              clear: bool = False) -> None:
+        """Write the latest row per key of ``rows`` (from offline commit ``commit``; or
+        ``prepare``'s result), remove ``deleted_keys`` (or their encoded keys), and move the
+        group's watermark to ``commit``: one transaction."""
         if rows is None:
             rows = layout.schema.empty_table()
-        rows, keys = latest_in_key_order(rows, layout)
-        deleted = encode_keys(deleted_keys, layout) if deleted_keys is not None else []
+        rows, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
+        deleted = [] if deleted_keys is None else deleted_keys if isinstance(deleted_keys, list) \
+            else encode_keys(deleted_keys, layout)
         integer_key = all(layout.codec.key_kind(k) != Kind.BYTES
                           for k in range(len(layout.primary_key)))
         key_bytes = 8 * len(layout.primary_key) * len(keys) if integer_key else sum(map(len, keys))
@@ -192,6 +195,19 @@ class OnlineStore:
         ``env``: the environment, when the caller has it already. Close it, or use it in a
         ``with`` block."""
         return RowReader(env if env is not None else self._env(create=False))
+
+
+class OnlineRows(NamedTuple):
+    """Rows ready for the online store: the latest row per key, in key order, and their keys."""
+    rows: pa.Table
+    keys: list[bytes]
+
+
+def prepare(rows: pa.Table, layout: Layout) -> OnlineRows:
+    """What ``apply`` writes for ``rows``; computed before an offline commit, it refuses
+    (``ValidationError``, ``SchemaError``) every key the online store could not hold, so that
+    nothing is committed that the online write would then refuse."""
+    return OnlineRows(*latest_in_key_order(rows, layout))
 
 
 class RowReader:

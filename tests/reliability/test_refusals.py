@@ -1,0 +1,145 @@
+"""Calls the lake must refuse whole: every key the online store cannot hold is refused before
+the offline commit, odd names, versions and key values are clean LakeErrors, and a refused call
+leaves every file of the lake as it was."""
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import lakecore
+from lakecore import SchemaError, ValidationError
+from tests.lake_state import lake_digest
+
+OPEN_WRITABLE = textwrap.dedent("""
+    import sys, lakecore
+    with lakecore.open(sys.argv[1]) as lake:
+        assert lake.verify().ok, lake.verify().problems
+        print("opened")
+""")
+
+
+def opens_writable_and_verifies(path: str) -> bool:
+    child = subprocess.run([sys.executable, "-c", OPEN_WRITABLE, path], capture_output=True,
+                           text=True, timeout=120)
+    return child.returncode == 0 and child.stdout.strip() == "opened"
+
+
+WRITE_IN_A_CHILD = textwrap.dedent("""
+    import sys, lakecore
+    try:
+        with lakecore.open(sys.argv[1]) as lake:
+            lake.feature_group("g").insert({"id": [2], "v": [2.0]})
+        print("written")
+    except lakecore.LakeError as exc:
+        print(type(exc).__name__, exc)
+""")
+
+
+ONLINE_REFUSALS = [
+    ("a string key over 511 bytes", ["s"], {"s": ["x" * 600]}, ValidationError,
+     "'s': a value of 600 bytes"),
+    ("two 300-byte parts of a composite key", ["a", "b"],
+     {"a": ["x" * 300], "b": ["y" * 300]}, ValidationError, "a key of 604 bytes"),
+]
+
+
+@pytest.mark.parametrize("case", ONLINE_REFUSALS, ids=[c[0] for c in ONLINE_REFUSALS])
+def test_a_key_the_online_store_cannot_hold_is_refused_before_the_offline_commit(tmp_path, case):
+    _, key, rows, error, message = case
+    path = str(tmp_path / "lake")
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key=key, online=True)
+        fg.insert({**{k: ["ok"] for k in key}, "v": [1.0]})
+        before = lake_digest(path)
+        with pytest.raises(error, match=message):
+            fg.insert({**rows, "v": [2.0]})
+        assert lake_digest(path) == before
+        assert fg.read().num_rows == 1 and fg.history()[-1].version == 0
+    assert opens_writable_and_verifies(path)
+
+
+def test_a_date_primary_key_works_online(tmp_path):
+    path = str(tmp_path / "lake")
+    days = [dt.date(2026, 1, 2), dt.date(1969, 12, 31)]
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key="day", online=True)
+        fg.insert({"day": days, "v": [1.0, 2.0]})
+        fg.insert({"day": days[:1], "v": [3.0]})
+        assert fg.online_read({"day": days}).column("v").to_pylist() == [3.0, 2.0]
+        view = lake.create_feature_view("view", query=fg.select_all())
+        assert view.feature_vector({"day": days[1]}) == {"v": 2.0}
+        fg.delete({"day": days[1:]})
+        assert fg.online_read({"day": days}).column("v").to_pylist() == [3.0, None]
+    assert opens_writable_and_verifies(path)
+
+
+@pytest.mark.parametrize("name", ["g\n", "g\r\n", "\ng", "g\x00"])
+def test_names_with_line_ends_are_refused(tmp_path, name):
+    with lakecore.open(str(tmp_path / "lake")) as lake:
+        before = lake_digest(lake.path)
+        with pytest.raises(ValidationError, match="expected a name"):
+            lake.create_feature_group(name, primary_key="id")
+        with pytest.raises(ValidationError):
+            lake.lineage(f"fg:{name}@1")
+        assert lake_digest(lake.path) == before
+
+
+def test_refs_take_only_ascii_digits(tmp_path):
+    with lakecore.open(str(tmp_path / "lake")) as lake:
+        lake.create_feature_group("g", primary_key="id").insert({"id": [1]})
+        with pytest.raises(ValidationError, match="ref"):
+            lake.lineage("fg:g@\u0661")          # ARABIC-INDIC DIGIT ONE
+
+
+@pytest.mark.parametrize("key", [{"id": True}, {"id": 2**70}, {"id": -(2**63) - 1}])
+def test_keys_online_read_refuses_are_refused_by_feature_vector_too(tmp_path, key):
+    with lakecore.open(str(tmp_path / "lake")) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", online=True)
+        fg.insert({"id": [1], "v": [1.0]})
+        view = lake.create_feature_view("view", query=fg.select_all())
+        with pytest.raises((SchemaError, ValidationError)):
+            fg.online_read({"id": [key["id"]]})
+        with pytest.raises(SchemaError, match="'id'"):
+            view.feature_vector(key)
+        assert view.feature_vector({"id": 1}) == {"v": 1.0}
+
+
+def test_a_lake_made_again_at_the_same_path_is_a_new_lake(tmp_path):
+    path = str(tmp_path / "lake")
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", online=True)
+        fg.insert({"id": [1], "v": [1.0]})
+        assert fg.online_read({"id": [1]}).column("v").to_pylist() == [1.0]
+    shutil.rmtree(path)
+    with lakecore.open(path) as lake:         # same process, same path, another lake
+        fg = lake.create_feature_group("g", primary_key="id", online=True)
+        fg.insert({"id": [2], "v": [2.0]})
+        assert fg.online_read({"id": [1, 2]}).column("v").to_pylist() == [None, 2.0]
+        view = lake.create_feature_view("view", query=fg.select_all())
+        assert view.feature_vector({"id": 1}) == {"v": None}
+        assert lake.verify().ok
+
+
+@pytest.mark.parametrize("planted", ["online", "online/data.mdb", "online/lock.mdb", ".lock"])
+def test_links_planted_where_lakecore_keeps_its_stores_are_refused(tmp_path, planted):
+    path = str(tmp_path / "lake")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", online=True)
+        fg.insert({"id": [1], "v": [1.0]})
+    target = os.path.join(path, planted)
+    moved = outside / os.path.basename(planted)
+    os.rename(target, moved)
+    os.symlink(moved, target)
+    before = sorted(os.listdir(outside))
+    child = subprocess.run([sys.executable, "-c", WRITE_IN_A_CHILD, path], capture_output=True,
+                           text=True, timeout=120)
+    assert child.stdout.startswith("IntegrityError") and "link" in child.stdout, \
+        child.stdout + child.stderr[-2000:]
+    assert sorted(os.listdir(outside)) == before
