@@ -4,7 +4,7 @@ Re-hashes every data file referenced by any commit still in a table's history, e
 training dataset file and stored spine, and every model artifact file; recomputes every
 commit hash (replaying each Delta log from commit 0), every dataset and model hash; checks
 the audit log's chain and that every audited commit, dataset and model still exists with
-the hash the log recorded. Problems are reported in words: which object, which file,
+the hash the log recorded; and compares every online group with its latest offline rows. Problems are reported in words: which object, which file,
 expected against found. Files no commit references (left by a crashed writer) are not
 problems.
 
@@ -19,14 +19,21 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from lakecore.base.files import replace_file
 from lakecore.base.hashing import digest_file
 from lakecore.base.refs import dataset_ref, group_ref, model_ref, parse_ref
+from lakecore.catalog.specs import FeatureGroupSpec
+from lakecore.errors import LakeError
 from lakecore.features.context import LakeContext
 from lakecore.governance.audit import AuditLog, live_events
 from lakecore.models.registry import model_hash
 from lakecore.offline.delta_log import Snapshot, commit_info
-from lakecore.offline.table import commit_digest, file_digest
+from lakecore.offline.table import commit_digest, file_digest, table_schema
+from lakecore.online.codec import decode_batch, encode_values
+from lakecore.online.layout import NO_TTL, Layout
+from lakecore.online.store import prepare
 from lakecore.training.datasets import content_hash
 
 CACHE_FILE = ".verify-cache.json"
@@ -102,6 +109,7 @@ def verify(lake: LakeContext, audit: AuditLog, *, fast: bool = False) -> Report:
     commits = _verify_tables(lake, report, digests)
     datasets = _verify_datasets(lake, report, digests)
     models = _verify_models(lake, report, digests, datasets)
+    _verify_online(lake, report)
     _verify_audit(lake, audit, report, commits, datasets, models)
     digests.save(not lake.readonly)
     return report
@@ -165,6 +173,67 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
             _check_file(report, digests, os.path.join(table.location, path), file_digest(add),
                         f"{ref} data file")
     return hashes
+
+
+def _verify_online(lake: LakeContext, report: Report) -> None:
+    """Every online group holds exactly the latest offline row of every key (event time and
+    features byte for byte; the commit that wrote it, which compaction does not keep, only
+    within the watermark), and its watermark is the latest offline commit."""
+    for spec in lake.catalog.state().feature_groups:
+        if not spec.online:
+            continue
+        try:
+            _compare_online(lake, report, spec)
+        except (LakeError, OSError, ValueError, pa.ArrowException) as exc:
+            report.problems.append(f"{group_ref(spec.name, spec.version)}: the online store "
+                                   f"cannot be compared with the offline table ({exc})")
+
+
+def _compare_online(lake: LakeContext, report: Report, spec: FeatureGroupSpec) -> None:
+    """One online group against its latest offline rows."""
+    store = lake.online_store
+    ref = group_ref(spec.name, spec.version)
+    table = lake.offline_table(spec)
+    snapshot = table.snapshot()
+    schema = table_schema(snapshot, spec.schema)
+    keys, values, watermark = store.scan(spec.name, spec.version)
+    if schema is None or snapshot.version < 0:
+        if keys or watermark >= 0:
+            report.problems.append(f"{ref}: the online store holds {len(keys)} row(s) at "
+                                   f"commit {watermark}; the table has no commit")
+        return
+    if watermark != snapshot.version:
+        report.problems.append(f"{ref}: the online store is at commit {watermark}, the "
+                               f"offline table at commit {snapshot.version}")
+    layout = Layout.of(schema, spec.primary_key, spec.event_time)
+    expected = prepare(table.read(snapshot, schema, None), layout)
+    wanted = dict(zip(expected.keys, encode_values(layout, expected.rows, 0)))
+    found = dict(zip(keys, values))
+    missing = [k for k in wanted if k not in found]
+    extra = [k for k in found if k not in wanted]
+    changed = [k for k, v in found.items()
+               if k in wanted and (v[:8] + v[16:] != wanted[k][:8] + wanted[k][16:]
+                                   or not 0 <= _commit_of(v) <= watermark)]
+    for what, which in (("has no row for", missing), ("holds a row no offline row has for",
+                                                      extra),
+                        ("holds another value than the offline table for", changed)):
+        if which:
+            shown = ", ".join(_key_text(layout, k) for k in which[:3])
+            report.problems.append(f"{ref}: the online store {what} {len(which)} key(s): "
+                                   f"{shown}{', ...' if len(which) > 3 else ''}")
+    report.files_checked += 1
+
+
+def _commit_of(value: bytes) -> int:
+    """The commit that wrote a stored value (a later one is impossible, and would keep newer
+    rows of the same event time out)."""
+    return int.from_bytes(value[8:16], "little", signed=True)
+
+
+def _key_text(layout: Layout, key: bytes) -> str:
+    """A stored key as its column values, for a problem's text."""
+    row = decode_batch(layout, [key], [None], NO_TTL).to_pylist()[0]
+    return "(" + ", ".join(f"{c}={row[c]!r}" for c in layout.primary_key) + ")"
 
 
 def _verify_datasets(lake: LakeContext, report: Report, digests: _Digests) -> dict[str, str]:

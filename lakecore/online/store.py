@@ -190,6 +190,16 @@ class OnlineStore:
             batch = decode_batch(layout, encoded, values, min_time)
         return pa.Table.from_batches([batch])
 
+    def scan(self, name: str, version: int) -> tuple[list[bytes], list[bytes], int]:
+        """Every key and value of a group's database in key order, and its watermark (-1:
+        none): what ``verify()`` compares with the offline table."""
+        env, db = self._database(name, version)
+        if db is None:
+            return [], [], self.watermark(name, version)
+        with begin_read(env) as txn:
+            pairs = list(txn.cursor(db=db).iternext(keys=True, values=True))
+        return [k for k, _ in pairs], [v for _, v in pairs], self.watermark(name, version)
+
     def row_reader(self, env: lmdb.Environment | None = None) -> RowReader:
         """A read transaction for one-key reads as Python values (the feature-vector path);
         ``env``: the environment, when the caller has it already. Close it, or use it in a

@@ -101,3 +101,70 @@ def test_the_untouched_key_still_reads(tmp_path):
     with lakecore.open(path, readonly=True) as lake:
         assert lake.feature_view("view").feature_vector({"id": 2}) == {
             "score": 0.25, "name": "bob", "tags": ["c"], "counts": []}
+
+
+RAW_OPERATIONS = textwrap.dedent("""
+    import struct, sys, lmdb
+    path, operation = sys.argv[1], sys.argv[2]
+    key = lambda i: struct.pack(">Q", i ^ (1 << 63))
+    env = lmdb.open(path, max_dbs=16, subdir=True)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"fg:g@1", txn=txn, create=False)
+        marks = env.open_db(b"__watermarks__", txn=txn, create=False)
+        one, two = txn.get(key(1), db=db), txn.get(key(2), db=db)
+        if operation == "change a value":      # the float of id 1: 0.5 -> 0.75
+            at = 16 + 1
+            assert struct.unpack("<d", one[at:at + 8])[0] == 0.5
+            txn.put(key(1), one[:at] + struct.pack("<d", 0.75) + one[at + 8:], db=db)
+        elif operation == "swap two keys' values":
+            txn.put(key(1), two, db=db)
+            txn.put(key(2), one, db=db)
+        elif operation == "delete a key":
+            txn.delete(key(2), db=db)
+        elif operation == "add a key":
+            txn.put(key(3), one, db=db)
+        elif operation == "move the watermark":
+            txn.put(b"fg:g@1", (10**6).to_bytes(8, "little", signed=True), db=marks)
+        elif operation.startswith("set the commit version to"):
+            version = int(operation.split()[-1]).to_bytes(8, "little", signed=True)
+            txn.put(key(1), one[:8] + version + one[16:], db=db)
+""")
+
+
+@pytest.mark.parametrize("operation", ["change a value", "swap two keys' values",
+                                       "delete a key", "add a key", "move the watermark",
+                                       "set the commit version to 7"])
+def test_raw_edits_of_the_online_store_are_reported_by_verify(tmp_path, operation):
+    path = str(tmp_path / "lake")
+    build(path)
+    with lakecore.open(path, readonly=True) as lake:
+        assert lake.verify().ok
+    subprocess.run([sys.executable, "-c", RAW_OPERATIONS, os.path.join(path, "online"),
+                    operation], check=True, timeout=60)
+    with lakecore.open(path, readonly=True) as lake:
+        problems = lake.verify().problems
+    assert problems and all("fg:g@1" in p and "online store" in p for p in problems), problems
+
+
+def test_verify_names_the_keys_whose_online_rows_differ(tmp_path):
+    path = str(tmp_path / "lake")
+    build(path)
+    subprocess.run([sys.executable, "-c", RAW_OPERATIONS, os.path.join(path, "online"),
+                    "swap two keys' values"], check=True, timeout=60)
+    with lakecore.open(path, readonly=True) as lake:
+        [problem] = lake.verify().problems
+    assert "2 key(s): (id=1), (id=2)" in problem
+
+
+def test_a_commit_version_within_the_watermark_is_not_a_served_value(tmp_path):
+    """Compaction rewrites rows without their commit: only a version past the watermark (which
+    would keep newer rows of the same event time out) is a problem."""
+    path = str(tmp_path / "lake")
+    build(path)
+    with lakecore.open(path) as lake:               # id 1 written again, by commit 1
+        lake.feature_group("g").insert({"id": [1], "score": [0.5], "name": ["ann"],
+                                        "tags": [["a", "bb"]], "counts": [[1, 2, 3]]})
+    subprocess.run([sys.executable, "-c", RAW_OPERATIONS, os.path.join(path, "online"),
+                    "set the commit version to 0"], check=True, timeout=60)
+    with lakecore.open(path, readonly=True) as lake:
+        assert lake.verify().ok
