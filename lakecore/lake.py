@@ -25,9 +25,11 @@ import datetime as dt
 import errno
 import json
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+import lmdb
 import pyarrow as pa
 
 from lakecore.base.files import replace_file
@@ -153,10 +155,19 @@ class Lake:
         """Roll the derived stores forward after a crash: every online group's online data
         to its latest offline commit, then the audit log to every durable change."""
         specs = [s for s in self._ctx.catalog.state().feature_groups if s.online]
-        if specs:
-            with self._ctx.lock.hold():
-                for spec in specs:
-                    FeatureGroup(self._ctx, spec)._sync_online()
+        with self._ctx.lock.hold():
+            damage = None
+            try:
+                self._ctx.online_store.check()
+            except lmdb.Error as exc:       # derived data: rebuilt from the offline tables
+                damage = exc
+                self._ctx.online_store.reset()
+            for spec in specs:
+                FeatureGroup(self._ctx, spec)._sync_online()
+            if damage is not None:
+                self.audit.append("rebuild_online", "online", None)
+                warnings.warn(f"the online store of {self.path} did not open ({damage}); it "
+                              f"was rebuilt from the offline tables", stacklevel=3)
         catch_up(self._ctx, self.audit)
 
     # -- lifecycle ---------------------------------------------------------------------------

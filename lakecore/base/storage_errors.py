@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from lakecore.errors import LakeError, StorageError
+from lakecore.errors import IntegrityError, LakeError, StorageError
 
 T = TypeVar("T")
 
@@ -31,14 +31,24 @@ def _lake_path(owner: Any) -> str | None:
     return None
 
 
+# LMDB errors that mean the files are not what LMDB wrote: damage, not a refusal
+_DAMAGE = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError,
+           lmdb.VersionMismatchError, lmdb.PanicError)
+
+
 def storage_error(exc: BaseException, owner: Any = None, context: str = "",
-                  path: str | None = None) -> StorageError:
+                  path: str | None = None) -> StorageError | IntegrityError:
     """The ``StorageError`` for an ``OSError`` or LMDB error raised while serving ``owner``
+    (an ``IntegrityError`` when LMDB finds its files damaged)
     (``context``: what was being done, put first in the message; ``path``: the file it was
     done to, when the error does not name it or names another one)."""
     if isinstance(exc, lmdb.Error):
         lake = _lake_path(owner)
         where = os.path.join(lake, "online") if lake else "the online store"
+        if isinstance(exc, _DAMAGE):
+            return IntegrityError(f"{context}the online store at {where} is damaged ({exc}); it "
+                                  f"was changed outside lakecore, and a writable open rebuilds "
+                                  f"it from the offline tables")
         error = StorageError(f"{context}the online store at {where} refused the operation: {exc}")
         error.filename = where
         return error

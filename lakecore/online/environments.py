@@ -21,8 +21,10 @@ from lakecore.errors import IntegrityError
 LMDB_FORMAT = 0  # py-lmdb bundles LMDB 0.9 and 1.0, whose files differ: pin 0.9
 INITIAL_MAP_SIZE = 64 << 20
 WATERMARKS = b"__watermarks__"
+_META_PAGES = 2 * 4096      # the smallest data file LMDB writes
 
-_environments: dict[str, tuple[lmdb.Environment, tuple[int, int] | None]] = {}
+# path -> (environment, data file identity, opened read-only)
+_environments: dict[str, tuple[lmdb.Environment, tuple[int, int, int] | None, bool]] = {}
 _environments_lock = threading.Lock()
 
 
@@ -32,7 +34,7 @@ def _forget_environments_after_fork() -> None:
     reader slots belong to the parent's pid) and lets py-lmdb open the files again."""
     global _environments_lock
     _environments_lock = threading.Lock()
-    for env, _ in _environments.values():
+    for env, _, _ in _environments.values():
         try:
             env.close()
         except lmdb.Error:
@@ -45,9 +47,9 @@ def _forget_environments_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_environments_after_fork)
 
 
-def _data_file(path: str) -> tuple[int, int] | None:
-    """The (device, inode) of the environment's data file if it and its folder are a regular
-    file and folder (no link)."""
+def _data_file(path: str) -> tuple[int, int, int] | None:
+    """The (device, inode, size) of the environment's data file if it and its folder are a
+    regular file and folder (no link)."""
     try:
         folder = os.lstat(path)
         found = os.lstat(os.path.join(path, "data.mdb"))
@@ -55,12 +57,12 @@ def _data_file(path: str) -> tuple[int, int] | None:
         return None
     if not (stat.S_ISDIR(folder.st_mode) and stat.S_ISREG(found.st_mode)):
         return None
-    return found.st_dev, found.st_ino
+    return found.st_dev, found.st_ino, found.st_size
 
 
-def _identity(path: str) -> tuple[int, int] | None:
-    """The data file's (device, inode), None when there is none; IntegrityError when it or
-    the folder is a link or anything but a regular file and folder (never followed)."""
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """The data file's (device, inode, size), None when there is none; IntegrityError when it
+    or the folder is a link or anything but a regular file and folder (never followed)."""
     folder = os.lstat(path) if os.path.lexists(path) else None
     if folder is not None and not stat.S_ISDIR(folder.st_mode):
         raise IntegrityError(f"{path} is not a folder (a link or special file); lakecore "
@@ -74,36 +76,48 @@ def _identity(path: str) -> tuple[int, int] | None:
             raise IntegrityError(f"{os.path.join(path, name)} is not a regular file (a link or "
                                  f"special file); lakecore never follows links inside a lake")
         if name == "data.mdb":
-            return found.st_dev, found.st_ino
+            return found.st_dev, found.st_ino, found.st_size
     return None
 
 
-def environment(path: str, create: bool) -> lmdb.Environment | None:
+def environment(path: str, create: bool, readonly: bool = False) -> lmdb.Environment | None:
     """The process's one handle on the environment at ``path`` (None if missing and not
     ``create``). Handles are kept per data file, not per path: a lake deleted and made again
-    at the same path gets a new one. Where the files cannot be written (read-only media) the
-    environment is opened read-only."""
+    at the same path gets a new one. ``readonly``: LMDB opened read-only (it never writes
+    the files, not even to start an emptied one), unless this process has it open for
+    writing already; so it is on read-only media."""
     with _environments_lock:
         cached = _environments.get(path)
-        if cached is not None and cached[1] == _data_file(path):
-            return cached[0]            # the common case: one lstat
+        now = _data_file(path)
+        if cached is not None and now is not None and cached[1][:2] == now[:2] \
+                and now[2] >= cached[1][2] and (readonly or not cached[2]):
+            _environments[path] = (cached[0], now, cached[2])
+            return cached[0]            # the common case: two lstats
+        # else: another lake lives at this path, or the data file shrank under the map (LMDB
+        # files never shrink: reading the map past the end would be a bus error); reopen
         identity = _identity(path)
-        if cached is not None:          # another lake now lives at this path
+        if cached is not None:
             del _environments[path]
             forget_db_handles(cached[0])    # its handles: never to be used with the new one
+            try:
+                cached[0].close()           # unmapped: nothing can read past a shrunk file
+            except lmdb.Error:
+                pass
         if identity is None and not create:
             return None
+        if identity is not None and identity[2] < _META_PAGES and not create:
+            # LMDB would take an emptied data file for a new environment and start it afresh
+            raise lmdb.InvalidError(f"{path}/data.mdb: {identity[2]} bytes, shorter than "
+                                    f"LMDB's two meta pages")
         os.makedirs(path, exist_ok=True)
         options = dict(map_size=INITIAL_MAP_SIZE, max_dbs=4096, subdir=True, writemap=False,
                        metasync=True, sync=True, max_readers=256, lib_version=LMDB_FORMAT)
-        try:
+        if readonly and not create:
+            env = _open_readonly(path, options)
+        else:
             env = lmdb.open(path, **options)
             env.reader_check()
-        except lmdb.Error as exc:
-            if create or not _cannot_write(exc):
-                raise
-            env = _open_readonly(path, options)
-        _environments[path] = (env, _identity(path))
+        _environments[path] = (env, _identity(path), readonly and not create)
         return env
 
 
@@ -114,8 +128,8 @@ def _cannot_write(exc: lmdb.Error) -> bool:
 
 
 def _open_readonly(path: str, options: dict[str, Any]) -> lmdb.Environment:
-    """Read-only media: LMDB opened read-only, without its lock file when that cannot be
-    written either (nothing can write there, so there is nothing to lock against)."""
+    """LMDB opened read-only; on read-only media without its lock file, which cannot be
+    written there (nothing can write there either, so there is nothing to lock against)."""
     try:
         return lmdb.open(path, readonly=True, **options)
     except lmdb.Error as exc:
@@ -179,3 +193,16 @@ def begin_read(env: lmdb.Environment) -> lmdb.Transaction:
     except lmdb.MapResizedError:
         env.set_mapsize(0)
         return env.begin()
+
+
+def discard_environment(path: str) -> None:
+    """Close and forget the process's handle on the environment at ``path`` (before its
+    files are removed and made again)."""
+    with _environments_lock:
+        cached = _environments.pop(path, None)
+    if cached is not None:
+        forget_db_handles(cached[0])
+        try:
+            cached[0].close()
+        except lmdb.Error:
+            pass

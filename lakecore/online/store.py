@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from lakecore._native.rowformat import Kind
 from lakecore._native.valuecodec import newer_rows
+from lakecore.base.files import remove_tree
 from lakecore.base.refs import group_ref
 from lakecore.online.codec import (
     decode_batch,
@@ -35,6 +36,7 @@ from lakecore.online.codec import (
     latest_in_key_order,
 )
 from lakecore.online.environments import (
+    discard_environment,
     WATERMARKS,
     begin_read,
     created_db,
@@ -55,7 +57,7 @@ class OnlineStore:
         self._handles: dict[tuple[str, int], tuple[lmdb.Environment, Any, int]] = {}
 
     def _env(self, create: bool) -> lmdb.Environment | None:
-        return environment(self.path, create and not self.readonly)
+        return environment(self.path, create and not self.readonly, readonly=self.readonly)
 
     @staticmethod
     def db_name(name: str, version: int) -> bytes:
@@ -74,6 +76,24 @@ class OnlineStore:
             except BaseException:
                 forget_db_handles(env)
                 raise
+
+    def check(self) -> None:
+        """Open the environment and read its watermarks: an lmdb.Error when the files are not
+        a readable LMDB environment (damaged, or not LMDB at all)."""
+        env = self._env(create=False)
+        if env is not None:
+            wm = existing_db(env, WATERMARKS)
+            if wm is not None:
+                with begin_read(env) as txn:
+                    for _ in txn.cursor(db=wm).iternext():
+                        pass
+
+    def reset(self) -> None:
+        """Remove the online store's files (the caller holds the writer lock and rebuilds
+        every online group from the offline tables next: the store is derived data)."""
+        discard_environment(self.path)
+        self._handles.clear()
+        remove_tree(self.path)
 
     def watermark(self, name: str, version: int) -> int:
         """The last offline commit applied to the group (-1: none)."""

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import lmdb
 import pytest
 
 import lakecore
@@ -168,3 +167,27 @@ def test_a_commit_version_within_the_watermark_is_not_a_served_value(tmp_path):
                     "set the commit version to 0"], check=True, timeout=60)
     with lakecore.open(path, readonly=True) as lake:
         assert lake.verify().ok
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_a_damaged_online_store_is_rebuilt_on_a_writable_open_and_audited(tmp_path, damage):
+    path = str(tmp_path / "lake")
+    build(path)
+    data = os.path.join(path, "online", "data.mdb")
+    with open(data, "r+b") as f:
+        if damage == "garbage":
+            f.write(os.urandom(64 * 1024))
+        else:
+            f.truncate(0 if damage == "empty" else 100)
+    child = subprocess.run([sys.executable, "-c", READ_IN_A_CHILD, path], capture_output=True,
+                           text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]    # readonly: errors, never a crash
+    with pytest.warns(UserWarning, match="rebuilt from the offline tables"):
+        lake = lakecore.open(path)
+    with lake:
+        assert lake.verify().ok, lake.verify().problems
+        assert lake.feature_view("view").feature_vector({"id": 2}) == {
+            "score": 0.25, "name": "bob", "tags": ["c"], "counts": []}
+        assert [e.op for e in lake.audit_log()][-1] == "rebuild_online"
+    with lakecore.open(path) as lake:           # rebuilt once
+        assert [e.op for e in lake.audit_log()].count("rebuild_online") == 1
