@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -69,12 +70,12 @@ def type_kind(t: pa.DataType) -> str | None:
 
 def require_columns(table: pa.Table, names: list[str], argument: str) -> None:
     """Raise a SchemaError naming the first of ``names`` missing from ``table``."""
+    columns = table.column_names         # built once: linear in the columns
+    present = set(columns)
     for name in names:
-        if name not in table.column_names:
-            raise SchemaError(
-                f"{argument}: no column {name!r} (columns: {', '.join(table.column_names)})"
-            )
-    duplicated = {n for n in table.column_names if table.column_names.count(n) > 1}
+        if name not in present:
+            raise SchemaError(f"{argument}: no column {name!r} (columns: {', '.join(columns)})")
+    duplicated = {n for n, count in Counter(columns).items() if count > 1}
     if duplicated & set(names):
         raise SchemaError(f"{argument}: column {sorted(duplicated & set(names))[0]!r} appears twice")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from typing import Any
 
 import pyarrow as pa
@@ -79,7 +80,7 @@ def storage_type(t: pa.DataType, column: str) -> pa.DataType:
 def storage_schema(schema: pa.Schema, primary_key: list[str], event_time: str | None) -> pa.Schema:
     """Check a user schema against the keys and turn it into the stored schema."""
     names = schema.names
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    duplicated = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicated:
         raise SchemaError(f"schema: column {duplicated[0]!r} appears more than once")
     for column in primary_key + ([event_time] if event_time else []):
@@ -125,21 +126,23 @@ def conform(table: pa.Table, schema: pa.Schema, primary_key: list[str],
     Raises SchemaError for missing, extra or uncastable columns (naming them and both types)
     and ValidationError for null primary keys or event times.
     """
-    names = table.column_names
-    missing = [n for n in schema.names if n not in names]
-    extra = [n for n in names if n not in schema.names]
+    names, wanted = table.column_names, schema.names     # each built once: linear in columns
+    present, known = set(names), set(wanted)
+    missing = [n for n in wanted if n not in present]
+    extra = [n for n in names if n not in known]
     if missing:
         raise SchemaError(f"{argument}: missing column(s) {', '.join(map(repr, missing))}")
     if extra:
         raise SchemaError(
             f"{argument}: column(s) {', '.join(map(repr, extra))} are not in the schema "
-            f"({', '.join(schema.names)})"
+            f"({', '.join(wanted)})"
         )
     if len(set(names)) != len(names):
         raise SchemaError(f"{argument}: a column name appears more than once")
     columns = []
+    position = {name: i for i, name in enumerate(names)}
     for field in schema:
-        column = table.column(field.name)
+        column = table.column(position[field.name])
         if column.type != field.type:
             if not _castable(column.type, field.type):
                 raise SchemaError(

@@ -11,6 +11,7 @@ no spine row can match, and joined by the native as-of kernel.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -159,7 +160,7 @@ def spine_of(spec: QuerySpec, sources: list[_Source], spine: Any, spine_time: st
         return Spine(output.sort_by(order), keys, time_column,
                      list(zip(spec.joins, sources[1:])))
     output = as_table(spine, "spine")
-    duplicated = {n for n in output.column_names if output.column_names.count(n) > 1}
+    duplicated = {n for n, count in Counter(output.column_names).items() if count > 1}
     if duplicated:
         raise SchemaError(f"spine: column {min(duplicated)!r} appears twice")
     missing = [k for k in root_group.primary_key if k not in output.column_names]
