@@ -163,7 +163,11 @@ class Lake:
                 damage = exc
                 self._ctx.online_store.reset()
             for spec in specs:
-                FeatureGroup(self._ctx, spec)._sync_online()
+                try:
+                    FeatureGroup(self._ctx, spec)._sync_online()
+                except IntegrityError as exc:   # one damaged table: the others still open
+                    warnings.warn(f"feature group {spec.name!r} version {spec.version} was not "
+                                  f"brought online: {exc}; verify() reports it", stacklevel=3)
             if damage is not None:
                 self.audit.append("rebuild_online", "online", None)
                 warnings.warn(f"the online store of {self.path} did not open ({damage}); it "

@@ -144,6 +144,12 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
                                    f"missing (commits 0..{versions[-1]} should exist)")
         snapshot = Snapshot()
         referenced: dict[str, dict] = {}
+        _, checkpoints = table.log._versions_on_disk()
+        usable = set(table.log.usable_checkpoints(checkpoints, versions, versions[-1]))
+        for version in sorted(set(checkpoints) - usable):
+            report.problems.append(f"{ref}: checkpoint {version} is not lakecore's (lakecore "
+                                   f"writes one every 10 commits, beside its commit file); it "
+                                   f"is never read")
         for version in expected_versions:
             if version in missing:
                 break
@@ -159,6 +165,10 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
             hashes[f"{ref}#{version}"] = snapshot.commit_hash
             for add in snapshot.files.values():
                 referenced[add["path"]] = add
+            if version in usable:
+                problem = _checkpoint_problem(table.log, version, snapshot)
+                if problem:
+                    report.problems.append(f"{ref}: checkpoint {version} {problem}")
             if not ours or snapshot.metadata is None:
                 continue
             expected = commit_digest(parent, snapshot.metadata["schemaString"],
@@ -173,6 +183,23 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
             _check_file(report, digests, os.path.join(table.location, path), file_digest(add),
                         f"{ref} data file")
     return hashes
+
+
+def _checkpoint_problem(log, version: int, replayed: Snapshot) -> str | None:
+    """How checkpoint ``version`` differs from replaying the commit files, or None."""
+    try:
+        stored = log._from_checkpoint(version)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, pa.ArrowException) as exc:
+        return f"does not read ({exc})"
+
+    def files(snapshot: Snapshot) -> dict:
+        return {path: (add.get("size"), file_digest(add)) for path, add in snapshot.files.items()}
+    if files(stored) != files(replayed):
+        return "lists other data files than the commits it stands for"
+    if (stored.metadata or {}).get("schemaString") != (replayed.metadata or {}).get(
+            "schemaString"):
+        return "holds another schema than the commits it stands for"
+    return None
 
 
 def _verify_online(lake: LakeContext, report: Report) -> None:

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from lakecore.base.files import create_exclusively, fsync_path, replace_file
 from lakecore.base.parquet import write_parquet
-from lakecore.errors import LakeError
+from lakecore.errors import IntegrityError, LakeError
 
 LOG_DIR = "_delta_log"
 CHECKPOINT_INTERVAL = 10
@@ -130,7 +130,13 @@ class DeltaLog:
         with open(path, "rb") as f:
             text = f.read().decode()
             mtime_ms = os.fstat(f.fileno()).st_mtime_ns // 1_000_000
-        actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        try:
+            actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+            if not all(isinstance(a, dict) for a in actions):
+                raise ValueError("an action that is not a JSON object")
+        except ValueError as exc:
+            raise IntegrityError(f"{path}: the commit file does not parse ({exc}); it was "
+                                 f"changed outside lakecore") from None
         return actions, commit_timestamp(actions, mtime_ms)
 
     def _versions_on_disk(self) -> tuple[list[int], list[int]]:
@@ -141,6 +147,15 @@ class DeltaLog:
         commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT_NAME.fullmatch(n)))
         checkpoints = sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT_NAME.fullmatch(n)))
         return commits, checkpoints
+
+    @staticmethod
+    def usable_checkpoints(checkpoints: list[int], commits: list[int], version: int) -> list[int]:
+        """The checkpoints a read of ``version`` may start from: at the versions lakecore
+        writes them (every CHECKPOINT_INTERVAL commits) and with their commit file present.
+        Any other is not lakecore's and is never read (verify reports it)."""
+        present = set(commits)
+        return [c for c in checkpoints
+                if c <= version and c > 0 and c % CHECKPOINT_INTERVAL == 0 and c in present]
 
     def _from_checkpoint(self, version: int) -> Snapshot:
         table = pq.read_table(os.path.join(self.log_path, f"{version:020d}.checkpoint.parquet"))
@@ -190,11 +205,13 @@ class DeltaLog:
             commits, checkpoints = self._versions_on_disk()
         if version < 0 or not commits or version > commits[-1]:
             return Snapshot()
-        usable = [c for c in checkpoints if c <= version]
-        if usable:
-            snapshot, start = self._from_checkpoint(usable[-1]), usable[-1] + 1
-        else:
-            snapshot, start = Snapshot(), 0
+        snapshot, start = Snapshot(), 0
+        for checkpoint in reversed(self.usable_checkpoints(checkpoints, commits, version)):
+            try:
+                snapshot, start = self._from_checkpoint(checkpoint), checkpoint + 1
+                break
+            except (OSError, ValueError, TypeError, KeyError, AttributeError, pa.ArrowException):
+                continue    # damaged: replay the commits instead (verify reports the file)
         for v in range(start, version + 1):
             actions, ts = self.read_commit(v)
             snapshot.apply(v, actions, ts)

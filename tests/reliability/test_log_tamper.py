@@ -1,0 +1,85 @@
+"""Delta log files damaged, planted or forged from outside: a commit file that does not parse
+is an IntegrityError that blocks only its own table; a damaged checkpoint is never needed to
+read; a checkpoint lakecore did not write is never read; verify() reports all of them."""
+
+import os
+import shutil
+import warnings
+
+import pytest
+
+import lakecore
+from lakecore.offline.delta_log import DeltaLog
+
+
+def build(path: str) -> str:
+    """A lake with 12 commits of one row each (a checkpoint at 10) and a second group; the
+    first group's log folder."""
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", online=True)
+        for i in range(12):
+            fg.insert({"id": [i], "v": [float(i)]})
+        lake.create_feature_group("h", primary_key="id").insert({"id": [1]})
+        assert lake.verify().ok
+        return os.path.join(fg.location, "_delta_log")
+
+
+def name(version: int, kind: str = "json") -> str:
+    return f"{version:020d}.{'json' if kind == 'json' else 'checkpoint.parquet'}"
+
+
+def test_a_commit_file_that_does_not_parse_blocks_only_its_table(tmp_path):
+    path = str(tmp_path / "lake")
+    log = build(path)
+    with open(os.path.join(log, name(11)), "ab") as f:
+        f.write(b"{not json\n")
+    with lakecore.open(path, readonly=True) as lake:
+        with pytest.raises(lakecore.IntegrityError, match="does not parse"):
+            lake.feature_group("g").read()
+        assert any("#11" in p for p in lake.verify().problems)
+    with pytest.warns(UserWarning, match="was not brought online"):
+        lake = lakecore.open(path)                  # a writable open still works
+    with lake:
+        assert lake.feature_group("h").read().num_rows == 1
+        lake.feature_group("h").insert({"id": [2]})
+        with pytest.raises(lakecore.IntegrityError):
+            lake.feature_group("g").insert({"id": [99], "v": [1.0]})
+
+
+def test_a_damaged_checkpoint_is_not_needed_to_read(tmp_path):
+    path = str(tmp_path / "lake")
+    log = build(path)
+    checkpoint = os.path.join(log, name(10, "checkpoint"))
+    with open(checkpoint, "r+b") as f:
+        f.truncate(os.path.getsize(checkpoint) // 2)
+    for readonly in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            lake = lakecore.open(path, readonly=readonly)
+        with lake:
+            fg = lake.feature_group("g")
+            assert fg.read().num_rows == 12 and fg.read(as_of=10).num_rows == 11
+            assert any("checkpoint 10 does not read" in p for p in lake.verify().problems)
+
+
+def test_a_planted_checkpoint_is_never_read(tmp_path):
+    path = str(tmp_path / "lake")
+    log = build(path)
+    shutil.copy(os.path.join(log, name(10, "checkpoint")), os.path.join(log, name(5, "checkpoint")))
+    with lakecore.open(path, readonly=True) as lake:
+        fg = lake.feature_group("g")
+        assert [fg.read(as_of=v).num_rows for v in (5, 7, 9)] == [6, 8, 10]
+        assert any("checkpoint 5 is not lakecore's" in p for p in lake.verify().problems)
+
+
+def test_a_forged_checkpoint_is_reported(tmp_path):
+    path = str(tmp_path / "lake")
+    log = build(path)
+    table = DeltaLog(os.path.dirname(log))
+    early = table.snapshot(4)
+    early.version = 10                          # commit 4's files, where checkpoint 10 goes
+    os.unlink(os.path.join(log, name(10, "checkpoint")))
+    table.write_checkpoint(early)
+    with lakecore.open(path, readonly=True) as lake:
+        problems = lake.verify().problems
+    assert any("checkpoint 10 lists other data files" in p for p in problems), problems
