@@ -146,6 +146,9 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
         referenced: dict[str, dict] = {}
         _, checkpoints = table.log._versions_on_disk()
         usable = set(table.log.usable_checkpoints(checkpoints, versions, versions[-1]))
+        pointer_problem = _pointer_problem(table.log.log_path, max(usable, default=None))
+        if pointer_problem:
+            report.problems.append(f"{ref}: _last_checkpoint {pointer_problem}")
         for version in sorted(set(checkpoints) - usable):
             report.problems.append(f"{ref}: checkpoint {version} is not lakecore's (lakecore "
                                    f"writes one every 10 commits, beside its commit file); it "
@@ -183,6 +186,23 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
             _check_file(report, digests, os.path.join(table.location, path), file_digest(add),
                         f"{ref} data file")
     return hashes
+
+
+def _pointer_problem(log_path: str, latest: int | None) -> str | None:
+    """How ``_last_checkpoint`` differs from what lakecore writes (other engines read it)."""
+    path = os.path.join(log_path, "_last_checkpoint")
+    if not os.path.lexists(path):
+        return None if latest is None else f"is missing (checkpoint {latest} exists)"
+    if not os.path.isfile(path) or os.path.islink(path):
+        return "is not a regular file"
+    try:
+        with open(path, "rb") as f:
+            pointed = json.loads(f.read()).get("version")
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"does not read ({exc})"
+    if pointed != latest:
+        return f"points at checkpoint {pointed}, lakecore's latest is {latest}"
+    return None
 
 
 def _checkpoint_problem(log, version: int, replayed: Snapshot) -> str | None:

@@ -83,3 +83,18 @@ def test_a_forged_checkpoint_is_reported(tmp_path):
     with lakecore.open(path, readonly=True) as lake:
         problems = lake.verify().problems
     assert any("checkpoint 10 lists other data files" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("pointer", [b'{"version": 5, "size": 3}', b"not json", None])
+def test_an_edited_last_checkpoint_pointer_is_reported(tmp_path, pointer):
+    path = str(tmp_path / "lake")
+    log = build(path)
+    target = os.path.join(log, "_last_checkpoint")
+    if pointer is None:
+        os.unlink(target)
+    else:
+        with open(target, "wb") as f:
+            f.write(pointer)
+    with lakecore.open(path, readonly=True) as lake:
+        assert lake.feature_group("g").read().num_rows == 12
+        assert any("_last_checkpoint" in p for p in lake.verify().problems)
