@@ -45,7 +45,7 @@ from lakecore.features.feature_group import FeatureGroup, feature_group
 from lakecore.features.feature_view import FeatureView
 from lakecore.features.query import Query
 from lakecore.features.training_dataset import view_spec
-from lakecore.governance.audit import AuditEvent, AuditLog, catch_up
+from lakecore.governance.audit import AuditEvent, AuditLog, anchor_problems, catch_up
 from lakecore.governance.lineage import Node, lineage
 from lakecore.governance.verify import Report, verify
 from lakecore.integrations.spark import SparkEngine
@@ -419,20 +419,43 @@ class Lake:
         self._ctx.check_open()
         return lineage(self._ctx, obj, direction)
 
-    def verify(self, *, fast: bool = False) -> Report:
-        """Re-hash every file the lake needs and check every hash and the audit chain.
-        ``fast=True`` trusts files whose (inode, mtime, size) have not changed since a
-        previous verify.
+    def verify(self, *, fast: bool = False, anchor: tuple[int, str] | None = None) -> Report:
+        """Re-hash every file the lake needs and check every hash, the audit chain and the
+        online store against the offline tables. ``fast=True`` trusts files whose (inode,
+        mtime, size) have not changed since a previous verify. ``anchor``: a ``(seq, hash)``
+        from ``audit_head()`` kept outside the lake; the log must still hold that event (a
+        log rewritten from the start, consistently with itself, is caught only this way).
 
         Examples
         --------
         >>> import tempfile, lakecore
         >>> with lakecore.open(tempfile.mkdtemp()) as lake:
-        ...     lake.verify().problems
+        ...     _ = lake.create_feature_group("users", primary_key="id")
+        ...     head = lake.audit_head()
+        ...     lake.verify(anchor=head).problems
         []
         """
         self._ctx.check_open()
-        return verify(self._ctx, self.audit, fast=fast)
+        report = verify(self._ctx, self.audit, fast=fast)
+        if anchor is not None:
+            report.problems.extend(anchor_problems(self.audit, anchor))
+        return report
+
+    def audit_head(self) -> tuple[int, str] | None:
+        """``(seq, hash)`` of the latest audit event (None before any): keep it outside the
+        lake and pass it to ``verify(anchor=...)`` later.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> with lakecore.open(tempfile.mkdtemp()) as lake:
+        ...     _ = lake.create_feature_group("users", primary_key="id")
+        ...     lake.audit_head()[0]
+        1
+        """
+        self._ctx.check_open()
+        last = self.audit.last_event()
+        return None if last is None else (last.seq, last.hash)
 
     def audit_log(self) -> list[AuditEvent]:
         """Every change ever made to the lake, oldest first, hash-chained.

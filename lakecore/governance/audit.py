@@ -23,7 +23,7 @@ from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_record
 from lakecore.base.refs import dataset_ref, group_ref, model_ref, view_ref
 from lakecore.base.times import from_millis, now_millis
-from lakecore.errors import IntegrityError
+from lakecore.errors import IntegrityError, ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.offline.delta_log import commit_info
 from lakecore.offline.table import commit_files
@@ -289,3 +289,20 @@ def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
             if kind == "td" and "fv:" + target[3:].split("/", 1)[0] in gone:
                 continue                # deleted with its view
             audit.append(_DELETE_OP[kind], target, None, events)
+
+
+def anchor_problems(audit: AuditLog, anchor: object) -> list[str]:
+    """What is wrong with the log against an ``(seq, hash)`` anchor kept outside the lake:
+    the event must still be there, with that hash (events after it may have been added)."""
+    if not (isinstance(anchor, (tuple, list)) and len(anchor) == 2
+            and isinstance(anchor[0], int) and isinstance(anchor[1], str)):
+        raise ValidationError(f"anchor: expected (seq, hash) from audit_head(), got {anchor!r}")
+    seq, digest = anchor
+    found = next((e for e in audit.events(strict=False) if e.seq == seq), None)
+    if found is None:
+        return [f"audit log: the anchored event {seq} is gone (the log was truncated, deleted "
+                f"or rewritten)"]
+    if found.hash != digest:
+        return [f"audit log: event {seq} has hash {found.hash}, the anchor kept {digest} (the "
+                f"log was rewritten)"]
+    return []
