@@ -8,6 +8,7 @@ dataset of that view) and ``model:NAME@VERSION``. Names are 1-128 ASCII letters,
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -35,6 +36,12 @@ def check_version(version: Any, what: str = "version") -> int:
         raise ValidationError(f"{what}: expected an integer from 1 to {MAX_VERSION}, "
                               f"got {version!r}")
     return version
+
+
+def group_folder(name: str, version: int) -> str:
+    """Where a feature group's Delta table lives, relative to the lake: always derived from
+    its name and version, never read from a file (a stored path could point anywhere)."""
+    return os.path.join("feature_groups", check_name(name, "name"), f"v{check_version(version)}")
 
 
 def group_ref(name: str, version: int, commit: int | None = None) -> str:

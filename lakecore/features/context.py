@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lakecore.base.refs import group_folder
 from lakecore.catalog.locks import WriterLock
 from lakecore.catalog.specs import CatalogState, FeatureGroupSpec, pick_version
 from lakecore.catalog.store import Catalog
@@ -67,7 +68,7 @@ class LakeContext:
 
     def offline_table(self, spec: FeatureGroupSpec) -> OfflineTable:
         """The group's offline table, one object per location for the lake's lifetime."""
-        location = os.path.join(self.path, spec.location)
+        location = os.path.join(self.path, group_folder(spec.name, spec.version))
         with self._tables_guard:
             table = self._tables.get(location)
             if table is None:

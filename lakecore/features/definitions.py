@@ -16,7 +16,14 @@ from typing import Any
 import pyarrow as pa
 
 from lakecore.base.files import remove_tree
-from lakecore.base.refs import check_name, check_version, group_ref, model_ref, view_ref
+from lakecore.base.refs import (
+    check_name,
+    check_version,
+    group_folder,
+    group_ref,
+    model_ref,
+    view_ref,
+)
 from lakecore.base.times import micros, now_millis
 from lakecore.catalog.specs import FeatureGroupSpec, FeatureViewSpec, view_hash
 from lakecore.errors import (
@@ -87,7 +94,7 @@ def create_feature_group(
     with ctx.writing("create_feature_group"):
         if any((s.name, s.version) == (name, version) for s in ctx.catalog.state().feature_groups):
             raise AlreadyExistsError(f"feature group {name!r} version {version} already exists")
-        location = os.path.join("feature_groups", name, f"v{version}")
+        location = group_folder(name, version)
         _remove_group_data(ctx, name, version, location)    # a deletion's leftovers
         os.makedirs(os.path.join(ctx.path, location), exist_ok=True)
         spec = FeatureGroupSpec(
@@ -123,7 +130,7 @@ def delete_feature_group(ctx: LakeContext, name: str, version: int) -> None:
             state.feature_groups = [g for g in state.feature_groups
                                     if (g.name, g.version) != (name, version)]
         ctx.record(drop, "delete_feature_group", group_ref(name, version), last_hash)
-        _remove_group_data(ctx, name, version, spec.location)
+        _remove_group_data(ctx, name, version, group_folder(name, version))
 
 
 def _remove_group_data(ctx: LakeContext, name: str, version: int, location: str) -> None:

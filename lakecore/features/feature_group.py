@@ -16,7 +16,7 @@ import msgspec
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table
-from lakecore.base.refs import group_ref
+from lakecore.base.refs import group_folder, group_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
 from lakecore.base.times import from_millis
 from lakecore.catalog.specs import FeatureGroupSpec
@@ -150,7 +150,7 @@ class FeatureGroup:
     @property
     def location(self) -> str:
         """The folder of this group's Delta table."""
-        return os.path.join(self._ctx.path, self._spec.location)
+        return os.path.join(self._ctx.path, group_folder(self.name, self.version))
 
     @property
     def schema(self) -> pa.Schema | None:

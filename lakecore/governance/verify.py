@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from lakecore.base.files import replace_file
 from lakecore.base.hashing import digest_file
-from lakecore.base.refs import dataset_ref, group_ref, model_ref, parse_ref
+from lakecore.base.refs import dataset_ref, group_folder, group_ref, model_ref, parse_ref
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import LakeError
 from lakecore.features.context import LakeContext
@@ -134,6 +134,11 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
     for spec in lake.catalog.state().feature_groups:
         table = lake.offline_table(spec)
         ref = group_ref(spec.name, spec.version)
+        if spec.location != group_folder(spec.name, spec.version):
+            report.problems.append(f"{ref}: the catalog gives its location as "
+                                   f"{spec.location!r}; lakecore keeps it at "
+                                   f"{group_folder(spec.name, spec.version)!r} and reads only "
+                                   f"that")
         versions, _ = table.log._versions_on_disk()
         if not versions:
             continue

@@ -3,6 +3,7 @@ the offline commit, odd names, versions and key values are clean LakeErrors, and
 leaves every file of the lake as it was."""
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -143,3 +144,23 @@ def test_links_planted_where_lakecore_keeps_its_stores_are_refused(tmp_path, pla
     assert child.stdout.startswith("IntegrityError") and "link" in child.stdout, \
         child.stdout + child.stderr[-2000:]
     assert sorted(os.listdir(outside)) == before
+
+
+def test_a_table_location_edited_in_the_catalog_is_never_read(tmp_path):
+    path = str(tmp_path / "lake")
+    forged = str(tmp_path / "forged")
+    with lakecore.open(forged) as other:            # a table an attacker controls
+        other.create_feature_group("g", primary_key="id").insert({"id": [666], "v": [6.0]})
+    with lakecore.open(path) as lake:
+        lake.create_feature_group("g", primary_key="id").insert({"id": [1], "v": [1.0]})
+    catalog = os.path.join(path, "catalog.json")
+    with open(catalog) as f:
+        state = json.load(f)
+    state["feature_groups"][0]["location"] = os.path.relpath(
+        os.path.join(forged, "feature_groups", "g", "v1"), path)
+    with open(catalog, "w") as f:
+        json.dump(state, f)
+    with lakecore.open(path, readonly=True) as lake:
+        assert lake.feature_group("g").read().column("id").to_pylist() == [1]
+        problems = lake.verify().problems
+    assert any("location" in p and "reads only" in p for p in problems), problems
