@@ -41,6 +41,14 @@ WRITE_IN_A_CHILD = textwrap.dedent("""
 """)
 
 
+READ_ONLINE_IN_A_CHILD = textwrap.dedent("""
+    import sys, lakecore
+    with lakecore.open(sys.argv[1], readonly=True) as lake:
+        print(*lake.feature_group("g").online_read({"id": [1, 2]}).column("v").to_pylist(),
+              lake.verify().ok)
+""")
+
+
 ONLINE_REFUSALS = [
     ("a string key over 511 bytes", ["s"], {"s": ["x" * 600]}, ValidationError,
      "'s': a value of 600 bytes"),
@@ -124,6 +132,11 @@ def test_a_lake_made_again_at_the_same_path_is_a_new_lake(tmp_path):
         view = lake.create_feature_view("view", query=fg.select_all())
         assert view.feature_vector({"id": 1}) == {"v": None}
         assert lake.verify().ok
+    # another process sees what this one wrote into the new lake's files (not into the
+    # deleted lake's files, still mapped here)
+    child = subprocess.run([sys.executable, "-c", READ_ONLINE_IN_A_CHILD, path],
+                           capture_output=True, text=True, timeout=120)
+    assert child.stdout.split() == ["None", "2.0", "True"], child.stdout + child.stderr[-2000:]
 
 
 @pytest.mark.parametrize("planted", ["online", "online/data.mdb", "online/lock.mdb", ".lock"])
