@@ -274,13 +274,24 @@ def lineage(path: str, ref: str, downstream: bool) -> int:
     return 0
 
 
-def verify(path: str, fast: bool) -> int:
+def verify(path: str, fast: bool, anchor: str | None) -> int:
+    kept = None
+    if anchor is not None:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or not digest:
+            raise lakecore.ValidationError(f"--anchor: expected SEQ:HASH as printed by verify "
+                                           f"(audit head), got {anchor!r}")
+        kept = (int(seq), digest)
     with lakecore.open(path, readonly=True) as lake:
-        report = lake.verify(fast=fast)
+        report = lake.verify(fast=fast, anchor=kept)
+        head = lake.audit_head()
     for problem in report.problems:
         print(f"problem: {problem}")
     print(f"verify: {'ok' if report.ok else f'{len(report.problems)} problem(s)'} "
           f"({report.files_checked} files checked)")
+    if head is not None:
+        print(f"audit head: {head[0]}:{head[1]} (keep it outside the lake; --anchor checks "
+              f"the log still holds it)")
     return 0 if report.ok else 1
 
 
@@ -331,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fast", action="store_true",
                        help="trust files whose inode, mtime and size are unchanged since the "
                             "last verify")
+    check.add_argument("--anchor", metavar="SEQ:HASH", default=None,
+                       help="an audit head printed by an earlier verify, kept outside the "
+                            "lake: the audit log must still hold that event")
     return parser
 
 
@@ -349,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "lineage":
             return lineage(args.path, args.ref, args.downstream)
         if args.command == "verify":
-            return verify(args.path, args.fast)
+            return verify(args.path, args.fast, args.anchor)
         parser.print_usage(sys.stderr)
         print("lakecore: error: a command is required (lakecore --help lists them)",
               file=sys.stderr)

@@ -63,6 +63,20 @@ def test_verify_exits_1_on_problems(tmp_path, capsys):
     assert "sha256" in capsys.readouterr().out
 
 
+def test_verify_prints_the_audit_head_and_checks_an_anchor(tmp_path, capsys):
+    path = tmp_path / "lake"
+    with lakecore.open(path) as lake:
+        lake.create_feature_group("g", primary_key="id").insert({"id": [1], "v": [1.0]})
+    assert main(["verify", str(path)]) == 0
+    head = capsys.readouterr().out.split("audit head: ")[1].split()[0]
+    assert main(["verify", str(path), "--anchor", head]) == 0
+    capsys.readouterr()
+    (path / "audit.log").write_bytes(b"")           # the whole log dropped
+    assert main(["verify", str(path), "--anchor", head]) == 1
+    assert "anchored event" in capsys.readouterr().out
+    assert main(["verify", str(path), "--anchor", "nonsense"]) == 2
+
+
 def test_no_arguments_print_the_usage_with_exit_status_2(capsys):
     assert main([]) == 2
     captured = capsys.readouterr()
