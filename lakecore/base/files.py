@@ -5,12 +5,15 @@ nothing left behind when the disk refuses part of it."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
 import uuid
 from collections.abc import Callable
 from typing import BinaryIO
+
+from lakecore.errors import IntegrityError
 
 
 def fsync_path(path: str) -> None:
@@ -47,6 +50,37 @@ def replace_file(final: str, content: bytes | Callable[[BinaryIO], None]) -> Non
             os.unlink(tmp)
         raise
     fsync_path(folder)
+
+
+_MODES = {"rb": os.O_RDONLY, "rb+": os.O_RDWR, "ab": os.O_WRONLY | os.O_APPEND | os.O_CREAT}
+
+
+def open_own(path: str, mode: str = "rb") -> BinaryIO:
+    """Open a file lakecore keeps in the lake (``mode``: "rb", "rb+" or "ab"), never through
+    a link: a link there is an IntegrityError."""
+    try:
+        fd = os.open(path, _MODES[mode] | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntegrityError(f"{path} is a link; lakecore never follows links inside a "
+                                 f"lake") from None
+        raise
+    return os.fdopen(fd, mode)
+
+
+def check_own_folders(lake_path: str, relative: str) -> None:
+    """IntegrityError when a folder on the way from the lake to ``relative`` (inclusive) is a
+    link or anything but a folder (missing ones are fine: lakecore makes them)."""
+    path = lake_path
+    for part in os.path.normpath(relative).split(os.sep):
+        path = os.path.join(path, part)
+        try:
+            found = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(found.st_mode):
+            raise IntegrityError(f"{path} is not a folder (a link or a file); lakecore never "
+                                 f"follows links inside a lake")
 
 
 def remove_tree(path: str) -> None:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lakecore.base.files import check_own_folders
 from lakecore.base.refs import group_folder
 from lakecore.catalog.locks import WriterLock
 from lakecore.catalog.specs import CatalogState, FeatureGroupSpec, pick_version
@@ -72,6 +73,7 @@ class LakeContext:
         with self._tables_guard:
             table = self._tables.get(location)
             if table is None:
+                check_own_folders(self.path, group_folder(spec.name, spec.version))
                 keys = spec.primary_key + ([spec.event_time] if spec.event_time else [])
                 table = OfflineTable(location, keys, list(spec.primary_key))
                 self._tables[location] = table

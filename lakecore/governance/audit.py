@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from lakecore.base.files import fsync_path
+from lakecore.base.files import fsync_path, open_own
 from lakecore.base.hashing import digest_record
 from lakecore.base.refs import dataset_ref, group_ref, model_ref, view_ref
 from lakecore.base.times import from_millis, now_millis
@@ -103,9 +103,9 @@ class AuditLog:
         """Every complete event, in order (a torn last line, left by a crash, is skipped).
         A damaged line elsewhere raises IntegrityError, or is skipped when not ``strict``
         (``verify`` reports it through ``check_chain``)."""
-        if not os.path.exists(self.path):
+        if not os.path.lexists(self.path):
             return []
-        with open(self.path, "rb") as f:
+        with open_own(self.path, "rb") as f:
             lines = f.read().split(b"\n")
         events = []
         for i, line in enumerate(lines):
@@ -121,16 +121,16 @@ class AuditLog:
         return events
 
     def raw_lines(self) -> list[bytes]:
-        if not os.path.exists(self.path):
+        if not os.path.lexists(self.path):
             return []
-        with open(self.path, "rb") as f:
+        with open_own(self.path, "rb") as f:
             return [line for line in f.read().split(b"\n") if line]
 
     def last_event(self) -> AuditEvent | None:
         """The last complete event, read from the end of the file (appends stay O(1))."""
-        if not os.path.exists(self.path):
+        if not os.path.lexists(self.path):
             return None
-        with open(self.path, "rb") as f:
+        with open_own(self.path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
             block = 1 << 14
             while True:
@@ -160,7 +160,7 @@ class AuditLog:
                            hash=event_hash(seq, time_ms, op, target, object_hash, prev, files),
                            files=files or None)
         self._truncate_torn_tail()
-        with open(self.path, "ab") as f:
+        with open_own(self.path, "ab") as f:
             f.write(_encoder.encode(event) + b"\n")
             f.flush()
             os.fsync(f.fileno())
@@ -172,9 +172,9 @@ class AuditLog:
 
     def _truncate_torn_tail(self) -> None:
         """Drop a last line without its newline (a crash mid-append), before appending."""
-        if not os.path.exists(self.path):
+        if not os.path.lexists(self.path):
             return
-        with open(self.path, "rb+") as f:
+        with open_own(self.path, "rb+") as f:
             data = f.read()
             if data and not data.endswith(b"\n"):
                 f.truncate(data.rfind(b"\n") + 1)

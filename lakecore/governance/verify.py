@@ -151,7 +151,7 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
         referenced: dict[str, dict] = {}
         _, checkpoints = table.log._versions_on_disk()
         usable = set(table.log.usable_checkpoints(checkpoints, versions, versions[-1]))
-        pointer_problem = _pointer_problem(table.log.log_path, max(usable, default=None))
+        pointer_problem = _pointer_problem(table.log.log_path, usable)
         if pointer_problem:
             report.problems.append(f"{ref}: _last_checkpoint {pointer_problem}")
         for version in sorted(set(checkpoints) - usable):
@@ -193,11 +193,13 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
     return hashes
 
 
-def _pointer_problem(log_path: str, latest: int | None) -> str | None:
-    """How ``_last_checkpoint`` differs from what lakecore writes (other engines read it)."""
+def _pointer_problem(log_path: str, usable: set[int]) -> str | None:
+    """What is wrong with ``_last_checkpoint`` (other engines start from it). It may be missing
+    or name an earlier checkpoint of lakecore's: a writer killed between a checkpoint and its
+    pointer leaves either. Anything else was not written by lakecore."""
     path = os.path.join(log_path, "_last_checkpoint")
     if not os.path.lexists(path):
-        return None if latest is None else f"is missing (checkpoint {latest} exists)"
+        return None
     if not os.path.isfile(path) or os.path.islink(path):
         return "is not a regular file"
     try:
@@ -205,8 +207,8 @@ def _pointer_problem(log_path: str, latest: int | None) -> str | None:
             pointed = json.loads(f.read()).get("version")
     except (OSError, ValueError, AttributeError) as exc:
         return f"does not read ({exc})"
-    if pointed != latest:
-        return f"points at checkpoint {pointed}, lakecore's latest is {latest}"
+    if pointed not in usable:
+        return f"points at checkpoint {pointed}, which lakecore did not write"
     return None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from lakecore.base.files import fsync_path, remove_tree
+from lakecore.base.files import check_own_folders, fsync_path, remove_tree
 from lakecore.base.hashing import digest_file, digest_record
 from lakecore.base.refs import check_name, model_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
@@ -220,6 +220,7 @@ class ModelRegistry:
             version = next_version(ctx.catalog.state(), f"model:{name}",
                                    [m.version for m in self._specs(name)])
             home = os.path.join("models", name, f"v{version}")
+            check_own_folders(ctx.path, home)   # never into a link planted in the lake
             staging = os.path.join(ctx.path, "models", name, f".staging-{uuid.uuid4().hex}")
             base = os.path.basename(os.path.normpath(source))
             _remove_orphans(os.path.join(ctx.path, "models", name), home)

@@ -139,7 +139,8 @@ def test_a_lake_made_again_at_the_same_path_is_a_new_lake(tmp_path):
     assert child.stdout.split() == ["None", "2.0", "True"], child.stdout + child.stderr[-2000:]
 
 
-@pytest.mark.parametrize("planted", ["online", "online/data.mdb", "online/lock.mdb", ".lock"])
+@pytest.mark.parametrize("planted", ["online", "online/data.mdb", "online/lock.mdb", ".lock",
+                                     "audit.log", "feature_groups", "feature_groups/g/v1"])
 def test_links_planted_where_lakecore_keeps_its_stores_are_refused(tmp_path, planted):
     path = str(tmp_path / "lake")
     outside = tmp_path / "outside"
@@ -177,3 +178,33 @@ def test_a_table_location_edited_in_the_catalog_is_never_read(tmp_path):
         assert lake.feature_group("g").read().column("id").to_pylist() == [1]
         problems = lake.verify().problems
     assert any("location" in p and "reads only" in p for p in problems), problems
+
+
+REGISTER_IN_A_CHILD = textwrap.dedent("""
+    import os, sys, tempfile, lakecore
+    artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
+    with open(artifact, "wb") as f:
+        f.write(b"weights")
+    try:
+        with lakecore.open(sys.argv[1]) as lake:
+            lake.models.register("m", artifact)
+        print("registered")
+    except lakecore.LakeError as exc:
+        print(type(exc).__name__, exc)
+""")
+
+
+@pytest.mark.parametrize("planted", ["models", "models/m"])
+def test_a_link_planted_where_models_go_is_refused(tmp_path, planted):
+    path = str(tmp_path / "lake")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with lakecore.open(path) as lake:
+        lake.create_feature_group("g", primary_key="id")
+    os.makedirs(os.path.join(path, os.path.dirname(planted)), exist_ok=True)
+    os.symlink(outside, os.path.join(path, planted))
+    child = subprocess.run([sys.executable, "-c", REGISTER_IN_A_CHILD, path],
+                           capture_output=True, text=True, timeout=120)
+    assert child.stdout.startswith("IntegrityError") and "link" in child.stdout, \
+        child.stdout + child.stderr[-2000:]
+    assert os.listdir(outside) == []
