@@ -146,6 +146,25 @@ def _make_writable(root: str) -> None:
             os.chmod(os.path.join(folder, name), stat.S_IRUSR | stat.S_IWUSR)
 
 
+def _check_artifact(source: str) -> None:
+    """ValidationError naming the first entry of an artifact that cannot be copied as a file
+    or folder: a dangling link, a link loop, a FIFO, a socket or a device."""
+    entries = [source]
+    if os.path.isdir(source):
+        for folder, dirs, files in os.walk(source):     # followed links are walked too
+            entries += [os.path.join(folder, n) for n in dirs + files]
+    for entry in entries:
+        try:
+            found = os.stat(entry)                      # through links: what would be copied
+        except OSError as exc:
+            raise ValidationError(f"artifact: {entry} is a link that leads nowhere "
+                                  f"({exc.strerror}); only files and folders can be "
+                                  f"registered") from None
+        if not (stat.S_ISREG(found.st_mode) or stat.S_ISDIR(found.st_mode)):
+            raise ValidationError(f"artifact: {entry} is not a file or folder (a FIFO, socket "
+                                  f"or device); only files and folders can be registered")
+
+
 def _remove_orphans(folder: str, home: str) -> None:
     """Remove what a writer killed mid-register left in a model's folder: staging folders, and
     the folder of the version about to be registered (copied, but never in the catalog). The
@@ -209,6 +228,7 @@ class ModelRegistry:
         source = os.fspath(artifact)
         if not os.path.exists(source):
             raise NotFoundError(f"artifact: no file or folder at {source}")
+        _check_artifact(source)
         metrics = _check_values(metrics, "metrics", numbers=True)
         params = _check_values(params, "params", numbers=False)
         if training_data is not None and not isinstance(training_data, TrainingDataset):

@@ -208,3 +208,22 @@ def test_a_link_planted_where_models_go_is_refused(tmp_path, planted):
     assert child.stdout.startswith("IntegrityError") and "link" in child.stdout, \
         child.stdout + child.stderr[-2000:]
     assert os.listdir(outside) == []
+
+
+@pytest.mark.parametrize("entry", ["dangling link", "link loop", "fifo"])
+def test_an_artifact_that_cannot_be_copied_is_a_validation_error(tmp_path, entry):
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "weights.bin").write_bytes(b"w")
+    bad = artifact / "bad"
+    if entry == "dangling link":
+        bad.symlink_to(tmp_path / "nowhere")
+    elif entry == "link loop":
+        bad.symlink_to(bad)
+    else:
+        os.mkfifo(bad)
+    with lakecore.open(str(tmp_path / "lake")) as lake:
+        before = lake_digest(lake.path)
+        with pytest.raises(ValidationError, match="artifact: .*bad"):
+            lake.models.register("m", str(artifact))
+        assert lake_digest(lake.path) == before and lake.models.list() == []
