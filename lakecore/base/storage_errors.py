@@ -39,9 +39,9 @@ _DAMAGE = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError,
 def storage_error(exc: BaseException, owner: Any = None, context: str = "",
                   path: str | None = None) -> StorageError | IntegrityError:
     """The ``StorageError`` for an ``OSError`` or LMDB error raised while serving ``owner``
-    (an ``IntegrityError`` when LMDB finds its files damaged)
     (``context``: what was being done, put first in the message; ``path``: the file it was
-    done to, when the error does not name it or names another one)."""
+    done to, when the error does not name it or names another one). LMDB errors that mean
+    damaged files give an ``IntegrityError`` instead."""
     if isinstance(exc, lmdb.Error):
         lake = _lake_path(owner)
         where = os.path.join(lake, "online") if lake else "the online store"

@@ -261,7 +261,7 @@ def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
             if ref not in audited:
                 audit.append("create_feature_group", ref, None, events)
             table = ctx.offline_table(spec)
-            for version in table.log._versions_on_disk()[0]:
+            for version in table.log.versions_on_disk()[0]:
                 target = group_ref(spec.name, spec.version, version)
                 if target in audited:
                     continue

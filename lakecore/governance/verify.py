@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from lakecore.base.files import replace_file
+from lakecore.base.files import open_own, replace_file
 from lakecore.base.hashing import digest_file
 from lakecore.base.refs import dataset_ref, group_folder, group_ref, model_ref, parse_ref
 from lakecore.catalog.specs import FeatureGroupSpec
@@ -139,7 +139,7 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
                                    f"{spec.location!r}; lakecore keeps it at "
                                    f"{group_folder(spec.name, spec.version)!r} and reads only "
                                    f"that")
-        versions, _ = table.log._versions_on_disk()
+        versions, checkpoints = table.log.versions_on_disk()
         if not versions:
             continue
         expected_versions = list(range(versions[-1] + 1))
@@ -149,7 +149,6 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
                                    f"missing (commits 0..{versions[-1]} should exist)")
         snapshot = Snapshot()
         referenced: dict[str, dict] = {}
-        _, checkpoints = table.log._versions_on_disk()
         usable = set(table.log.usable_checkpoints(checkpoints, versions, versions[-1]))
         pointer_problem = _pointer_problem(table.log.log_path, usable)
         if pointer_problem:
@@ -200,12 +199,10 @@ def _pointer_problem(log_path: str, usable: set[int]) -> str | None:
     path = os.path.join(log_path, "_last_checkpoint")
     if not os.path.lexists(path):
         return None
-    if not os.path.isfile(path) or os.path.islink(path):
-        return "is not a regular file"
     try:
-        with open(path, "rb") as f:
+        with open_own(path) as f:
             pointed = json.loads(f.read()).get("version")
-    except (OSError, ValueError, AttributeError) as exc:
+    except (OSError, ValueError, AttributeError) as exc:   # IntegrityError (a link) included
         return f"does not read ({exc})"
     if pointed not in usable:
         return f"points at checkpoint {pointed}, which lakecore did not write"
@@ -215,7 +212,7 @@ def _pointer_problem(log_path: str, usable: set[int]) -> str | None:
 def _checkpoint_problem(log, version: int, replayed: Snapshot) -> str | None:
     """How checkpoint ``version`` differs from replaying the commit files, or None."""
     try:
-        stored = log._from_checkpoint(version)
+        stored = log.read_checkpoint(version)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, pa.ArrowException) as exc:
         return f"does not read ({exc})"
 

@@ -139,7 +139,7 @@ class DeltaLog:
                                  f"changed outside lakecore") from None
         return actions, commit_timestamp(actions, mtime_ms)
 
-    def _versions_on_disk(self) -> tuple[list[int], list[int]]:
+    def versions_on_disk(self) -> tuple[list[int], list[int]]:
         try:
             names = os.listdir(self.log_path)
         except FileNotFoundError:
@@ -157,7 +157,7 @@ class DeltaLog:
         return [c for c in checkpoints
                 if c <= version and c > 0 and c % CHECKPOINT_INTERVAL == 0 and c in present]
 
-    def _from_checkpoint(self, version: int) -> Snapshot:
+    def read_checkpoint(self, version: int) -> Snapshot:
         table = pq.read_table(os.path.join(self.log_path, f"{version:020d}.checkpoint.parquet"))
         snapshot = Snapshot()
         actions = []
@@ -186,7 +186,7 @@ class DeltaLog:
     def _roll_forward(self, base: Snapshot | None, target: int | None) -> Snapshot:
         """Apply the commits after ``base`` (probing for the next file) up to ``target``."""
         if base is None:
-            commits, checkpoints = self._versions_on_disk()
+            commits, checkpoints = self.versions_on_disk()
             if not commits:
                 return Snapshot()
             end = commits[-1] if target is None else min(target, commits[-1])
@@ -202,13 +202,13 @@ class DeltaLog:
     def _rebuild(self, version: int, commits: list[int] | None = None,
                  checkpoints: list[int] | None = None) -> Snapshot:
         if commits is None or checkpoints is None:
-            commits, checkpoints = self._versions_on_disk()
+            commits, checkpoints = self.versions_on_disk()
         if version < 0 or not commits or version > commits[-1]:
             return Snapshot()
         snapshot, start = Snapshot(), 0
         for checkpoint in reversed(self.usable_checkpoints(checkpoints, commits, version)):
             try:
-                snapshot, start = self._from_checkpoint(checkpoint), checkpoint + 1
+                snapshot, start = self.read_checkpoint(checkpoint), checkpoint + 1
                 break
             except (OSError, ValueError, TypeError, KeyError, AttributeError, pa.ArrowException):
                 continue    # damaged: replay the commits instead (verify reports the file)
@@ -219,7 +219,7 @@ class DeltaLog:
 
     def history(self) -> list[tuple[int, int, dict[str, Any]]]:
         """``(version, timestamp_ms, commitInfo)`` of every commit, oldest first."""
-        commits, _ = self._versions_on_disk()
+        commits, _ = self.versions_on_disk()
         out = []
         for v in commits:
             actions, ts = self.read_commit(v)

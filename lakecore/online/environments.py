@@ -61,23 +61,19 @@ def _data_file(path: str) -> tuple[int, int, int] | None:
 
 
 def _identity(path: str) -> tuple[int, int, int] | None:
-    """The data file's (device, inode, size), None when there is none; IntegrityError when it
-    or the folder is a link or anything but a regular file and folder (never followed)."""
-    folder = os.lstat(path) if os.path.lexists(path) else None
-    if folder is not None and not stat.S_ISDIR(folder.st_mode):
-        raise IntegrityError(f"{path} is not a folder (a link or special file); lakecore "
-                             f"never follows links inside a lake")
-    for name in ("lock.mdb", "data.mdb"):
+    """``_data_file``, after making sure the folder, ``lock.mdb`` and ``data.mdb`` are a
+    regular folder and files where they exist: anything else (a link) is an IntegrityError,
+    never followed."""
+    for full, is_kind in ((path, stat.S_ISDIR), (os.path.join(path, "lock.mdb"), stat.S_ISREG),
+                          (os.path.join(path, "data.mdb"), stat.S_ISREG)):
         try:
-            found = os.lstat(os.path.join(path, name))
+            found = os.lstat(full)
         except FileNotFoundError:
             continue
-        if not stat.S_ISREG(found.st_mode):
-            raise IntegrityError(f"{os.path.join(path, name)} is not a regular file (a link or "
-                                 f"special file); lakecore never follows links inside a lake")
-        if name == "data.mdb":
-            return found.st_dev, found.st_ino, found.st_size
-    return None
+        if not is_kind(found.st_mode):
+            raise IntegrityError(f"{full} is a link or special file; lakecore never follows "
+                                 f"links inside a lake")
+    return _data_file(path)
 
 
 def environment(path: str, create: bool, readonly: bool = False) -> lmdb.Environment | None:

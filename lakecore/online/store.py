@@ -106,16 +106,15 @@ class OnlineStore:
         return -1 if value is None else int.from_bytes(value, "little", signed=True)
 
     def apply(self, name: str, version: int, layout: Layout, rows: pa.Table | OnlineRows | None,
-              commit: int, deleted_keys: pa.Table | list[bytes] | None = None,
+              commit: int, deleted_keys: list[bytes] | None = None,
               clear: bool = False) -> None:
         """Write the latest row per key of ``rows`` (from offline commit ``commit``; or
-        ``prepare``'s result), remove ``deleted_keys`` (or their encoded keys), and move the
+        ``prepare``'s result), remove ``deleted_keys`` (encoded), and move the
         group's watermark to ``commit``: one transaction."""
         if rows is None:
             rows = layout.schema.empty_table()
         rows, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
-        deleted = [] if deleted_keys is None else deleted_keys if isinstance(deleted_keys, list) \
-            else encode_keys(deleted_keys, layout)
+        deleted = deleted_keys or []
         integer_key = all(layout.codec.key_kind(k) != Kind.BYTES
                           for k in range(len(layout.primary_key)))
         key_bytes = 8 * len(layout.primary_key) * len(keys) if integer_key else sum(map(len, keys))
