@@ -2,8 +2,10 @@
 objects.
 
 Opening builds the lake's ``LakeContext`` (catalog, writer lock, offline tables, online store,
-audit log, Spark integration) and, for a writable open, rolls the derived stores forward: the
-online store to the latest offline commits, the audit log to every durable change. Everything
+audit log, Spark integration) and, for a writable open, finishes what a killed writer left:
+it records an abort for a change announced in the audit log and never made, refuses a catalog
+lakecore did not write, and rolls the online store forward to the latest offline commits
+(rebuilding it when it does not open). Everything
 else is done by the objects it returns (``lakecore.features``, ``lakecore.models``) and by
 governance (``lakecore.governance``).
 
@@ -152,8 +154,9 @@ class Lake:
         return self._ctx.online_store
 
     def _catch_up(self) -> None:
-        """Roll the derived stores forward after a crash: every online group's online data
-        to its latest offline commit, then the audit log to every durable change."""
+        """After a crash: record the changes a killed writer announced and never made, then
+        roll every online group forward to its latest offline commit."""
+        catch_up(self._ctx, self.audit)
         specs = [s for s in self._ctx.catalog.state().feature_groups if s.online]
         with self._ctx.lock.hold():
             damage = None
@@ -172,7 +175,6 @@ class Lake:
                 self.audit.append("rebuild_online", "online", None)
                 warnings.warn(f"the online store of {self.path} did not open ({damage}); it "
                               f"was rebuilt from the offline tables", stacklevel=3)
-        catch_up(self._ctx, self.audit)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -2,6 +2,7 @@
 ``read(as_of=v)`` at every version, through upserts, deletes, compactions and checkpoints."""
 
 import datetime as dt
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -97,13 +98,19 @@ def test_a_commit_by_another_engine_in_between_is_a_conflict(tmp_path, monkeypat
         return original(self, version, actions, timestamp_ms)
 
     monkeypatch.setattr(delta_log.DeltaLog, "try_commit", another_engine_wins)
-    with pytest.raises(lakecore.ConflictError, match="another writer"):
-        fg.insert({"id": [1], "ts": pa.array([T0], pa.timestamp("us", "UTC")), "x": [9.0]})
-    # the other engine's commit stands, lakecore's attempt left nothing behind
-    assert sorted(fg.read().column("id").to_pylist()) == [1, 2, 3]
-    assert fg.read().column("x").to_pylist().count(9.0) == 0
     before = lake_digest(lake.path)
+    with pytest.raises(lakecore.ConflictError, match="another engine wrote commit 1"):
+        fg.insert({"id": [1], "ts": pa.array([T0], pa.timestamp("us", "UTC")), "x": [9.0]})
+    # the other engine's commit is never adopted; lakecore's attempt left nothing behind
+    assert [e.target for e in lake.audit_log()] == ["fg:g@1", "fg:g@1#0"]
+    with pytest.raises(lakecore.IntegrityError, match="no audit event records this commit"):
+        fg.read()
+    assert any("#1: no audit event records this commit" in p for p in lake.verify().problems)
+    # without it, lakecore goes on from its own last commit
+    os.unlink(os.path.join(fg.location, "_delta_log", f"{1:020d}.json"))
+    assert sorted(fg.read().column("id").to_pylist()) == [1, 2]
     assert fg.insert({"id": [1], "ts": pa.array([T0], pa.timestamp("us", "UTC")),
                       "x": [9.0]}).rows_removed == 1
     assert lake_digest(lake.path) != before
-    assert [c.operation for c in fg.history()] == ["insert", "write", "insert"]
+    assert [c.operation for c in fg.history()] == ["insert", "insert"]
+    assert lake.verify().ok, lake.verify().problems

@@ -202,11 +202,22 @@ def test_audit_log_chain_and_repair(tmp_path):
         assert events[1].prev_hash == events[0].hash
         assert events[2].target == "fg:g@1#1" and events[2].object_hash == fg.hash
     audit = path / "audit.log"
-    lines = audit.read_bytes().splitlines(keepends=True)
-    audit.write_bytes(b"".join(lines[:-1]) + lines[-1][:10])    # a crash mid-append
-    with lakecore.open(path) as lake:                          # repaired on open
+    whole = audit.read_bytes()
+    audit.write_bytes(whole + b'{"seq": 4, "ti')                 # a crash mid-append
+    with lakecore.open(path) as lake:
         assert [e.target for e in lake.audit_log()][-1] == "fg:g@1#1"
         assert lake.verify().ok
+        lake.feature_group("g").insert({"id": [3], "v": [3.0]})    # cuts the torn line
+        assert [e.seq for e in lake.audit_log()] == [1, 2, 3, 4]
+        assert lake.verify().ok
+    lines = audit.read_bytes().splitlines(keepends=True)
+    audit.write_bytes(b"".join(lines[:-1]) + lines[-1][:10])    # an event cut off by hand
+    with lakecore.open(path, readonly=True) as lake:           # its commit is not adopted
+        assert any("#2: no audit event records this commit" in p
+                   for p in lake.verify().problems)
+        with pytest.raises(lakecore.IntegrityError, match="no audit event"):
+            lake.feature_group("g").read()
+    audit.write_bytes(b"".join(lines))
     edited = audit.read_bytes().replace(b'"insert"', b'"delete"', 1)
     audit.write_bytes(edited)
     with lakecore.open(path, readonly=True) as lake:

@@ -148,6 +148,7 @@ class CatalogState(msgspec.Struct, kw_only=True):
     # the highest version ever deleted, so that none is used twice: "model:NAME" for model
     # versions, "td:VIEW@VERSION" for a view's training datasets
     retired: dict[str, int] = {}
+    audit_seq: int | None = None    # the audit event that recorded this catalog (its sha256)
 
 
 def pick_version(specs: list, version: int | None) -> Any:

@@ -2,7 +2,8 @@
 
 Every change rewrites the file atomically (write a temporary file, fsync, rename over the old
 one, fsync the folder) while holding the writer lock, so a crash leaves either the old or the
-new catalog, never a mix. Readers reload it when its identity (inode, size, mtime) changes.
+new catalog, never a mix. The catalog names the audit event that recorded it, and that event
+holds its sha256, so an edit made without lakecore shows. Readers reload it when its identity (inode, size, mtime) changes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import TypeVar
 
 import msgspec
 
-from lakecore.base.files import replace_file
+from lakecore.base.files import open_own, replace_file
+from lakecore.base.hashing import digest_bytes
 from lakecore.catalog.specs import CatalogState
 from lakecore.errors import IntegrityError
 
@@ -49,15 +51,30 @@ class Catalog:
             self._identity = identity
         return self._state
 
-    def update(self, change: Callable[[CatalogState], T]) -> T:
-        """Apply ``change`` to a copy of the latest catalog and persist it atomically.
+    def digest(self) -> str | None:
+        """The sha256 of the catalog file as it is (None: there is none)."""
+        try:
+            with open_own(self.path, "rb") as f:
+                return digest_bytes(f.read())
+        except FileNotFoundError:
+            return None
+
+    def update(self, change: Callable[[CatalogState], T], *, audit_seq: int | None = None,
+               announce: Callable[[str], object] | None = None) -> T:
+        """Apply ``change`` to a copy of the latest catalog and persist it atomically. The new
+        catalog names ``audit_seq``, the event recording it, and ``announce`` gets its sha256
+        before it is written (the event comes first).
 
         The caller must hold the writer lock.
         """
         self._identity = None
         state = _decoder.decode(_encoder.encode(self.state()))  # a deep copy to change
         result = change(state)
-        replace_file(self.path, _encoder.encode(state))
+        state.audit_seq = audit_seq
+        data = _encoder.encode(state)
+        if announce is not None:
+            announce(digest_bytes(data))
+        replace_file(self.path, data)
         self._state = state
         self._identity = None
         return result

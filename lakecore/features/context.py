@@ -20,18 +20,26 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lakecore.base.files import check_own_folders
-from lakecore.base.refs import group_folder
+from lakecore.base.refs import group_folder, group_ref
 from lakecore.catalog.locks import WriterLock
 from lakecore.catalog.specs import CatalogState, FeatureGroupSpec, pick_version
 from lakecore.catalog.store import Catalog
 from lakecore.errors import LakeError, NotFoundError, ReadOnlyError
+from lakecore.offline.delta_log import LOG_DIR, RecordedCommit
 from lakecore.offline.table import OfflineTable
 from lakecore.online.store import OnlineStore
 
 
 class AuditTrail(Protocol):
-    def append(self, op: str, target: str, object_hash: str | None, events: Any = None,
-               files: dict[str, str] | None = None) -> Any: ...
+    def append(self, op: str, target: str, object_hash: str | None, *,
+               files: dict[str, str] | None = None, catalog: str | None = None,
+               aborts: int | None = None) -> Any: ...
+
+    def recorded(self, target: str) -> Any: ...
+
+    def next_seq(self) -> int: ...
+
+    def withdraw(self, event: Any) -> None: ...
 
 
 @dataclass(eq=False)
@@ -62,20 +70,56 @@ class LakeContext:
 
     def record(self, change: Callable[[CatalogState], Any], op: str, target: str,
                object_hash: str | None) -> None:
-        """Persist a change of definitions, then its audit event (the caller is inside
-        ``writing``): the catalog is the fact, the event derived from it."""
-        self.catalog.update(change)
-        self.audit.append(op, target, object_hash)
+        """Record a change of definitions (the caller is inside ``writing``): its audit event
+        first, with the new catalog's sha256, then the catalog, which names the event. A crash
+        between the two leaves an event whose change never landed: the next writable open
+        appends an ``abort`` for it."""
+        announced = []
+        try:
+            self.catalog.update(change, audit_seq=self.audit.next_seq(), announce=lambda digest:
+                                announced.append(self.audit.append(op, target, object_hash,
+                                                                   catalog=digest)))
+        except BaseException:
+            if announced and self.catalog.digest() != announced[0].catalog:
+                self.withdraw(announced[0])     # the catalog was not written
+            raise
+
+    def announce(self, op: str, target: str, object_hash: str | None,
+                 files: dict[str, str]) -> Any:
+        """Record a table commit before it is made (``files``: the sha256 of its commit file
+        and checkpoint, by absolute path). An event left for the same commit by a writer
+        killed before making it is aborted first."""
+        stale = self.audit.recorded(target)
+        if stale is not None:
+            self.audit.append("abort", target, None, aborts=stale.seq)
+        return self.audit.append(op, target, object_hash, files={
+            os.path.relpath(path, self.path): digest for path, digest in files.items()})
+
+    def withdraw(self, event: Any) -> None:
+        """Take back the event of an announced change that was not made."""
+        self.audit.withdraw(event)
 
     def offline_table(self, spec: FeatureGroupSpec) -> OfflineTable:
-        """The group's offline table, one object per location for the lake's lifetime."""
-        location = os.path.join(self.path, group_folder(spec.name, spec.version))
+        """The group's offline table, one object per location for the lake's lifetime; its
+        commits are read only when they are the ones the audit log recorded."""
+        folder = group_folder(spec.name, spec.version)
+        location = os.path.join(self.path, folder)
         with self._tables_guard:
             table = self._tables.get(location)
             if table is None:
-                check_own_folders(self.path, group_folder(spec.name, spec.version))
+                check_own_folders(self.path, folder)
                 keys = spec.primary_key + ([spec.event_time] if spec.event_time else [])
-                table = OfflineTable(location, keys, list(spec.primary_key))
+
+                def recorded(version: int) -> RecordedCommit | None:
+                    event = self.audit.recorded(group_ref(spec.name, spec.version, version))
+                    if event is None:
+                        return None
+                    files = event.files or {}
+                    log = os.path.join(folder, LOG_DIR, f"{version:020d}")
+                    return RecordedCommit(files.get(log + ".json"),
+                                          files.get(log + ".checkpoint.parquet"),
+                                          event.object_hash)
+                table = OfflineTable(location, keys, list(spec.primary_key), recorded)
                 self._tables[location] = table
             return table
 

@@ -30,7 +30,7 @@ from lakecore.features.context import LakeContext
 from lakecore.features.query import Query, select_query
 from lakecore.offline.delta_log import Snapshot
 from lakecore.offline.schema import conform, storage_schema
-from lakecore.offline.table import Change, commit_files, table_schema
+from lakecore.offline.table import Change, table_schema
 from lakecore.online.codec import encode_keys
 from lakecore.online.layout import Layout, check_keys
 from lakecore.online.store import OnlineRows, prepare
@@ -177,9 +177,10 @@ class FeatureGroup:
     def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan,
                        deleted_keys: list[bytes] | None = None,
                        online_rows: OnlineRows | None = None) -> Commit | None:
-        """Run ``plan`` (which writes data files and returns a Change) and commit it; on any
-        failure delete the files it wrote, so the lake is left as it was. Then bring the online
-        store up to the new commit (a derived store: a crash before that is repaired on open)."""
+        """Run ``plan`` (which writes data files and returns a Change) and commit it, its audit
+        event first; on any failure delete the files it wrote, so the lake is left as it was.
+        Then bring the online store up to the new commit (a derived store: a crash before that
+        is repaired on open)."""
         table = self._table
         table.pending.clear()
         try:
@@ -192,15 +193,17 @@ class FeatureGroup:
             if change.operation == "delete" and change.rows_removed == 0:
                 table.discard_pending()         # none of the keys is stored: no commit
                 return None
-            snapshot, info = table.commit(snapshot, change, schema, self._spec.table_id, self.name)
+            ctx = self._ctx
+            snapshot, info = table.commit(
+                snapshot, change, schema, self._spec.table_id, self.name,
+                announce=lambda version, digest, files: ctx.announce(
+                    change.operation, group_ref(self.name, self.version, version), digest,
+                    files),
+                withdraw=ctx.withdraw)
         except BaseException:
             table.discard_pending()
             raise
         table.pending.clear()
-        self._ctx.audit.append(
-            change.operation, group_ref(self.name, self.version, snapshot.version),
-            snapshot.commit_hash,
-            files=commit_files(self._ctx.path, table.location, snapshot.version))
         if self.online:
             store = self._ctx.online_store
             if store.watermark(self.name, self.version) == snapshot.version - 1:

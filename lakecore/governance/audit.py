@@ -2,31 +2,33 @@
 
 One JSON line per event in ``<lake>/audit.log``: sequence number, time, operation, target ref
 and the changed object's hash, plus ``prev_hash`` (the previous event's hash) and ``hash``, a
-sha256 over all of those, so editing, dropping or reordering an event breaks the chain. Events
-are appended, fsynced, while the writer lock is held, right after the change they record is
-durable (the change is the fact; its event is derived from it). A crash between the two is
-repaired by the next writable open, which appends the events missing for table commits,
-training datasets and model versions (and the deletions of objects gone from the catalog), and
-drops a torn last line. A deletion ends the story of the object's earlier events
-(``live_events``): a ref made again after a deletion is a new object.
+sha256 over all of those, so editing, dropping or reordering an event breaks the chain.
+
+An event is written, fsynced, while the writer lock is held and *before* the change it
+records: a table commit's event carries the sha256 of its commit file (and checkpoint), a
+catalog change's event the sha256 of the new catalog, which in turn names the event's
+``seq``. So every commit and every catalog lakecore wrote is matched by an event, and one
+that is not was written by someone else: lakecore never adopts it. A writer killed between
+an event and its change leaves an event whose change never landed; the next writer (or
+writable open) appends an ``abort`` event for it. A deletion ends the story of the object's
+earlier events (``live_events``): a ref made again after a deletion is a new object.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from typing import Any
 
 import msgspec
 
 from lakecore.base.files import fsync_path, open_own
 from lakecore.base.hashing import digest_record
-from lakecore.base.refs import dataset_ref, group_ref, model_ref, view_ref
+from lakecore.base.refs import group_ref
 from lakecore.base.times import from_millis, now_millis
 from lakecore.errors import IntegrityError, ValidationError
+from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.features.context import LakeContext
-from lakecore.offline.delta_log import commit_info
-from lakecore.offline.table import commit_files
 
 AUDIT_FILE = "audit.log"
 
@@ -69,6 +71,8 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     hash: str
     files: dict[str, str] | None = None   # sha256 of the files recording the change (a commit's
                                           # log file and checkpoint), by path in the lake
+    catalog: str | None = None            # sha256 of the catalog the change wrote
+    aborts: int | None = None             # op "abort": the seq of the change that never landed
 
     @property
     def time(self) -> dt.datetime:
@@ -78,15 +82,20 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     def expected_hash(self) -> str:
         """The hash this event's content should have (``hash`` when untouched)."""
         return event_hash(self.seq, self.time_ms, self.op, self.target, self.object_hash,
-                          self.prev_hash, self.files)
+                          self.prev_hash, self.files, self.catalog, self.aborts)
 
 
 def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | None,
-               prev_hash: str | None, files: dict[str, str] | None = None) -> str:
+               prev_hash: str | None, files: dict[str, str] | None = None,
+               catalog: str | None = None, aborts: int | None = None) -> str:
     record = {"seq": seq, "time_ms": time_ms, "op": op, "target": target,
               "object_hash": object_hash, "prev_hash": prev_hash}
     if files:
         record["files"] = files
+    if catalog is not None:
+        record["catalog"] = catalog
+    if aborts is not None:
+        record["aborts"] = aborts
     return digest_record(record)
 
 
@@ -95,91 +104,166 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 
 class AuditLog:
+    """The log of one lake, read incrementally: each call reads only what was appended since
+    the last one (by any process), and starts over if the file was replaced or shrank."""
+
     def __init__(self, lake_path: str):
         self.path = os.path.join(lake_path, AUDIT_FILE)
         self.lake_path = lake_path
+        self._reset()
 
-    def events(self, strict: bool = True) -> list[AuditEvent]:
-        """Every complete event, in order (a torn last line, left by a crash, is skipped).
-        A damaged line elsewhere raises IntegrityError, or is skipped when not ``strict``
-        (``verify`` reports it through ``check_chain``)."""
-        if not os.path.lexists(self.path):
-            return []
-        with open_own(self.path, "rb") as f:
-            lines = f.read().split(b"\n")
-        events = []
-        for i, line in enumerate(lines):
+    def _reset(self) -> None:
+        self._offset = 0                    # bytes read, up to the end of a complete line
+        self._last_line = b""               # the last complete line read (to spot a rewrite)
+        self._lines = 0
+        self._events: list[AuditEvent] = []
+        self._damaged: list[str] = []       # lines that do not decode, in words
+        self._by_target: dict[str, AuditEvent] = {}     # the live event of each ref
+        self._catalog: list[AuditEvent] = []            # live events that wrote the catalog
+
+    # -- reading -----------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        try:
+            f = open_own(self.path, "rb")
+        except FileNotFoundError:
+            if self._offset:
+                self._reset()
+            return
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if size < self._offset or (self._offset and not self._unchanged(f)):
+                self._reset()
+            if size == self._offset:
+                return
+            f.seek(self._offset)
+            data = f.read(size - self._offset)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return                          # only a line being appended (or torn by a crash)
+        for line in data[:end].split(b"\n"):
+            self._lines += 1
             if not line:
                 continue
             try:
-                events.append(_decoder.decode(line))
+                event = _decoder.decode(line)
             except msgspec.DecodeError as exc:
-                if i == len(lines) - 1:     # torn by a crash while appending
-                    break
-                if strict:
-                    raise IntegrityError(f"audit log line {i + 1} is damaged: {exc}") from None
-        return events
+                self._damaged.append(f"audit log line {self._lines} is damaged: {exc}")
+                continue
+            self._add(event)
+            self._last_line = line
+        self._offset += end + 1
+
+    def _unchanged(self, f) -> bool:
+        """Whether the file still holds, where the last read ended, the line read last."""
+        n = len(self._last_line) + 1
+        if self._offset < n:
+            return True
+        f.seek(self._offset - n)
+        return f.read(n) == self._last_line + b"\n"
+
+    def _add(self, event: AuditEvent) -> None:
+        self._events.append(event)
+        if event.op == "abort":
+            aborted = self._by_target.get(event.target)
+            if aborted is not None and aborted.seq == event.aborts:
+                del self._by_target[event.target]
+            self._catalog = [e for e in self._catalog if e.seq != event.aborts]
+            return
+        if event.op.startswith("create_"):     # a new object: what an earlier one of the
+            for ref in [r for r in self._by_target  # same ref recorded is not its own
+                        if r != event.target and event.target in _holders(r)]:
+                del self._by_target[ref]
+        self._by_target[event.target] = event
+        if event.catalog is not None:
+            self._catalog.append(event)
+
+    def events(self, strict: bool = True) -> list[AuditEvent]:
+        """Every complete event, in order (a torn last line, left by a crash, is skipped).
+        A damaged line raises IntegrityError, or is skipped when not ``strict`` (``verify``
+        reports it through ``check_chain``)."""
+        self._refresh()
+        if strict and self._damaged:
+            raise IntegrityError(self._damaged[0])
+        return list(self._events)
+
+    def last_event(self) -> AuditEvent | None:
+        """The last complete event (None before any)."""
+        self._refresh()
+        return self._events[-1] if self._events else None
+
+    def recorded(self, target: str) -> AuditEvent | None:
+        """The live event that recorded ``target`` (None: lakecore recorded no such change,
+        or it was aborted or deleted since)."""
+        self._refresh()
+        return self._by_target.get(target)
+
+    def catalog_events(self) -> list[AuditEvent]:
+        """The live events that wrote the catalog, oldest first."""
+        self._refresh()
+        return list(self._catalog)
 
     def raw_lines(self) -> list[bytes]:
+        """Every complete line (a last one without its line end is being appended, or was
+        torn by a crash: the next append cuts it)."""
         if not os.path.lexists(self.path):
             return []
         with open_own(self.path, "rb") as f:
-            return [line for line in f.read().split(b"\n") if line]
+            return [line for line in f.read().split(b"\n")[:-1] if line]
 
-    def last_event(self) -> AuditEvent | None:
-        """The last complete event, read from the end of the file (appends stay O(1))."""
-        if not os.path.lexists(self.path):
-            return None
-        with open_own(self.path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            block = 1 << 14
-            while True:
-                start = max(size - block, 0)
-                f.seek(start)
-                tail = f.read(size - start)
-                lines = tail.split(b"\n")
-                complete = lines[:-1]            # the part after the last newline is torn
-                if start > 0:
-                    complete = complete[1:]      # the first line may be cut by the block
-                if complete or start == 0:
-                    break
-                block *= 4
-        return _decoder.decode(complete[-1]) if complete else None
-
-    def append(self, op: str, target: str, object_hash: str | None,
-               events: list[AuditEvent] | None = None,
-               files: dict[str, str] | None = None) -> AuditEvent:
-        """Append one event (the caller holds the writer lock); ``events``, when given, is
-        the complete list so far and gets the new event."""
-        last = (events[-1] if events else None) if events is not None else self.last_event()
+    # -- writing -----------------------------------------------------------------------------
+    def append(self, op: str, target: str, object_hash: str | None, *,
+               files: dict[str, str] | None = None, catalog: str | None = None,
+               aborts: int | None = None) -> AuditEvent:
+        """Append one event (the caller holds the writer lock) and return it."""
+        self._refresh()
+        last = self._events[-1] if self._events else None
         seq = last.seq + 1 if last else 1
         time_ms = max(now_millis(), last.time_ms if last else 0)
         prev = last.hash if last else None
         event = AuditEvent(seq=seq, time_ms=time_ms, op=op, target=target,
                            object_hash=object_hash, prev_hash=prev,
-                           hash=event_hash(seq, time_ms, op, target, object_hash, prev, files),
-                           files=files or None)
-        self._truncate_torn_tail()
+                           hash=event_hash(seq, time_ms, op, target, object_hash, prev, files,
+                                           catalog, aborts),
+                           files=files or None, catalog=catalog, aborts=aborts)
+        line = _encoder.encode(event) + b"\n"
         with open_own(self.path, "ab") as f:
-            f.write(_encoder.encode(event) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if seq == 1:
-            fsync_path(self.lake_path)
-        if events is not None:
-            events.append(event)
-        return event
-
-    def _truncate_torn_tail(self) -> None:
-        """Drop a last line without its newline (a crash mid-append), before appending."""
-        if not os.path.lexists(self.path):
-            return
-        with open_own(self.path, "rb+") as f:
-            data = f.read()
-            if data and not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
+            size = os.fstat(f.fileno()).st_size
+            if size != self._offset:        # a line torn by a crash: cut it first
+                f.truncate(self._offset)
+            try:
+                f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
+                if seq == 1:
+                    fsync_path(self.lake_path)
+            except BaseException:           # not recorded: leave the log as it was
+                with contextlib.suppress(OSError):
+                    f.truncate(self._offset)
+                raise
+        self._lines += 1
+        self._offset += len(line)
+        self._last_line = line[:-1]
+        self._add(event)
+        return event
+
+    def withdraw(self, event: AuditEvent) -> None:
+        """Take back an event whose change could not be made (the caller holds the writer
+        lock): cut it off when it is still the last line, so a refused call leaves the lake as
+        it was; else record an ``abort``."""
+        self._refresh()
+        if not self._events or self._events[-1] != event:
+            self.append("abort", event.target, None, aborts=event.seq)
+            return
+        with open_own(self.path, "rb+") as f:
+            f.truncate(self._offset - len(self._last_line) - 1)
+            f.flush()
+            os.fsync(f.fileno())
+        self._reset()
+
+    def next_seq(self) -> int:
+        """The seq the next appended event will get (stable while the writer lock is held)."""
+        last = self.last_event()
+        return last.seq + 1 if last else 1
 
     def check_chain(self) -> list[str]:
         """Problems with the chain, in words (empty: intact)."""
@@ -223,72 +307,73 @@ def _holders(target: str) -> tuple[str, ...]:
 
 
 def live_events(events: list[AuditEvent]) -> list[AuditEvent]:
-    """The events about objects as they exist now: not deletions, and not events of an
-    object (or of its group or view) deleted after them."""
+    """The events about objects as they exist now: not deletions or aborts, not changes that
+    were aborted, and not events of an object (or of its group or view) deleted after them."""
     deleted_at: dict[str, int] = {}
+    aborted = set()
     for event in events:
         if event.op in DELETE_OPS:
             deleted_at[event.target] = event.seq
-    if not deleted_at:
-        return list(events)
-    return [e for e in events if e.op not in DELETE_OPS and
-            all(deleted_at.get(ref, -1) < e.seq for ref in _holders(e.target))]
+        elif event.op == "abort":
+            aborted.add(event.aborts)
+    return [e for e in events if e.op not in DELETE_OPS and e.op != "abort"
+            and e.seq not in aborted
+            and all(deleted_at.get(ref, -1) < e.seq for ref in _holders(e.target))]
 
 
-def missing_events(existing: list[AuditEvent], wanted: list[tuple[str, str, Any]]) -> list:
-    """The ``(op, target, hash)`` of ``wanted`` whose target has no live event yet."""
-    seen = {e.target for e in live_events(existing)}
-    return [w for w in wanted if w[1] not in seen]
+# -- what the catalog and the tables should be ------------------------------------------------
+def catalog_status(ctx: LakeContext, audit: AuditLog) -> tuple[str | None, AuditEvent | None]:
+    """Whether the catalog is the one lakecore last wrote: ``(None, None)`` when it is;
+    ``(None, event)`` when it is still the one before ``event``, the log's last, whose change
+    never landed (a writer between the two, or one killed there); else ``(problem, None)``."""
+    found = ctx.catalog.digest()
+    events = audit.catalog_events()
+    stamped = ctx.catalog.state().audit_seq
+    head = audit.last_event()
+    if not events:
+        if stamped is None:
+            return None, None           # a lake made before catalogs were recorded
+        return (f"the catalog was written with audit event {stamped}, and the audit log "
+                f"records no catalog change (it lost its tail, or was deleted)"), None
+    last = events[-1]
+    if found == last.catalog and stamped == last.seq:
+        return None, None
+    if head is not None and head.seq == last.seq and stamped != last.seq:
+        before = events[-2] if len(events) > 1 else None
+        if before is None and stamped is None or before is not None and (
+                found, stamped) == (before.catalog, before.seq):
+            return None, last
+    if stamped is not None and (head is None or stamped > head.seq):
+        return (f"the catalog was written with audit event {stamped}, and the audit log ends "
+                f"at event {head.seq if head else 0} (it lost its tail, or was deleted)"), None
+    return (f"the catalog has sha256 {found}, and audit event {last.seq} ({last.op} "
+            f"{last.target}) recorded {last.catalog}: it was changed outside lakecore"), None
 
 
-# -- repair after a crash ----------------------------------------------------------------------
-_CREATE_OPS = ("create_feature_group", "create_feature_view", "create_training_data",
-               "register_model")
-_DELETE_OP = {"fg": "delete_feature_group", "fv": "delete_feature_view",
-              "td": "delete_training_data", "model": "delete_model"}
+def pending_commit(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec
+                   ) -> AuditEvent | None:
+    """The event of a commit that was announced and not written (yet): an event for the
+    table's next version, which has no commit file."""
+    commits, _ = ctx.offline_table(spec).log.versions_on_disk()
+    return audit.recorded(group_ref(spec.name, spec.version, commits[-1] + 1 if commits else 0))
 
 
 def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
-    """Append the audit events a crash left out (a change is durable before its event).
-    Only commits without an event have their log file read, so an open stays cheap."""
+    """On a writable open, record the changes a killed writer announced and never made (an
+    ``abort`` event each). A catalog lakecore did not write is refused: the next change would
+    otherwise make it look recorded."""
     with ctx.lock.hold():
-        events = audit.events()
-        live = live_events(events)
-        audited = {e.target for e in live}
-        state = ctx.catalog.state()
-        for spec in state.feature_groups:
-            ref = group_ref(spec.name, spec.version)
-            if ref not in audited:
-                audit.append("create_feature_group", ref, None, events)
-            table = ctx.offline_table(spec)
-            for version in table.log.versions_on_disk()[0]:
-                target = group_ref(spec.name, spec.version, version)
-                if target in audited:
-                    continue
-                actions, _ = table.log.read_commit(version)
-                info = commit_info(actions)
-                ours = info.get("lakecore") or {}
-                audit.append(ours.get("operation") or str(info.get("operation", "commit")),
-                                  target, ours.get("hash"), events,
-                                  commit_files(ctx.path, table.location, version))
-        others = [("create_feature_view", view_ref(v.name, v.version), None)
-                  for v in state.feature_views]
-        others += [("create_training_data", dataset_ref(t.view, t.view_version, t.version),
-                    t.hash) for t in state.training_datasets]
-        others += [("register_model", model_ref(m.name, m.version), m.hash)
-                   for m in state.models]
-        for op, target, digest in missing_events(events, others):
-            audit.append(op, target, digest, events)
-        # deletions that were durable in the catalog before their event was
-        present = {group_ref(g.name, g.version) for g in state.feature_groups} | \
-            {target for _, target, _ in others}
-        gone = dict.fromkeys(e.target for e in live if e.op in _CREATE_OPS
-                             and e.target not in present)
-        for target in gone:
-            kind = target.split(":", 1)[0]
-            if kind == "td" and "fv:" + target[3:].split("/", 1)[0] in gone:
-                continue                # deleted with its view
-            audit.append(_DELETE_OP[kind], target, None, events)
+        audit.events()                  # a damaged log is an IntegrityError here
+        problem, unfinished = catalog_status(ctx, audit)
+        if problem:
+            raise IntegrityError(f"{ctx.catalog.path}: {problem}; restore it (verify() reports "
+                                 f"it), or open the lake read-only")
+        if unfinished is not None:
+            audit.append("abort", unfinished.target, None, aborts=unfinished.seq)
+        for spec in ctx.catalog.state().feature_groups:
+            pending = pending_commit(ctx, audit, spec)
+            if pending is not None:
+                audit.append("abort", pending.target, None, aborts=pending.seq)
 
 
 def anchor_problems(audit: AuditLog, anchor: object) -> list[str]:

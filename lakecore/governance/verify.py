@@ -1,12 +1,15 @@
 """``lake.verify()``: prove the lake is what its hashes say.
 
 Re-hashes every data file referenced by any commit still in a table's history, every
-training dataset file and stored spine, and every model artifact file; recomputes every
-commit hash (replaying each Delta log from commit 0), every dataset and model hash; checks
-the audit log's chain and that every audited commit, dataset and model still exists with
-the hash the log recorded; and compares every online group with its latest offline rows. Problems are reported in words: which object, which file,
-expected against found. Files no commit references (left by a crashed writer) are not
-problems.
+training dataset file and stored spine, and every model artifact file; checks every commit
+file and checkpoint against the audit event that recorded it (a commit no event records was
+not written by lakecore); recomputes every commit hash (replaying each Delta log from commit
+0), every dataset and model hash; checks the audit log's chain, the catalog against the event
+that recorded it, and that every audited commit, dataset and model still exists with the
+hash the log recorded; and compares every online group with its latest offline rows.
+Problems are reported in words: which object, which file, expected against found. Files no
+commit references (left by a crashed writer) are not problems, nor is a change announced in
+the log whose writer has not made it (yet).
 
 ``fast=True`` reuses a file's digest from the previous verify when its (inode, mtime, size)
 are unchanged: much faster, but it trusts that nothing rewrote a file in place while keeping
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pyarrow as pa
 
@@ -27,10 +31,11 @@ from lakecore.base.refs import dataset_ref, group_folder, group_ref, model_ref, 
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import LakeError
 from lakecore.features.context import LakeContext
-from lakecore.governance.audit import AuditLog, live_events
+from lakecore.governance.audit import AuditLog, catalog_status, live_events, pending_commit
 from lakecore.models.registry import model_hash
 from lakecore.offline.delta_log import Snapshot, commit_info
-from lakecore.offline.table import commit_digest, file_digest, table_schema
+from lakecore.offline.table import (HASH_SCHEME, change_digest, commit_digest, file_digest,
+                                    table_schema)
 from lakecore.online.codec import decode_batch, encode_values
 from lakecore.online.layout import NO_TTL, Layout
 from lakecore.online.store import prepare
@@ -129,7 +134,8 @@ def _check_file(report: Report, digests: _Digests, path: str, expected: str | No
 
 
 def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict[str, str | None]:
-    """Replay every table's log; the hash of every commit, by ref."""
+    """Replay every table's log, checking each commit file against its audit event; the hash
+    of every commit, by ref. Linear in the commits and the files they add."""
     hashes: dict[str, str | None] = {}
     for spec in lake.catalog.state().feature_groups:
         table = lake.offline_table(spec)
@@ -161,35 +167,51 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
             if version in missing:
                 break
             try:
-                actions, timestamp = table.log.read_commit(version)
+                raw, actions, timestamp = table.log.load_commit(version)
             except (OSError, ValueError) as exc:
                 report.problems.append(f"{ref}#{version}: commit file unreadable ({exc})")
                 break
+            problem = table.log.commit_problem(version, raw, actions)
+            if problem:
+                report.problems.append(f"{ref}#{version}: {problem}")
             parent = snapshot.commit_hash
             snapshot.apply(version, actions, timestamp)
-            info = commit_info(actions)
-            ours = info.get("lakecore")
             hashes[f"{ref}#{version}"] = snapshot.commit_hash
-            for add in snapshot.files.values():
-                referenced[add["path"]] = add
+            for action in actions:
+                if "add" in action:
+                    referenced[action["add"]["path"]] = action["add"]
             if version in usable:
-                problem = _checkpoint_problem(table.log, version, snapshot)
+                problem = _checkpoint_problem(table.log, version, snapshot,
+                                              replay=version == max(usable))
                 if problem:
                     report.problems.append(f"{ref}: checkpoint {version} {problem}")
-            if not ours or snapshot.metadata is None:
-                continue
-            expected = commit_digest(parent, snapshot.metadata["schemaString"],
-                                     snapshot.files.values(), ours.get("operation"))
-            if expected != ours.get("hash"):
-                report.problems.append(f"{ref}#{version}: commit hash {ours.get('hash')} does "
-                                       f"not match its content (expected {expected})")
-            if ours.get("parent_hash") != parent:
-                report.problems.append(f"{ref}#{version}: parent hash {ours.get('parent_hash')} "
-                                       f"is not the previous commit's hash {parent}")
+            problem = _hash_problem(actions, parent, snapshot)
+            if problem:
+                report.problems.append(f"{ref}#{version}: {problem}")
         for path, add in sorted(referenced.items()):
             _check_file(report, digests, os.path.join(table.location, path), file_digest(add),
                         f"{ref} data file")
     return hashes
+
+
+def _hash_problem(actions: list[dict], parent: str | None, snapshot: Snapshot) -> str | None:
+    """Whether a lakecore commit's hash and parent hash match its content."""
+    ours = commit_info(actions).get("lakecore")
+    if not ours or snapshot.metadata is None:
+        return None
+    schema = snapshot.metadata["schemaString"]
+    if ours.get("hash_scheme") == HASH_SCHEME:
+        change = SimpleNamespace(operation=ours.get("operation"),
+                                 adds=[a["add"] for a in actions if "add" in a],
+                                 removes=[a["remove"] for a in actions if "remove" in a])
+        expected = change_digest(parent, schema, change)
+    else:
+        expected = commit_digest(parent, schema, snapshot.files.values(), ours.get("operation"))
+    if expected != ours.get("hash"):
+        return f"commit hash {ours.get('hash')} does not match its content (expected {expected})"
+    if ours.get("parent_hash") != parent:
+        return f"parent hash {ours.get('parent_hash')} is not the previous commit's hash {parent}"
+    return None
 
 
 def _pointer_problem(log_path: str, usable: set[int]) -> str | None:
@@ -209,10 +231,20 @@ def _pointer_problem(log_path: str, usable: set[int]) -> str | None:
     return None
 
 
-def _checkpoint_problem(log, version: int, replayed: Snapshot) -> str | None:
-    """How checkpoint ``version`` differs from replaying the commit files, or None."""
+def _checkpoint_problem(log, version: int, replayed: Snapshot, replay: bool) -> str | None:
+    """How checkpoint ``version`` differs from the one lakecore recorded (and, with
+    ``replay``, from replaying the commit files), or None."""
+    record = log.recorded(version)
+    if record is not None and (record.log_file is not None or record.checkpoint is not None):
+        found = digest_file(log.checkpoint_path(version))
+        if found != record.checkpoint:
+            return (f"has sha256 {found}, its commit's audit event recorded "
+                    f"{record.checkpoint}: it is not the checkpoint lakecore wrote, and is never "
+                    f"read")
+    if not replay:
+        return None
     try:
-        stored = log.read_checkpoint(version)
+        stored = log.read_checkpoint(version, checked=False)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, pa.ArrowException) as exc:
         return f"does not read ({exc})"
 
@@ -329,21 +361,17 @@ def _verify_models(lake: LakeContext, report: Report, digests: _Digests,
 
 def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: dict, datasets: dict,
                   models: dict) -> None:
+    """The chain; the catalog against the event that recorded it; every live event's object
+    still there with the hash it recorded (the commit files were checked with their tables)."""
     report.problems.extend(audit.check_chain())
+    problem, _ = catalog_status(lake, audit)
+    if problem:
+        report.problems.append(f"catalog: {problem}")
+    # a commit announced and not (yet) made: its writer is at work, or was killed there
+    pending = {event.target for spec in lake.catalog.state().feature_groups
+               if (event := pending_commit(lake, audit, spec)) is not None}
     # events of deleted objects (and deletions themselves) describe what no longer exists
     for event in live_events(audit.events(strict=False)):
-        for relative, digest in (event.files or {}).items():
-            path = os.path.join(lake.path, relative)
-            if not os.path.exists(path):
-                if not relative.endswith(".json"):
-                    continue            # checkpoints may be replaced by later ones
-                report.problems.append(f"{event.target}: log file {relative} recorded by audit "
-                                       f"event {event.seq} is missing")
-                continue
-            found = digest_file(path)
-            if found != digest:
-                report.problems.append(f"{event.target}: log file {relative} has sha256 {found}, "
-                                       f"audit event {event.seq} recorded {digest}")
         kind = event.target.split(":", 1)[0]
         if kind == "fg" and "#" in event.target:
             known = commits
@@ -359,8 +387,9 @@ def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: d
             report.problems.append(f"audit event {event.seq}: malformed target {event.target!r}")
             continue
         if event.target not in known:
-            report.problems.append(f"audit event {event.seq} ({event.op}): {event.target} no "
-                                   f"longer exists")
+            if event.target not in pending:
+                report.problems.append(f"audit event {event.seq} ({event.op}): {event.target} "
+                                       f"no longer exists")
         elif event.object_hash is not None and known[event.target] != event.object_hash:
             report.problems.append(f"audit event {event.seq} ({event.op}): {event.target} has "
                                    f"hash {known[event.target]}, the log recorded "

@@ -5,7 +5,13 @@ written to a temporary file, fsynced, and hard-linked to the final name, which f
 another writer got there first; then the folder is fsynced. The commit file's mtime is set to
 the commit's timestamp, since readers use it for time travel by timestamp. Every
 ``CHECKPOINT_INTERVAL`` commits a Parquet checkpoint (and ``_last_checkpoint``) lets readers
-start from there instead of replaying the whole log.
+start from there instead of replaying the whole log; it is written before its commit, under a
+temporary name, and named after it.
+
+Inside a lake, every commit file and checkpoint is checked against what lakecore recorded
+when it wrote them (``RecordedCommit``, from the audit log) before it is used: a commit
+appended or edited by anyone else is an ``IntegrityError``, a checkpoint that is not the
+recorded one is not used.
 
 lakecore writes protocol reader 1 / writer 2 with no partitions; tables that need newer
 reader features (deletion vectors, column mapping) are refused rather than misread.
@@ -18,6 +24,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakecore.base.files import create_exclusively, fsync_path, replace_file
+from lakecore.base.hashing import digest_bytes
 from lakecore.base.parquet import write_parquet
 from lakecore.errors import IntegrityError, LakeError
 
@@ -54,6 +62,17 @@ CHECKPOINT_SCHEMA = pa.schema([
         ("size", pa.int64()),
     ])),
 ])
+
+
+@dataclass(frozen=True)
+class RecordedCommit:
+    """What lakecore recorded (in its audit log) when it wrote a commit: the sha256 of the
+    commit file and of the checkpoint at that version, and the commit's hash. The digests are
+    None for commits recorded by older releases, which kept only the hash."""
+
+    log_file: str | None
+    checkpoint: str | None
+    commit_hash: str | None
 
 
 @dataclass
@@ -115,29 +134,64 @@ def commit_timestamp(actions: list[dict[str, Any]], fallback: int) -> int:
 class DeltaLog:
     """Reads and writes one table's ``_delta_log``; caches the latest snapshot it has seen."""
 
-    def __init__(self, table_path: str):
+    def __init__(self, table_path: str,
+                 recorded: Callable[[int], RecordedCommit | None] | None = None):
         self.table_path = table_path
         self.log_path = os.path.join(table_path, LOG_DIR)
         self._latest: Snapshot | None = None
+        # what lakecore recorded of each commit: reads check the files against it (None: no
+        # record to check against, for a log read outside a lake)
+        self.recorded = recorded
 
     # -- reading -----------------------------------------------------------------------------
     def commit_path(self, version: int) -> str:
         return os.path.join(self.log_path, f"{version:020d}.json")
 
-    def read_commit(self, version: int) -> tuple[list[dict[str, Any]], int]:
-        """The actions of one commit and its timestamp (ms)."""
+    def read_commit(self, version: int, checked: bool = True
+                    ) -> tuple[list[dict[str, Any]], int]:
+        """The actions of one commit and its timestamp (ms). ``checked``: the file must be the
+        one lakecore recorded, else IntegrityError (``verify`` reads unchecked and reports)."""
+        raw, actions, timestamp = self.load_commit(version)
+        if checked and self.recorded is not None:
+            problem = self.commit_problem(version, raw, actions)
+            if problem:
+                raise IntegrityError(f"{self.commit_path(version)}: {problem}; lakecore does "
+                                     f"not read it")
+        return actions, timestamp
+
+    def load_commit(self, version: int) -> tuple[bytes, list[dict[str, Any]], int]:
+        """A commit file's bytes, actions and timestamp (ms), unchecked."""
         path = self.commit_path(version)
         with open(path, "rb") as f:
-            text = f.read().decode()
+            raw = f.read()
             mtime_ms = os.fstat(f.fileno()).st_mtime_ns // 1_000_000
         try:
-            actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+            actions = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
             if not all(isinstance(a, dict) for a in actions):
                 raise ValueError("an action that is not a JSON object")
         except ValueError as exc:
             raise IntegrityError(f"{path}: the commit file does not parse ({exc}); it was "
                                  f"changed outside lakecore") from None
-        return actions, commit_timestamp(actions, mtime_ms)
+        return raw, actions, commit_timestamp(actions, mtime_ms)
+
+    def commit_problem(self, version: int, raw: bytes, actions: list[dict[str, Any]]
+                       ) -> str | None:
+        """Why commit ``version`` (its file's bytes and actions) is not one lakecore wrote."""
+        assert self.recorded is not None
+        record = self.recorded(version)
+        if record is None:
+            return "no audit event records this commit: lakecore did not write it"
+        if record.log_file is not None:
+            found = digest_bytes(raw)
+            if found != record.log_file:
+                return (f"the commit file has sha256 {found}, its audit event recorded "
+                        f"{record.log_file}: it was changed outside lakecore")
+            return None
+        found_hash = (commit_info(actions).get("lakecore") or {}).get("hash")
+        if found_hash != record.commit_hash:
+            return (f"the commit has hash {found_hash}, its audit event recorded "
+                    f"{record.commit_hash}: it was changed outside lakecore")
+        return None
 
     def versions_on_disk(self) -> tuple[list[int], list[int]]:
         try:
@@ -157,8 +211,20 @@ class DeltaLog:
         return [c for c in checkpoints
                 if c <= version and c > 0 and c % CHECKPOINT_INTERVAL == 0 and c in present]
 
-    def read_checkpoint(self, version: int) -> Snapshot:
-        table = pq.read_table(os.path.join(self.log_path, f"{version:020d}.checkpoint.parquet"))
+    def checkpoint_path(self, version: int) -> str:
+        return os.path.join(self.log_path, f"{version:020d}.checkpoint.parquet")
+
+    def read_checkpoint(self, version: int, checked: bool = True) -> Snapshot:
+        """The table at ``version`` from its checkpoint. ``checked``: the checkpoint must be
+        the one lakecore recorded, else IntegrityError."""
+        with open(self.checkpoint_path(version), "rb") as f:
+            raw = f.read()
+        if checked and self.recorded is not None:
+            record = self.recorded(version)
+            if record is None or record.checkpoint != digest_bytes(raw):
+                raise IntegrityError(f"{self.checkpoint_path(version)} is not the checkpoint "
+                                     f"lakecore recorded")
+        table = pq.read_table(pa.BufferReader(raw))
         snapshot = Snapshot()
         actions = []
         for row in table.to_pylist():
@@ -166,7 +232,7 @@ class DeltaLog:
                 value = row.get(kind)
                 if value is not None:
                     actions.append({kind: _maps_to_dicts(value)})
-        commit_actions, timestamp = self.read_commit(version)
+        commit_actions, timestamp = self.read_commit(version, checked)
         snapshot.apply(version, actions + [a for a in commit_actions if "commitInfo" in a],
                        timestamp)
         return snapshot
@@ -210,8 +276,9 @@ class DeltaLog:
             try:
                 snapshot, start = self.read_checkpoint(checkpoint), checkpoint + 1
                 break
-            except (OSError, ValueError, TypeError, KeyError, AttributeError, pa.ArrowException):
-                continue    # damaged: replay the commits instead (verify reports the file)
+            except (OSError, ValueError, TypeError, KeyError, AttributeError, IntegrityError,
+                    pa.ArrowException):
+                continue    # damaged or not lakecore's: replay the commits (verify reports it)
         for v in range(start, version + 1):
             actions, ts = self.read_commit(v)
             snapshot.apply(v, actions, ts)
@@ -228,10 +295,15 @@ class DeltaLog:
         return out
 
     # -- writing -----------------------------------------------------------------------------
-    def try_commit(self, version: int, actions: list[dict[str, Any]], timestamp_ms: int) -> bool:
-        """Write commit ``version`` if no one has; False when another writer won the name."""
+    @staticmethod
+    def encode_commit(actions: list[dict[str, Any]]) -> bytes:
+        """A commit file's bytes: one JSON action per line."""
+        return "".join(json.dumps(a, separators=(",", ":")) + "\n" for a in actions).encode()
+
+    def try_commit(self, version: int, body: bytes, timestamp_ms: int) -> bool:
+        """Write commit ``version`` (``body``: its file's bytes) if no one has; False when
+        another writer won the name."""
         os.makedirs(self.log_path, exist_ok=True)
-        body = "".join(json.dumps(a, separators=(",", ":")) + "\n" for a in actions).encode()
         tmp = os.path.join(self.log_path, f".{version:020d}.{uuid.uuid4().hex}.tmp")
         try:
             with create_exclusively(tmp) as f:
@@ -248,17 +320,27 @@ class DeltaLog:
         fsync_path(self.log_path)
         return True
 
-    def write_checkpoint(self, snapshot: Snapshot) -> None:
-        """A Parquet checkpoint of ``snapshot`` and the ``_last_checkpoint`` pointer to it."""
+    def stage_checkpoint(self, snapshot: Snapshot) -> tuple[str, str]:
+        """A Parquet checkpoint of ``snapshot``, written under a temporary name (it is placed
+        only after its commit, since other engines read a checkpoint without its commit file);
+        its path and sha256."""
         rows: list[dict[str, Any]] = [
             {"protocol": snapshot.protocol}, {"metaData": _dicts_to_maps(snapshot.metadata)},
         ]
         rows += [{"add": _dicts_to_maps(a)} for a in snapshot.files.values()]
         rows += [{"remove": _dicts_to_maps(r)} for r in snapshot.tombstones.values()]
         table = pa.Table.from_pylist(rows, schema=CHECKPOINT_SCHEMA)
-        final = os.path.join(self.log_path, f"{snapshot.version:020d}.checkpoint.parquet")
-        write_parquet(table, final, replace=True)
-        pointer = json.dumps({"version": snapshot.version, "size": len(rows)}).encode()
+        os.makedirs(self.log_path, exist_ok=True)
+        staged = os.path.join(self.log_path,
+                              f".{snapshot.version:020d}.checkpoint.{uuid.uuid4().hex}.tmp")
+        _, digest = write_parquet(table, staged)
+        return staged, digest
+
+    def place_checkpoint(self, staged: str, version: int, rows: int) -> None:
+        """Give a staged checkpoint its name, then point ``_last_checkpoint`` at it."""
+        os.replace(staged, self.checkpoint_path(version))
+        fsync_path(self.log_path)
+        pointer = json.dumps({"version": version, "size": rows}).encode()
         replace_file(os.path.join(self.log_path, "_last_checkpoint"), pointer)
 
 

@@ -8,10 +8,12 @@ none for a column where exactness is not certain), because other readers trust t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +26,14 @@ import pyarrow.parquet as pq
 from lakecore._native import dedupe
 from lakecore._version import __version__
 from lakecore.base.files import fsync_path
-from lakecore.base.hashing import digest_file, digest_record
+from lakecore.base.hashing import digest_bytes, digest_record
 from lakecore.base.keys import key_codes
 from lakecore.base.parquet import ROW_GROUP_ROWS, write_parquet
 from lakecore.base.threads import get_num_threads
 from lakecore.base.times import now_millis, utc_millis
 from lakecore.errors import ConflictError
-from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, Snapshot
+from lakecore.offline.delta_log import (CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, RecordedCommit,
+                                        Snapshot)
 from lakecore.offline.schema import from_delta_schema_string, to_delta_schema_string
 
 # Rows per data file: big enough for fast scans, small enough that an upsert touching recent
@@ -151,9 +154,10 @@ def _delta_stats(table: pa.Table) -> str:
 class OfflineTable:
     """One Delta table with a fixed schema and key columns."""
 
-    def __init__(self, location: str, key_columns: list[str], primary_key: list[str]):
+    def __init__(self, location: str, key_columns: list[str], primary_key: list[str],
+                 recorded: Callable[[int], RecordedCommit | None] | None = None):
         self.location = location
-        self.log = DeltaLog(location)
+        self.log = DeltaLog(location, recorded)
         self.key_columns = key_columns      # primary key, then event_time if any
         self.primary_key = primary_key
         self.pending: list[str] = []        # files written and not yet committed
@@ -293,79 +297,78 @@ class OfflineTable:
                       data_change=False)
 
     # -- committing --------------------------------------------------------------------------
-    def commit(self, snapshot: Snapshot, change: Change, schema: pa.Schema,
-               table_id: str, name: str) -> tuple[Snapshot, dict[str, Any]]:
-        """Commit ``change`` on top of ``snapshot``; retried on top of commits by other engines
-        that do not touch the same files or keys, else ConflictError."""
+    def commit(self, snapshot: Snapshot, change: Change, schema: pa.Schema, table_id: str,
+               name: str, announce: Callable[[int, str, dict[str, str]], Any],
+               withdraw: Callable[[Any], None]) -> tuple[Snapshot, dict[str, Any]]:
+        """Commit ``change`` on top of ``snapshot``. ``announce(version, commit hash, {path:
+        sha256})`` records the commit file (and checkpoint) before the commit is made, and
+        ``withdraw`` takes back what it returned when the commit could not be made. A commit
+        made by another engine in between is a ConflictError: lakecore builds only on its own
+        commits."""
         if change.adds:
             fsync_path(self.location)   # the new files' names, durable before a commit names them
-        while True:
-            version = snapshot.version + 1
-            timestamp = max(now_millis(), (snapshot.timestamp or 0) + 1)
-            live = dict(snapshot.files)
-            for remove in change.removes:
-                live.pop(remove["path"], None)
-            for add in change.adds:
-                live[add["path"]] = add
-            schema_string = to_delta_schema_string(schema)
-            commit_hash = commit_digest(snapshot.commit_hash, schema_string, live.values(),
-                                        change.operation)
-            info = {
-                "timestamp": timestamp,
-                "operation": {"insert": "WRITE", "delete": "DELETE", "compact": "OPTIMIZE"}.get(
-                    change.operation, change.operation.upper()),
-                "operationParameters": {},
-                "engineInfo": f"lakecore/{__version__}",
-                "isBlindAppend": not change.removes,
-                "lakecore": {
-                    "operation": change.operation,
-                    "rows_added": change.rows_added,
-                    "rows_removed": change.rows_removed,
-                    "hash": commit_hash,
-                    "parent_hash": snapshot.commit_hash,
-                },
-            }
-            actions: list[dict[str, Any]] = [{"commitInfo": info}]
-            if version == 0:
-                actions.append({"protocol": dict(PROTOCOL)})
-                actions.append({"metaData": {
-                    "id": table_id, "name": name, "description": None,
-                    "format": {"provider": "parquet", "options": {}},
-                    "schemaString": schema_string, "partitionColumns": [],
-                    "configuration": {}, "createdTime": timestamp,
-                }})
-            for remove in change.removes:
-                actions.append({"remove": {**remove, "deletionTimestamp": timestamp}})
-            for add in change.adds:
-                actions.append({"add": add})
-            if self.log.try_commit(version, actions, timestamp):
-                new = snapshot.copy()
-                new.apply(version, actions, timestamp)
-                if version > 0 and version % CHECKPOINT_INTERVAL == 0:
-                    self.log.write_checkpoint(new)
-                return new, info
-            newer = self.log.snapshot()
-            self._check_no_conflict(snapshot, newer, change)
-            snapshot = newer
-
-    def _check_no_conflict(self, before: Snapshot, after: Snapshot, change: Change) -> None:
-        gone = [r["path"] for r in change.removes if r["path"] not in after.files]
-        if gone:
-            raise ConflictError(
-                f"another writer changed {self.location} (commit {after.version}) and removed "
-                f"{gone[0]}, which this {change.operation} rewrites; retry the call"
-            )
-        if before.version < 0 and after.metadata is not None:
-            raise ConflictError(f"another writer created the table at {self.location}")
-        for path, add in after.files.items():
-            if path in before.files:
-                continue
-            if change.key_ranges is None or ranges_overlap(_file_ranges(add), change.key_ranges,
-                                                           self.key_columns):
+        version = snapshot.version + 1
+        timestamp = max(now_millis(), (snapshot.timestamp or 0) + 1)
+        schema_string = to_delta_schema_string(schema)
+        commit_hash = change_digest(snapshot.commit_hash, schema_string, change)
+        info = {
+            "timestamp": timestamp,
+            "operation": {"insert": "WRITE", "delete": "DELETE", "compact": "OPTIMIZE"}.get(
+                change.operation, change.operation.upper()),
+            "operationParameters": {},
+            "engineInfo": f"lakecore/{__version__}",
+            "isBlindAppend": not change.removes,
+            "lakecore": {
+                "operation": change.operation,
+                "rows_added": change.rows_added,
+                "rows_removed": change.rows_removed,
+                "hash": commit_hash,
+                "parent_hash": snapshot.commit_hash,
+                "hash_scheme": HASH_SCHEME,
+            },
+        }
+        actions: list[dict[str, Any]] = [{"commitInfo": info}]
+        if version == 0:
+            actions.append({"protocol": dict(PROTOCOL)})
+            actions.append({"metaData": {
+                "id": table_id, "name": name, "description": None,
+                "format": {"provider": "parquet", "options": {}},
+                "schemaString": schema_string, "partitionColumns": [],
+                "configuration": {}, "createdTime": timestamp,
+            }})
+        for remove in change.removes:
+            actions.append({"remove": {**remove, "deletionTimestamp": timestamp}})
+        for add in change.adds:
+            actions.append({"add": add})
+        body = self.log.encode_commit(actions)
+        new = snapshot.copy()
+        new.apply(version, actions, timestamp)
+        files = {self.log.commit_path(version): digest_bytes(body)}
+        staged = None
+        try:
+            if version > 0 and version % CHECKPOINT_INTERVAL == 0:
+                staged, files[self.log.checkpoint_path(version)] = self.log.stage_checkpoint(new)
+            announced = announce(version, commit_hash, files)
+            try:
+                made = self.log.try_commit(version, body, timestamp)
+            except BaseException:
+                if not _holds(self.log.commit_path(version), body):
+                    withdraw(announced)
+                raise
+            if not made:
+                withdraw(announced)
                 raise ConflictError(
-                    f"another writer added rows to {self.location} (commit {after.version}) that "
-                    f"may share keys with this {change.operation}; retry the call"
-                )
+                    f"another engine wrote commit {version} of {self.location} in between; "
+                    f"lakecore builds only on commits it recorded (verify() reports that one)")
+            if staged is not None:
+                self.log.place_checkpoint(staged, version,
+                                          2 + len(new.files) + len(new.tombstones))
+                staged = None
+        finally:
+            if staged is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(staged)
+        return new, info
 
     def rows_added_by(self, version: int, schema: pa.Schema) -> pa.Table:
         """The rows of the files that commit ``version`` added."""
@@ -390,9 +393,16 @@ def _file_ranges(add: dict[str, Any]) -> dict[str, list[Any]]:
     return json.loads((add.get("tags") or {}).get(_RANGES_TAG, "{}"))
 
 
+# How a commit's hash is made (``lakecore.hash_scheme`` in its commitInfo). Scheme 1, of
+# commits made before it was recorded, covers every live file, so hashing a table's history
+# cost its commits times its files; scheme 2 covers the commit's own change, chained to its
+# parent's hash, which pins the same live files.
+HASH_SCHEME = 2
+
+
 def commit_digest(parent: str | None, schema_string: str, live: Any, operation: str) -> str:
-    """A commit's hash: its parent's hash, the schema, every live file (path, size, sha256)
-    and the operation."""
+    """A scheme-1 commit hash: its parent's hash, the schema, every live file (path, size,
+    sha256) and the operation."""
     return digest_record({
         "parent": parent,
         "schema": schema_string,
@@ -400,6 +410,29 @@ def commit_digest(parent: str | None, schema_string: str, live: Any, operation: 
                         for a in live),
         "operation": operation,
     })
+
+
+def change_digest(parent: str | None, schema_string: str, change: Any) -> str:
+    """A scheme-2 commit hash: its parent's hash, the schema, the files it adds (path, size,
+    sha256) and removes (path), and the operation. ``change``: a Change, or anything with
+    ``adds``, ``removes`` and ``operation``."""
+    return digest_record({
+        "parent": parent,
+        "schema": schema_string,
+        "adds": sorted([a["path"], a["size"], (a.get("tags") or {}).get(_SHA_TAG)]
+                       for a in change.adds),
+        "removes": sorted(r["path"] for r in change.removes),
+        "operation": change.operation,
+    })
+
+
+def _holds(path: str, body: bytes) -> bool:
+    """Whether ``path`` exists with exactly ``body`` (our commit landed after all)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read() == body
+    except OSError:
+        return False
 
 
 def file_digest(add: dict[str, Any]) -> str | None:
@@ -418,14 +451,3 @@ def _may_hold(add: dict[str, Any], column: str, lo: int | None, hi: int | None) 
 def _remove_action(add: dict[str, Any], data_change: bool = True) -> dict[str, Any]:
     return {"path": add["path"], "dataChange": data_change, "extendedFileMetadata": True,
             "partitionValues": {}, "size": add["size"]}
-
-
-def commit_files(lake_path: str, table_location: str, version: int) -> dict[str, str]:
-    """The sha256 of a commit's log file and of the checkpoint at that version, if any."""
-    log = os.path.join(table_location, "_delta_log")
-    out = {}
-    for name in (f"{version:020d}.json", f"{version:020d}.checkpoint.parquet"):
-        path = os.path.join(log, name)
-        if os.path.exists(path):
-            out[os.path.relpath(path, lake_path)] = digest_file(path)
-    return out

@@ -4,6 +4,8 @@ read; a checkpoint lakecore did not write is never read; verify() reports all of
 
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -22,6 +24,11 @@ def build(path: str) -> str:
         lake.create_feature_group("h", primary_key="id").insert({"id": [1]})
         assert lake.verify().ok
         return os.path.join(fg.location, "_delta_log")
+
+
+def run(code: str) -> None:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def name(version: int, kind: str = "json") -> str:
@@ -59,7 +66,8 @@ def test_a_damaged_checkpoint_is_not_needed_to_read(tmp_path):
         with lake:
             fg = lake.feature_group("g")
             assert fg.read().num_rows == 12 and fg.read(as_of=10).num_rows == 11
-            assert any("checkpoint 10 does not read" in p for p in lake.verify().problems)
+            assert any("checkpoint 10 has sha256" in p and "is never read" in p
+                       for p in lake.verify().problems)
 
 
 def test_a_planted_checkpoint_is_never_read(tmp_path):
@@ -72,17 +80,40 @@ def test_a_planted_checkpoint_is_never_read(tmp_path):
         assert any("checkpoint 5 is not lakecore's" in p for p in lake.verify().problems)
 
 
-def test_a_forged_checkpoint_is_reported(tmp_path):
-    path = str(tmp_path / "lake")
-    log = build(path)
+def forge_checkpoint(log: str) -> None:
+    """Replace checkpoint 10 by one holding commit 4's files, written the way lakecore writes
+    checkpoints."""
     table = DeltaLog(os.path.dirname(log))
     early = table.snapshot(4)
     early.version = 10                          # commit 4's files, where checkpoint 10 goes
-    os.unlink(os.path.join(log, name(10, "checkpoint")))
-    table.write_checkpoint(early)
+    staged, _ = table.stage_checkpoint(early)
+    os.replace(staged, os.path.join(log, name(10, "checkpoint")))
+
+
+def test_a_forged_checkpoint_is_never_read_and_is_reported(tmp_path):
+    path = str(tmp_path / "lake")
+    log = build(path)
+    forge_checkpoint(log)
     with lakecore.open(path, readonly=True) as lake:
+        fg = lake.feature_group("g")
+        assert fg.read().num_rows == 12 and fg.read(as_of=10).num_rows == 11
+        assert fg.online_read({"id": [11]}).column("v").to_pylist() == [11.0]
         problems = lake.verify().problems
-    assert any("checkpoint 10 lists other data files" in p for p in problems), problems
+    assert any("checkpoint 10 has sha256" in p for p in problems), problems
+
+
+def test_a_forged_checkpoint_is_not_read_by_a_writer_in_another_process(tmp_path):
+    path = str(tmp_path / "lake")
+    log = build(path)
+    forge_checkpoint(log)
+    run(f"""
+import lakecore
+with lakecore.open({path!r}) as lake:
+    fg = lake.feature_group("g")
+    fg.insert({{"id": [100], "v": [1.0]}})
+    assert fg.read().num_rows == 13, fg.read().num_rows
+    assert fg.online_read({{"id": [5]}}).column("v").to_pylist() == [5.0]
+""")
 
 
 @pytest.mark.parametrize("pointer", [b'{"version": 5, "size": 3}', b'{"version": 12}',
