@@ -42,7 +42,8 @@ class ValidationError(LakeError, ValueError):
 
 
 class ConflictError(LakeError, RuntimeError):
-    """Another engine committed to the same table in between."""
+    """Another engine committed to the same table in between (lakecore never builds on a
+    commit it did not record)."""
 
 
 class IntegrityError(LakeError, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import uuid
@@ -389,8 +390,12 @@ class OfflineTable:
 
 def _file_ranges(add: dict[str, Any]) -> dict[str, list[Any]]:
     """The key ranges lakecore recorded for a file; empty (may hold anything) for files that
-    other engines wrote."""
-    return json.loads((add.get("tags") or {}).get(_RANGES_TAG, "{}"))
+    other engines wrote. Shared between calls: do not change it."""
+    return _parse_ranges((add.get("tags") or {}).get(_RANGES_TAG, "{}"))
+
+
+# Every change checks the ranges of every live file: parse each file's once, not per change.
+_parse_ranges = functools.lru_cache(maxsize=1 << 16)(json.loads)
 
 
 # How a commit's hash is made (``lakecore.hash_scheme`` in its commitInfo). Scheme 1, of
