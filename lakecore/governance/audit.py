@@ -48,7 +48,13 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     object_hash : str or None
         The changed object's hash.
     prev_hash, hash : str
-        The previous event's hash, and this event's own (over all of the above).
+        The previous event's hash, and this event's own (over all of these fields).
+    files : dict or None
+        For a table commit: the sha256 of its commit file (and checkpoint), by path.
+    catalog : str or None
+        For a change of definitions: the sha256 of the catalog it wrote.
+    aborts : int or None
+        For ``op == "abort"``: the seq of the announced change that was never made.
 
     Examples
     --------
