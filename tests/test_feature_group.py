@@ -214,7 +214,8 @@ def test_reopen_sees_everything_and_two_handles_share_changes(lake, fg):
     assert lake.feature_group("new").primary_key == ["k"]
 
 
-def test_compact_keeps_rows_in_fewer_files(fg):
+def test_compact_keeps_rows_in_fewer_files(fg, monkeypatch):
+    monkeypatch.setenv("LAKECORE_COMPACT_FAN_IN", "0")   # counts files and commits
     for i in range(5):
         fg.insert({"id": [i], "ts": [day(i)], "x": [float(i)]})
     before = sorted_rows(fg.read())
@@ -225,7 +226,8 @@ def test_compact_keeps_rows_in_fewer_files(fg):
     assert sorted_rows(fg.read(as_of=4)) == before
 
 
-def test_upsert_rewrites_only_overlapping_files(fg):
+def test_upsert_rewrites_only_overlapping_files(fg, monkeypatch):
+    monkeypatch.setenv("LAKECORE_COMPACT_FAN_IN", "0")   # counts files and commits
     for i in range(4):
         fg.insert({"id": list(range(i * 10, i * 10 + 10)), "ts": [day(i)] * 10,
                    "x": [0.0] * 10})
@@ -263,7 +265,8 @@ def test_closed_lake(tmp_path):
         lake.feature_groups()
 
 
-def test_commit_timestamps_rise_even_when_fast(fg):
+def test_commit_timestamps_rise_even_when_fast(fg, monkeypatch):
+    monkeypatch.setenv("LAKECORE_COMPACT_FAN_IN", "0")   # counts files and commits
     commits = [fg.insert({"id": [i], "ts": [day(0)], "x": [1.0]}) for i in range(20)]
     stamps = [c.timestamp for c in commits]
     assert all(a < b for a, b in zip(stamps, stamps[1:]))

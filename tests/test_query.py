@@ -253,6 +253,7 @@ def test_agrees_with_duckdb_asof_join(tmp_path):
 
 
 def test_files_out_of_the_spines_reach_are_not_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKECORE_COMPACT_FAN_IN", "0")     # one file per insert
     from lakecore.offline import table as offline_table
 
     with lakecore.open(tmp_path) as lake:

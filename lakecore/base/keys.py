@@ -19,7 +19,7 @@ from lakecore.base.arrow import (
     type_kind,
     validity_mask,
 )
-from lakecore.base.threads import get_num_threads
+from lakecore.base.threads import threads_for
 from lakecore.errors import SchemaError
 
 _INT64_MAX = np.iinfo(np.int64).max
@@ -66,7 +66,7 @@ def _as_int64(array: pa.Array, other: pa.DataType, kind: str) -> tuple[np.ndarra
 
 
 def _column_codes(left: pa.Array, right: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray, int]:
-    threads = get_num_threads()
+    threads = threads_for(len(left) + len(right))
     if kind == "null":
         return np.full(len(left), -1, np.int64), np.full(len(right), -1, np.int64), 0
     if kind in ("string", "binary"):
@@ -124,7 +124,7 @@ def key_codes(
             pair_r = _factorize.combine_codes(cr, codes[1], max(codes[2], 1))
             combined = _factorize.factorize_int64(
                 pair_l, (pair_l >= 0).view(np.uint8), pair_r, (pair_r >= 0).view(np.uint8),
-                get_num_threads(),
+                threads_for(len(pair_l) + len(pair_r)),
             )
     assert combined is not None
     return combined

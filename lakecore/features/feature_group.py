@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 from typing import Any
 
 import lmdb
@@ -28,6 +29,7 @@ from lakecore.errors import (
 )
 from lakecore.features.context import LakeContext
 from lakecore.features.query import Query, select_query
+from lakecore.offline.compaction import fan_in, files_to_merge
 from lakecore.offline.delta_log import Snapshot
 from lakecore.offline.schema import conform, storage_schema
 from lakecore.offline.table import Change, table_schema
@@ -234,6 +236,7 @@ class FeatureGroup:
         >>> lake.close()
         """
         incoming = as_table(data, "data")
+        fan_in()                        # a bad compaction setting is refused before writing
         with self._ctx.writing(f"insert into {self.name!r}"):
             snapshot = self._table.snapshot()
             schema = self._schema(snapshot)
@@ -245,9 +248,11 @@ class FeatureGroup:
             online_rows = prepare(rows, self._layout(schema)) if self.online else None
             if rows.num_rows == 0:
                 return None             # nothing to write: no commit
-            return self._commit_change(
+            commit = self._commit_change(
                 snapshot, schema, lambda: self._table.plan_upsert(snapshot, rows, schema),
                 online_rows=online_rows)
+            self._merge_small_files()
+            return commit
 
     def delete(self, keys: Any) -> Commit | None:
         """Remove every stored row of these primary keys (``keys``: data with the key columns).
@@ -269,6 +274,7 @@ class FeatureGroup:
         >>> lake.close()
         """
         key_table = as_table(keys, "keys")
+        fan_in()                        # a bad compaction setting is refused before writing
         with self._ctx.writing(f"delete from {self.name!r}"):
             snapshot = self._table.snapshot()
             schema = self._schema(snapshot)
@@ -283,9 +289,11 @@ class FeatureGroup:
             key_rows = conform(key_table.select(self.primary_key), key_schema, self.primary_key,
                                None, argument="keys")
             deleted = encode_keys(key_rows, self._layout(schema)) if self.online else None
-            return self._commit_change(
+            commit = self._commit_change(
                 snapshot, schema, lambda: self._table.plan_delete(snapshot, key_rows, schema),
                 deleted_keys=deleted)
+            self._merge_small_files()
+            return commit
 
     def compact(self) -> Commit:
         """Rewrite the table's files into as few as possible, as a new commit with the same rows.
@@ -311,6 +319,22 @@ class FeatureGroup:
                 raise ValidationError(f"compact: feature group {self.name!r} has no rows yet")
             return self._commit_change(
                 snapshot, schema, lambda: self._table.plan_compact(snapshot, schema))
+
+    def _merge_small_files(self) -> None:
+        """Merge small files when a size tier has filled up (``offline.compaction``), as a
+        ``"compact"`` commit after the caller's (which stands whatever happens here)."""
+        snapshot = self._table.snapshot()
+        chosen = files_to_merge(snapshot.files.values())
+        if not chosen:
+            return
+        schema = self._schema(snapshot)
+        try:
+            self._commit_change(snapshot, schema,
+                                lambda: self._table.plan_compact(snapshot, schema, chosen))
+        except Exception as exc:    # noqa: BLE001 - the change itself is committed already
+            warnings.warn(f"feature group {self.name!r}: the automatic compaction after commit "
+                          f"{snapshot.version} failed ({exc}); the commit stands, and the next "
+                          f"change tries again", stacklevel=4)
 
     # -- online store ------------------------------------------------------------------------
     def _layout(self, schema: pa.Schema) -> Layout:

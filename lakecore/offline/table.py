@@ -30,11 +30,16 @@ from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_bytes, digest_record
 from lakecore.base.keys import key_codes
 from lakecore.base.parquet import ROW_GROUP_ROWS, write_parquet
-from lakecore.base.threads import get_num_threads
+from lakecore.base.threads import SMALL_INPUT_BYTES, get_num_threads
 from lakecore.base.times import now_millis, utc_millis
 from lakecore.errors import ConflictError
-from lakecore.offline.delta_log import (CHECKPOINT_INTERVAL, PROTOCOL, DeltaLog, RecordedCommit,
-                                        Snapshot)
+from lakecore.offline.delta_log import (
+    CHECKPOINT_INTERVAL,
+    PROTOCOL,
+    DeltaLog,
+    RecordedCommit,
+    Snapshot,
+)
 from lakecore.offline.schema import from_delta_schema_string, to_delta_schema_string
 
 # Rows per data file: big enough for fast scans, small enough that an upsert touching recent
@@ -193,7 +198,7 @@ class OfflineTable:
         paths = [os.path.join(self.location, p) for p in files]
         if not paths:
             return target.empty_table()
-        threads = get_num_threads()
+        threads = _file_threads(snapshot.files[p] for p in files)
         if threads > 1 and len(paths) > 1:
             with ThreadPoolExecutor(min(threads, len(paths))) as pool:
                 parts = list(pool.map(lambda p: pq.read_table(p, columns=target.names), paths))
@@ -257,7 +262,7 @@ class OfflineTable:
             matched = int(mask.sum())
             return add, (stored.filter(pa.array(~mask)) if matched else None), matched
 
-        threads = min(get_num_threads(), len(candidates))
+        threads = min(_file_threads(candidates), len(candidates))
         if threads > 1:
             with ThreadPoolExecutor(threads) as pool:
                 results = list(pool.map(split, candidates))
@@ -284,11 +289,15 @@ class OfflineTable:
         adds = self.write_files(pa.concat_tables(kept), snapshot.version + 1) if kept else []
         return Change("delete", adds, removes, 0, removed, column_ranges(keys, self.primary_key))
 
-    def plan_compact(self, snapshot: Snapshot, schema: pa.Schema) -> Change:
-        files = list(snapshot.files.values())
+    def plan_compact(self, snapshot: Snapshot, schema: pa.Schema,
+                     files: list[dict[str, Any]] | None = None) -> Change:
+        """Merge ``files`` (``add`` actions; every live file when None) into as few files as
+        their rows need, as a commit that changes no row. Nothing to gain: an empty Change."""
+        files = list(snapshot.files.values()) if files is None else files
         if len(files) <= 1:
             return Change("compact", [], [], 0, 0, None, data_change=False)
-        table = self.read(snapshot, schema, None)
+        paths = [os.path.join(self.location, a["path"]) for a in files]
+        table = pa.concat_tables([pq.read_table(p).cast(schema) for p in paths])
         adds = self.write_files(table, snapshot.version + 1, data_change=False)
         if len(adds) >= len(files):
             self.discard_pending()  # nothing gained: leave the table as it is
@@ -386,6 +395,11 @@ class OfflineTable:
             except FileNotFoundError:
                 pass
         self.pending.clear()
+
+
+def _file_threads(adds: Any) -> int:
+    """Threads for reading these files: one when they are small together."""
+    return get_num_threads() if sum(a["size"] for a in adds) >= SMALL_INPUT_BYTES else 1
 
 
 def _file_ranges(add: dict[str, Any]) -> dict[str, list[Any]]:

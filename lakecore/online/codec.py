@@ -19,7 +19,7 @@ from lakecore.base.arrow import (
     validity_mask,
 )
 from lakecore.base.keys import key_codes
-from lakecore.base.threads import get_num_threads
+from lakecore.base.threads import threads_for
 from lakecore.errors import IntegrityError, LakeError, SchemaError, ValidationError
 from lakecore.online.layout import Layout, codec_type
 
@@ -110,7 +110,7 @@ def encode_values(layout: Layout, rows: pa.Table, version: int,
         kind, width, _ = codec_type(f.type, f.name)
         columns.append(_column_arrays(single_array(rows.column(f.name)), kind, width))
     return valuecodec.encode_values(layout.codec, np.ascontiguousarray(times), version, columns,
-                                  num_threads or get_num_threads())
+                                  num_threads or threads_for(rows.num_rows))
 
 
 _CHUNK = 1 << 18
@@ -211,5 +211,5 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
         by_key = np.array(sorted(range(len(keys)), key=keys.__getitem__), np.int64)
         chosen = chosen[by_key]
     if len(chosen) != n or not np.array_equal(chosen, np.arange(n)):
-        rows = take_rows(rows, chosen, get_num_threads())
+        rows = take_rows(rows, chosen, threads_for(len(chosen)))
     return rows, encode_keys(rows, layout)

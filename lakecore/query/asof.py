@@ -28,7 +28,7 @@ from lakecore.base.arrow import (
     validity_mask,
 )
 from lakecore.base.keys import finest_timestamp, key_codes
-from lakecore.base.threads import get_num_threads
+from lakecore.base.threads import threads_for
 from lakecore.errors import SchemaError, ValidationError
 
 __all__ = ["asof_join"]
@@ -416,7 +416,7 @@ def asof_join(
             )
         names.append(out_name)
 
-    threads = get_num_threads()
+    threads = threads_for(left_t.num_rows + right_t.num_rows)
     matched = _asof.asof_indices(
         left_codes, times.left, right_codes, times.right, n_codes, _DIRECTIONS[direction],
         not allow_exact_matches, has_tolerance, tolerance_value, threads,

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from lakecore._native import asof as _asof
 from lakecore.base.arrow import as_table, indices_array, take_rows, type_kind
 from lakecore.base.keys import key_codes
-from lakecore.base.threads import get_num_threads
+from lakecore.base.threads import threads_for
 from lakecore.base.times import now_micros, utc_micros
 from lakecore.catalog.specs import FeatureGroupSpec, QueryPart, QuerySpec, SourceCommit
 from lakecore.errors import SchemaError, ValidationError
@@ -361,7 +361,7 @@ def _match_and_add(output, spine_times, left_codes, right_codes, right_times, n_
         left_times = left_times.to_numpy(zero_copy_only=False)
     else:                               # no time on one side: the latest row of each key
         left_times = np.full(n, _LATEST, np.int64)
-    threads = get_num_threads()
+    threads = threads_for(n + right.num_rows)
     matched = _asof.asof_indices(left_codes, np.ascontiguousarray(left_times, np.int64),
                                  right_codes, np.ascontiguousarray(right_times, np.int64),
                                  n_codes, int(_asof.Direction.BACKWARD), False,

@@ -26,6 +26,12 @@ def build(path: str) -> str:
         return os.path.join(fg.location, "_delta_log")
 
 
+@pytest.fixture(autouse=True)
+def one_commit_per_insert(monkeypatch):
+    """The cases name commits and checkpoints by version: no automatic compaction."""
+    monkeypatch.setenv("LAKECORE_COMPACT_FAN_IN", "0")
+
+
 def run(code: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
