@@ -295,6 +295,30 @@ def verify(path: str, fast: bool, anchor: str | None) -> int:
     return 0 if report.ok else 1
 
 
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``7d``, ``12h``, ``30m``, ``45s`` or ``0`` as a timedelta."""
+    number, unit = text[:-1], text[-1:]
+    if text.strip() == "0":
+        return dt.timedelta(0)
+    if unit not in _UNITS or not number.isdigit():
+        raise lakecore.ValidationError(f"--retain: expected a duration like 7d, 12h, 30m, 45s "
+                                       f"or 0, got {text!r}")
+    return dt.timedelta(**{_UNITS[unit]: int(number)})
+
+
+def vacuum(path: str, retain: str) -> int:
+    keep = parse_duration(retain)
+    with lakecore.open(path) as lake:
+        result = lake.vacuum(retain=keep)
+    for ref, horizon in sorted(result.horizons.items()):
+        print(f"{ref}: commits {horizon} and later kept whole")
+    print(f"vacuum: {result.files_deleted} file(s) deleted, {result.bytes_freed:,} bytes freed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakecore", description="lakecore: an embedded, single-process AI lakehouse.",
@@ -345,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--anchor", metavar="SEQ:HASH", default=None,
                        help="an audit head printed by an earlier verify, kept outside the "
                             "lake: the audit log must still hold that event")
+    sweep = command("vacuum", "delete the data files only old commits need",
+                    "Delete the data files that only commits older than --retain need (keeping "
+                    "every commit a training dataset was made from), and files crashed writers "
+                    "left more than an hour ago. Audited; verify stays clean.")
+    sweep.add_argument("path", help="the lake folder")
+    sweep.add_argument("--retain", default="7d",
+                       help="how long a replaced version stays readable: 7d, 12h, 30m, 45s or 0")
     return parser
 
 
@@ -364,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             return lineage(args.path, args.ref, args.downstream)
         if args.command == "verify":
             return verify(args.path, args.fast, args.anchor)
+        if args.command == "vacuum":
+            return vacuum(args.path, args.retain)
         parser.print_usage(sys.stderr)
         print("lakecore: error: a command is required (lakecore --help lists them)",
               file=sys.stderr)

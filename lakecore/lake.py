@@ -49,6 +49,7 @@ from lakecore.features.query import Query
 from lakecore.features.training_dataset import view_spec
 from lakecore.governance.audit import AuditEvent, AuditLog, anchor_problems, catch_up
 from lakecore.governance.lineage import Node, lineage
+from lakecore.governance.vacuum import VacuumResult, check_retain, vacuum
 from lakecore.governance.verify import Report, verify
 from lakecore.integrations.spark import SparkEngine
 from lakecore.models.predictor import Predictor
@@ -442,6 +443,31 @@ class Lake:
         if anchor is not None:
             report.problems.extend(anchor_problems(self.audit, anchor))
         return report
+
+    def vacuum(self, *, retain: dt.timedelta = dt.timedelta(days=7)) -> VacuumResult:
+        """Delete the data files that only commits older than ``retain`` need, except those a
+        training dataset needs for ``recreate()``, and files crashed writers left (after an
+        hour). Audited; ``verify()`` stays clean; ``read(as_of=...)`` of a commit whose files
+        are gone raises ``NotFoundError``. ``retain=timedelta(0)`` keeps only the latest
+        version (and what datasets need). Readers in other processes keep a snapshot taken
+        less than ``retain`` ago.
+
+        Examples
+        --------
+        >>> import datetime as dt, tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2], "age": [30, 40]})
+        >>> _ = fg.insert({"id": [1], "age": [31]})          # rewrites the file holding id 1
+        >>> lake.vacuum(retain=dt.timedelta(0)).files_deleted
+        1
+        >>> fg.read().num_rows, lake.verify().ok
+        (2, True)
+        >>> lake.close()
+        """
+        retain = check_retain(retain)
+        with self._ctx.writing("vacuum"):
+            return vacuum(self._ctx, self.audit, retain)
 
     def audit_head(self) -> tuple[int, str] | None:
         """``(seq, hash)`` of the latest audit event (None before any): keep it outside the

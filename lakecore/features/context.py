@@ -41,6 +41,8 @@ class AuditTrail(Protocol):
 
     def withdraw(self, event: Any) -> None: ...
 
+    def vacuum_horizon(self, group: str) -> int: ...
+
 
 @dataclass(eq=False)
 class LakeContext:

@@ -22,6 +22,7 @@ from lakecore.base.storage_errors import guard_storage, storage_error
 from lakecore.base.times import from_millis
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import (
+    IntegrityError,
     LakeError,
     NotFoundError,
     SchemaError,
@@ -498,7 +499,17 @@ class FeatureGroup:
                 raise SchemaError(f"columns: no column {unknown[0]!r} in feature group {self.name!r}")
         if schema is None:  # nothing written and no declared schema: no rows, types unknown
             return pa.table({c: pa.array([], pa.null()) for c in columns or []})
-        return self._table.read(snapshot, schema, list(columns) if columns is not None else None)
+        try:
+            return self._table.read(snapshot, schema,
+                                    list(columns) if columns is not None else None)
+        except FileNotFoundError as exc:
+            horizon = self._ctx.audit.vacuum_horizon(group_ref(self.name, self.version))
+            if snapshot.version < horizon:
+                raise NotFoundError(f"feature group {self.name!r} commit {snapshot.version} was "
+                                    f"vacuumed: lake.vacuum kept the files of commits "
+                                    f"{horizon} and later") from None
+            raise IntegrityError(f"feature group {self.name!r} commit {snapshot.version}: data "
+                                 f"file {exc.filename} is missing") from None
 
     def _snapshot_at(self, as_of: int | dt.datetime | None) -> tuple[Snapshot, Snapshot]:
         """The snapshot at ``as_of`` (a commit number, a datetime, or None: the latest), and

@@ -55,6 +55,8 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
         For a change of definitions: the sha256 of the catalog it wrote.
     aborts : int or None
         For ``op == "abort"``: the seq of the announced change that was never made.
+    horizon : int or None
+        For ``op == "vacuum"``: the first commit of the table whose files were all kept.
 
     Examples
     --------
@@ -79,6 +81,7 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
                                           # log file and checkpoint), by path in the lake
     catalog: str | None = None            # sha256 of the catalog the change wrote
     aborts: int | None = None             # op "abort": the seq of the change that never landed
+    horizon: int | None = None            # op "vacuum": the first commit still whole
 
     @property
     def time(self) -> dt.datetime:
@@ -88,12 +91,13 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     def expected_hash(self) -> str:
         """The hash this event's content should have (``hash`` when untouched)."""
         return event_hash(self.seq, self.time_ms, self.op, self.target, self.object_hash,
-                          self.prev_hash, self.files, self.catalog, self.aborts)
+                          self.prev_hash, self.files, self.catalog, self.aborts, self.horizon)
 
 
 def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | None,
                prev_hash: str | None, files: dict[str, str] | None = None,
-               catalog: str | None = None, aborts: int | None = None) -> str:
+               catalog: str | None = None, aborts: int | None = None,
+               horizon: int | None = None) -> str:
     record = {"seq": seq, "time_ms": time_ms, "op": op, "target": target,
               "object_hash": object_hash, "prev_hash": prev_hash}
     if files:
@@ -102,6 +106,8 @@ def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | 
         record["catalog"] = catalog
     if aborts is not None:
         record["aborts"] = aborts
+    if horizon is not None:
+        record["horizon"] = horizon
     return digest_record(record)
 
 
@@ -126,6 +132,7 @@ class AuditLog:
         self._damaged: list[str] = []       # lines that do not decode, in words
         self._by_target: dict[str, AuditEvent] = {}     # the live event of each ref
         self._catalog: list[AuditEvent] = []            # live events that wrote the catalog
+        self._horizons: dict[str, int] = {}             # a table's vacuum horizon, by group ref
 
     # -- reading -----------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -179,6 +186,10 @@ class AuditLog:
             for ref in [r for r in self._by_target  # same ref recorded is not its own
                         if r != event.target and event.target in _holders(r)]:
                 del self._by_target[ref]
+            self._horizons.pop(event.target, None)
+        if event.op == "vacuum" and event.horizon is not None:
+            self._horizons[event.target] = max(event.horizon, self._horizons.get(event.target, -1))
+            return
         self._by_target[event.target] = event
         if event.catalog is not None:
             self._catalog.append(event)
@@ -203,6 +214,12 @@ class AuditLog:
         self._refresh()
         return self._by_target.get(target)
 
+    def vacuum_horizon(self, group: str) -> int:
+        """The first commit of table ``group`` (a group ref) whose files vacuum kept (-1:
+        never vacuumed): earlier commits may have lost files."""
+        self._refresh()
+        return self._horizons.get(group, -1)
+
     def catalog_events(self) -> list[AuditEvent]:
         """The live events that wrote the catalog, oldest first."""
         self._refresh()
@@ -219,7 +236,7 @@ class AuditLog:
     # -- writing -----------------------------------------------------------------------------
     def append(self, op: str, target: str, object_hash: str | None, *,
                files: dict[str, str] | None = None, catalog: str | None = None,
-               aborts: int | None = None) -> AuditEvent:
+               aborts: int | None = None, horizon: int | None = None) -> AuditEvent:
         """Append one event (the caller holds the writer lock) and return it."""
         self._refresh()
         last = self._events[-1] if self._events else None
@@ -229,8 +246,8 @@ class AuditLog:
         event = AuditEvent(seq=seq, time_ms=time_ms, op=op, target=target,
                            object_hash=object_hash, prev_hash=prev,
                            hash=event_hash(seq, time_ms, op, target, object_hash, prev, files,
-                                           catalog, aborts),
-                           files=files or None, catalog=catalog, aborts=aborts)
+                                           catalog, aborts, horizon),
+                           files=files or None, catalog=catalog, aborts=aborts, horizon=horizon)
         line = _encoder.encode(event) + b"\n"
         with open_own(self.path, "ab") as f:
             size = os.fstat(f.fileno()).st_size
@@ -322,7 +339,7 @@ def live_events(events: list[AuditEvent]) -> list[AuditEvent]:
             deleted_at[event.target] = event.seq
         elif event.op == "abort":
             aborted.add(event.aborts)
-    return [e for e in events if e.op not in DELETE_OPS and e.op != "abort"
+    return [e for e in events if e.op not in DELETE_OPS and e.op not in ("abort", "vacuum")
             and e.seq not in aborted
             and all(deleted_at.get(ref, -1) < e.seq for ref in _holders(e.target))]
 

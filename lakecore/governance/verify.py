@@ -155,6 +155,11 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
                                    f"missing (commits 0..{versions[-1]} should exist)")
         snapshot = Snapshot()
         referenced: dict[str, dict] = {}
+        # files a vacuum may have deleted: those only commits before its horizon needed
+        horizon = lake.audit.vacuum_horizon(ref)
+        pinned = {s.commit for d in lake.catalog.state().training_datasets for s in d.sources
+                  if (s.group, s.version) == (spec.name, spec.version)}
+        needed: set[str] = set()
         usable = set(table.log.usable_checkpoints(checkpoints, versions, versions[-1]))
         pointer_problem = _pointer_problem(table.log.log_path, usable)
         if pointer_problem:
@@ -180,6 +185,10 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
             for action in actions:
                 if "add" in action:
                     referenced[action["add"]["path"]] = action["add"]
+                    if version > horizon:
+                        needed.add(action["add"]["path"])
+            if version == horizon or version in pinned:
+                needed.update(snapshot.files)
             if version in usable:
                 problem = _checkpoint_problem(table.log, version, snapshot,
                                               replay=version == max(usable))
@@ -189,8 +198,10 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests) -> dict
             if problem:
                 report.problems.append(f"{ref}#{version}: {problem}")
         for path, add in sorted(referenced.items()):
-            _check_file(report, digests, os.path.join(table.location, path), file_digest(add),
-                        f"{ref} data file")
+            full = os.path.join(table.location, path)
+            if horizon >= 0 and path not in needed and not os.path.lexists(full):
+                continue                # vacuumed
+            _check_file(report, digests, full, file_digest(add), f"{ref} data file")
     return hashes
 
 
