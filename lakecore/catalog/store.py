@@ -3,7 +3,8 @@
 Every change rewrites the file atomically (write a temporary file, fsync, rename over the old
 one, fsync the folder) while holding the writer lock, so a crash leaves either the old or the
 new catalog, never a mix. The catalog names the audit event that recorded it, and that event
-holds its sha256, so an edit made without lakecore shows. Readers reload it when its identity (inode, size, mtime) changes.
+holds its sha256, so an edit made without lakecore shows. Readers reload it when its identity
+(inode, size, mtime) changes.
 """
 
 from __future__ import annotations

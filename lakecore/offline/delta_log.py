@@ -38,6 +38,12 @@ from lakecore.errors import IntegrityError, LakeError
 
 LOG_DIR = "_delta_log"
 CHECKPOINT_INTERVAL = 10
+# How long a removed file's tombstone stays in the checkpoints after its commit (the Delta
+# protocol lets them expire; the commit files keep every one). lakecore's reads and vacuum
+# replay the commits and never need them, and keeping them would make every checkpoint, and
+# every open, grow with the history: a streaming table removes a file or two per commit.
+# Another engine's VACUUM sees no tombstone for them and leaves those files to lakecore's.
+TOMBSTONE_RETENTION_MS = 0
 PROTOCOL = {"minReaderVersion": 1, "minWriterVersion": 2}
 _COMMIT_NAME = re.compile(r"([0-9]{20})\.json")
 _CHECKPOINT_NAME = re.compile(r"([0-9]{20})\.checkpoint\.parquet")
@@ -139,6 +145,7 @@ class DeltaLog:
         self.table_path = table_path
         self.log_path = os.path.join(table_path, LOG_DIR)
         self._latest: Snapshot | None = None
+        self._history: list[tuple[int, int, dict[str, Any]]] = []  # read once, then extended
         # what lakecore recorded of each commit: reads check the files against it (None: no
         # record to check against, for a log read outside a lake)
         self.recorded = recorded
@@ -249,6 +256,12 @@ class DeltaLog:
             return snapshot
         return self._rebuild(version)
 
+    def remember(self, snapshot: Snapshot) -> None:
+        """Take ``snapshot``, just committed by this process, as the latest (so the next read
+        does not replay what this process wrote)."""
+        if self._latest is None or snapshot.version > self._latest.version:
+            self._latest = snapshot
+
     def _roll_forward(self, base: Snapshot | None, target: int | None) -> Snapshot:
         """Apply the commits after ``base`` (probing for the next file) up to ``target``."""
         if base is None:
@@ -285,14 +298,19 @@ class DeltaLog:
         return snapshot
 
     def history(self) -> list[tuple[int, int, dict[str, Any]]]:
-        """``(version, timestamp_ms, commitInfo)`` of every commit, oldest first."""
-        commits, _ = self.versions_on_disk()
-        out = []
-        for v in commits:
+        """``(version, timestamp_ms, commitInfo)`` of every commit, oldest first. Commits
+        already listed are not read again: only the ones made since."""
+        if not self._history:
+            versions, _ = self.versions_on_disk()
+        else:
+            versions, version = [], self._history[-1][0] + 1
+            while os.path.exists(self.commit_path(version)):
+                versions.append(version)
+                version += 1
+        for v in versions:
             actions, ts = self.read_commit(v)
-            info = commit_info(actions)
-            out.append((v, ts, info))
-        return out
+            self._history.append((v, ts, commit_info(actions)))
+        return list(self._history)
 
     # -- writing -----------------------------------------------------------------------------
     @staticmethod
@@ -323,11 +341,16 @@ class DeltaLog:
     def stage_checkpoint(self, snapshot: Snapshot) -> tuple[str, str]:
         """A Parquet checkpoint of ``snapshot``, written under a temporary name (it is placed
         only after its commit, since other engines read a checkpoint without its commit file);
-        its path and sha256."""
+        its path and sha256. Tombstones older than ``TOMBSTONE_RETENTION_MS`` are dropped
+        from ``snapshot`` and left out."""
         rows: list[dict[str, Any]] = [
             {"protocol": snapshot.protocol}, {"metaData": _dicts_to_maps(snapshot.metadata)},
         ]
         rows += [{"add": _dicts_to_maps(a)} for a in snapshot.files.values()]
+        expired = (snapshot.timestamp or 0) - TOMBSTONE_RETENTION_MS
+        snapshot.tombstones = {p: r for p, r in snapshot.tombstones.items()
+                               if r.get("deletionTimestamp", expired) > expired}
+        # (0 keeps only the removes of the checkpoint's own commit)
         rows += [{"remove": _dicts_to_maps(r)} for r in snapshot.tombstones.values()]
         table = pa.Table.from_pylist(rows, schema=CHECKPOINT_SCHEMA)
         os.makedirs(self.log_path, exist_ok=True)

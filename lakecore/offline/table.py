@@ -370,6 +370,7 @@ class OfflineTable:
                 raise ConflictError(
                     f"another engine wrote commit {version} of {self.location} in between; "
                     f"lakecore builds only on commits it recorded (verify() reports that one)")
+            self.log.remember(new)
             if staged is not None:
                 self.log.place_checkpoint(staged, version,
                                           2 + len(new.files) + len(new.tombstones))
