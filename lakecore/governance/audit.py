@@ -153,17 +153,28 @@ class AuditLog:
         end = data.rfind(b"\n")
         if end < 0:
             return                          # only a line being appended (or torn by a crash)
-        for line in data[:end].split(b"\n"):
-            self._lines += 1
-            if not line:
-                continue
-            try:
-                event = _decoder.decode(line)
-            except msgspec.DecodeError as exc:
-                self._damaged.append(f"audit log line {self._lines} is damaged: {exc}")
-                continue
-            self._add(event)
-            self._last_line = line
+        lines = data[:end].split(b"\n")
+        try:                                # all at once, when every line decodes
+            events = _decoder.decode_lines(data[:end])
+        except msgspec.DecodeError:
+            events = None
+        if events is not None and len(events) == len(lines):
+            for event in events:
+                self._add(event)
+            self._lines += len(lines)
+            self._last_line = lines[-1]
+        else:
+            for line in lines:
+                self._lines += 1
+                if not line:
+                    continue
+                try:
+                    event = _decoder.decode(line)
+                except msgspec.DecodeError as exc:
+                    self._damaged.append(f"audit log line {self._lines} is damaged: {exc}")
+                    continue
+                self._add(event)
+                self._last_line = line
         self._offset += end + 1
 
     def _unchanged(self, f) -> bool:

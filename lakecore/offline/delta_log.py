@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakecore.base.files import create_exclusively, fsync_path, replace_file
+from lakecore.base.files import create_exclusively, fsync_path, open_own, replace_file
 from lakecore.base.hashing import digest_bytes
 from lakecore.base.parquet import write_parquet
 from lakecore.errors import IntegrityError, LakeError
@@ -264,6 +264,14 @@ class DeltaLog:
 
     def _roll_forward(self, base: Snapshot | None, target: int | None) -> Snapshot:
         """Apply the commits after ``base`` (probing for the next file) up to ``target``."""
+        if base is None and target is None:
+            # the latest, from the checkpoint _last_checkpoint names: no listing of a log
+            # that grows with every commit
+            start = self._pointed_checkpoint()
+            if start is not None:
+                latest = self._roll_forward(start, None)
+                if not os.path.exists(self.commit_path(latest.version + 2)):
+                    return latest           # (a gap after it: list the log, as below)
         if base is None:
             commits, checkpoints = self.versions_on_disk()
             if not commits:
@@ -277,6 +285,21 @@ class DeltaLog:
             snapshot.apply(version, actions, ts)
             version += 1
         return snapshot
+
+    def _pointed_checkpoint(self) -> Snapshot | None:
+        """The table at the checkpoint ``_last_checkpoint`` names, when it is one lakecore
+        writes and, inside a lake, the one it recorded; else None."""
+        try:
+            with open_own(os.path.join(self.log_path, "_last_checkpoint")) as f:
+                version = json.loads(f.read()).get("version")
+            if not (isinstance(version, int) and version > 0
+                    and version % CHECKPOINT_INTERVAL == 0
+                    and os.path.exists(self.commit_path(version))):
+                return None
+            return self.read_checkpoint(version)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, LakeError,
+                pa.ArrowException):
+            return None
 
     def _rebuild(self, version: int, commits: list[int] | None = None,
                  checkpoints: list[int] | None = None) -> Snapshot:
