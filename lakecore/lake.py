@@ -155,8 +155,9 @@ class Lake:
         return self._ctx.online_store
 
     def _catch_up(self) -> None:
-        """After a crash: record the changes a killed writer announced and never made, then
-        roll every online group forward to its latest offline commit."""
+        """After a crash: record the changes a killed writer announced and never made, roll
+        every online group forward to its latest offline commit, and make a merge of small
+        files that is due (``offline.compaction``)."""
         catch_up(self._ctx, self.audit)
         specs = [s for s in self._ctx.catalog.state().feature_groups if s.online]
         with self._ctx.lock.hold():
@@ -172,6 +173,14 @@ class Lake:
                 except IntegrityError as exc:   # one damaged table: the others still open
                     warnings.warn(f"feature group {spec.name!r} version {spec.version} was not "
                                   f"brought online: {exc}; verify() reports it", stacklevel=3)
+            for spec in self._ctx.catalog.state().feature_groups:
+                try:    # a merge a killed writer did not get to (or one level of a backlog)
+                    FeatureGroup(self._ctx, spec)._merge_small_files()
+                except IntegrityError:      # a blocked table: warned above, verify reports it
+                    pass
+                except LakeError as exc:    # a bad compaction setting: the lake still opens
+                    warnings.warn(f"feature group {spec.name!r} version {spec.version} was not "
+                                  f"compacted: {exc}", stacklevel=3)
             if damage is not None:
                 self.audit.append("rebuild_online", "online", None)
                 warnings.warn(f"the online store of {self.path} did not open ({damage}); it "

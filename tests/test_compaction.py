@@ -136,3 +136,21 @@ def test_files_to_merge_takes_the_lowest_full_tier(sizes, fan_in):
             tiers.setdefault(level, []).append(a)
     full = [level for level in sorted(tiers) if len(tiers[level]) >= fan_in]
     assert chosen == (tiers[full[0]][: 4 * fan_in] if full else [])
+
+
+def test_a_writable_open_makes_a_merge_that_is_due(tmp_path, monkeypatch):
+    path = tmp_path / "lake"
+    monkeypatch.setenv("LAKECORE_COMPACT_FAN_IN", "0")      # a writer that did not merge
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", online=True)
+        for i in range(6):
+            fg.insert({"id": [i], "v": [float(i)]})
+    monkeypatch.delenv("LAKECORE_COMPACT_FAN_IN")
+    with lakecore.open(path, readonly=True) as lake:        # a reader changes nothing
+        assert len(lake.feature_group("g").history()) == 6
+    with lakecore.open(path) as lake:
+        fg = lake.feature_group("g")
+        assert [c.operation for c in fg.history()][-1] == "compact"
+        assert live_files(fg) == 1 and fg.read().num_rows == 6
+        assert fg.online_read({"id": [5]}).column("v").to_pylist() == [5.0]
+        assert lake.verify().ok, lake.verify().problems
