@@ -39,6 +39,8 @@ class AuditTrail(Protocol):
 
     def next_seq(self) -> int: ...
 
+    def abort(self, event: Any) -> Any: ...
+
     def withdraw(self, event: Any) -> None: ...
 
     def vacuum_horizon(self, group: str) -> int: ...
@@ -93,7 +95,7 @@ class LakeContext:
         killed before making it is aborted first."""
         stale = self.audit.recorded(target)
         if stale is not None:
-            self.audit.append("abort", target, None, aborts=stale.seq)
+            self.audit.abort(stale)
         return self.audit.append(op, target, object_hash, files={
             os.path.relpath(path, self.path): digest for path, digest in files.items()})
 

@@ -26,8 +26,8 @@ from lakecore.base.files import fsync_path, open_own
 from lakecore.base.hashing import digest_record
 from lakecore.base.refs import group_ref
 from lakecore.base.times import from_millis, now_millis
-from lakecore.errors import IntegrityError, ValidationError
 from lakecore.catalog.specs import FeatureGroupSpec
+from lakecore.errors import IntegrityError, ValidationError
 from lakecore.features.context import LakeContext
 
 AUDIT_FILE = "audit.log"
@@ -280,13 +280,17 @@ class AuditLog:
         self._add(event)
         return event
 
+    def abort(self, event: AuditEvent) -> AuditEvent:
+        """Record that the change ``event`` announced was never made."""
+        return self.append("abort", event.target, None, aborts=event.seq)
+
     def withdraw(self, event: AuditEvent) -> None:
         """Take back an event whose change could not be made (the caller holds the writer
         lock): cut it off when it is still the last line, so a refused call leaves the lake as
         it was; else record an ``abort``."""
         self._refresh()
         if not self._events or self._events[-1] != event:
-            self.append("abort", event.target, None, aborts=event.seq)
+            self.abort(event)
             return
         with open_own(self.path, "rb+") as f:
             f.truncate(self._offset - len(self._last_line) - 1)
@@ -403,11 +407,11 @@ def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
             raise IntegrityError(f"{ctx.catalog.path}: {problem}; restore it (verify() reports "
                                  f"it), or open the lake read-only")
         if unfinished is not None:
-            audit.append("abort", unfinished.target, None, aborts=unfinished.seq)
+            audit.abort(unfinished)
         for spec in ctx.catalog.state().feature_groups:
             pending = pending_commit(ctx, audit, spec)
             if pending is not None:
-                audit.append("abort", pending.target, None, aborts=pending.seq)
+                audit.abort(pending)
 
 
 def anchor_problems(audit: AuditLog, anchor: object) -> list[str]:

@@ -75,25 +75,25 @@ def _vacuum_table(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec, cut
                   pinned: set[int], result: VacuumResult) -> None:
     table = ctx.offline_table(spec)
     ref = group_ref(spec.name, spec.version)
-    history = table.log.history()
-    if not history:
+    latest = table.snapshot().version
+    if latest < 0:
         return
-    latest = history[-1][0]
-    # the first commit still the latest at the cutoff: the one before the first made after it
-    horizon = next((max(v - 1, 0) for v, ts, _ in history if ts >= cutoff_ms), latest)
-    horizon = max(horizon, audit.vacuum_horizon(ref))
-    needed: set[str] = set()
-    referenced: set[str] = set()
+    added = []                          # (timestamp, paths added) of every commit
     for version in range(latest + 1):
-        actions, _ = table.log.read_commit(version)
-        adds = {a["add"]["path"] for a in actions if "add" in a}
-        referenced |= adds
-        if version > horizon:
-            needed |= adds
+        actions, timestamp = table.log.read_commit(version)
+        added.append((timestamp, {a["add"]["path"] for a in actions if "add" in a}))
+    # the first commit still the latest at the cutoff: the one before the first made after it
+    horizon = next((max(v - 1, 0) for v, (ts, _) in enumerate(added) if ts >= cutoff_ms),
+                   latest)
+    horizon = max(horizon, audit.vacuum_horizon(ref))
+    referenced = set().union(*(paths for _, paths in added))
+    needed = set().union(*(paths for _, paths in added[horizon + 1:]))
     for version in {horizon, *pinned}:
         if version <= latest:
             needed |= set(table.snapshot(version).files)
-    doomed = [p for p in referenced - needed if os.path.lexists(os.path.join(table.location, p))]
+    # lakecore names data files plainly, in the table's folder: nothing else is ever deleted
+    doomed = [p for p in referenced - needed
+              if os.path.basename(p) == p and os.path.lexists(os.path.join(table.location, p))]
     leftovers = _leftovers(table.location, referenced)
     result.horizons[ref] = horizon
     if not doomed and not leftovers and horizon == audit.vacuum_horizon(ref):

@@ -23,21 +23,36 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import pyarrow as pa
 
 from lakecore.base.files import open_own, replace_file
 from lakecore.base.hashing import digest_file
-from lakecore.base.refs import dataset_ref, group_folder, group_ref, model_ref, parse_ref
+from lakecore.base.refs import (
+    dataset_ref,
+    group_folder,
+    group_ref,
+    model_ref,
+    parse_ref,
+)
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import LakeError
 from lakecore.features.context import LakeContext
-from lakecore.governance.audit import AuditLog, catalog_status, live_events, pending_commit
+from lakecore.governance.audit import (
+    AuditLog,
+    catalog_status,
+    live_events,
+    pending_commit,
+)
 from lakecore.models.registry import model_hash
 from lakecore.offline.delta_log import Snapshot, commit_info
-from lakecore.offline.table import (HASH_SCHEME, change_digest, commit_digest, file_digest,
-                                    table_schema)
+from lakecore.offline.table import (
+    HASH_SCHEME,
+    change_digest,
+    commit_digest,
+    file_digest,
+    table_schema,
+)
 from lakecore.online.codec import decode_batch, encode_values
 from lakecore.online.layout import NO_TTL, Layout
 from lakecore.online.store import prepare
@@ -240,10 +255,9 @@ def _hash_problem(actions: list[dict], parent: str | None, snapshot: Snapshot) -
         return None
     schema = snapshot.metadata["schemaString"]
     if ours.get("hash_scheme") == HASH_SCHEME:
-        change = SimpleNamespace(operation=ours.get("operation"),
-                                 adds=[a["add"] for a in actions if "add" in a],
-                                 removes=[a["remove"] for a in actions if "remove" in a])
-        expected = change_digest(parent, schema, change)
+        expected = change_digest(parent, schema, [a["add"] for a in actions if "add" in a],
+                                 [a["remove"] for a in actions if "remove" in a],
+                                 ours.get("operation"))
     else:
         expected = commit_digest(parent, schema, snapshot.files.values(), ours.get("operation"))
     if expected != ours.get("hash"):

@@ -169,7 +169,7 @@ class DeltaLog:
     def load_commit(self, version: int) -> tuple[bytes, list[dict[str, Any]], int]:
         """A commit file's bytes, actions and timestamp (ms), unchecked."""
         path = self.commit_path(version)
-        with open(path, "rb") as f:
+        with open_own(path) as f:           # never through a link planted in the log
             raw = f.read()
             mtime_ms = os.fstat(f.fileno()).st_mtime_ns // 1_000_000
         try:
@@ -224,7 +224,7 @@ class DeltaLog:
     def read_checkpoint(self, version: int, checked: bool = True) -> Snapshot:
         """The table at ``version`` from its checkpoint. ``checked``: the checkpoint must be
         the one lakecore recorded, else IntegrityError."""
-        with open(self.checkpoint_path(version), "rb") as f:
+        with open_own(self.checkpoint_path(version)) as f:
             raw = f.read()
         if checked and self.recorded is not None:
             record = self.recorded(version)

@@ -320,7 +320,8 @@ class OfflineTable:
         version = snapshot.version + 1
         timestamp = max(now_millis(), (snapshot.timestamp or 0) + 1)
         schema_string = to_delta_schema_string(schema)
-        commit_hash = change_digest(snapshot.commit_hash, schema_string, change)
+        commit_hash = change_digest(snapshot.commit_hash, schema_string, change.adds,
+                                    change.removes, change.operation)
         info = {
             "timestamp": timestamp,
             "operation": {"insert": "WRITE", "delete": "DELETE", "compact": "OPTIMIZE"}.get(
@@ -432,17 +433,17 @@ def commit_digest(parent: str | None, schema_string: str, live: Any, operation: 
     })
 
 
-def change_digest(parent: str | None, schema_string: str, change: Any) -> str:
+def change_digest(parent: str | None, schema_string: str, adds: list[dict[str, Any]],
+                  removes: list[dict[str, Any]], operation: str) -> str:
     """A scheme-2 commit hash: its parent's hash, the schema, the files it adds (path, size,
-    sha256) and removes (path), and the operation. ``change``: a Change, or anything with
-    ``adds``, ``removes`` and ``operation``."""
+    sha256) and removes (path), and the operation."""
     return digest_record({
         "parent": parent,
         "schema": schema_string,
         "adds": sorted([a["path"], a["size"], (a.get("tags") or {}).get(_SHA_TAG)]
-                       for a in change.adds),
-        "removes": sorted(r["path"] for r in change.removes),
-        "operation": change.operation,
+                       for a in adds),
+        "removes": sorted(r["path"] for r in removes),
+        "operation": operation,
     })
 
 

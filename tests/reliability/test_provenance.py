@@ -18,6 +18,7 @@ import pytest
 import lakecore
 from tests.lake_state import lake_digest
 
+
 def build(path: str, tmp_path) -> None:
     """An online group with 3 commits and a second group, a view with transforms and a
     training dataset, and a model with an alias moved once."""
@@ -45,6 +46,21 @@ def run(code: str, *args: str, returncode: int = 0) -> subprocess.CompletedProce
     return done
 
 
+def refused_writable_open(path: str) -> str:
+    """The IntegrityError a writable open in another process gives; the lake's files are
+    unchanged by it."""
+    before = lake_digest(path)
+    done = run("""
+        import sys, lakecore
+        try:
+            lakecore.open(sys.argv[1])
+        except lakecore.IntegrityError as exc:
+            print(exc)
+    """, path)
+    assert lake_digest(path) == before
+    return done.stdout
+
+
 def log_path(path: str, version: int) -> str:
     return os.path.join(path, "feature_groups", "g", "v1", "_delta_log", f"{version:020d}.json")
 
@@ -52,8 +68,8 @@ def log_path(path: str, version: int) -> str:
 def lakecore_like_commit(path: str) -> None:
     """Append commit 3 the way lakecore writes one: a data file with its sha256 and key
     ranges in the tags, a commitInfo with lakecore's fields and a hash consistent with it."""
-    from lakecore.offline.table import HASH_SCHEME, change_digest
     from lakecore.base.parquet import write_parquet
+    from lakecore.offline.table import HASH_SCHEME, change_digest
 
     with open(log_path(path, 2), "rb") as f:
         previous = [json.loads(line) for line in f.read().splitlines()]
@@ -69,9 +85,9 @@ def lakecore_like_commit(path: str) -> None:
                 "partitionValues": {}, "size": a["add"]["size"], "deletionTimestamp": 0}
                for a in _commit_actions(path, 0) if "add" in a]
     schema = _commit_actions(path, 0)[2]["metaData"]["schemaString"]
-    change = type("C", (), {"adds": [add], "removes": removes, "operation": "insert"})
-    ours = dict(info["lakecore"], hash=change_digest(info["lakecore"]["hash"], schema, change),
-                parent_hash=info["lakecore"]["hash"], hash_scheme=HASH_SCHEME)
+    forged = change_digest(info["lakecore"]["hash"], schema, [add], removes, "insert")
+    ours = dict(info["lakecore"], hash=forged, parent_hash=info["lakecore"]["hash"],
+                hash_scheme=HASH_SCHEME)
     actions = [{"commitInfo": dict(info, timestamp=info["timestamp"] + 1, lakecore=ours)},
                *({"remove": r} for r in removes), {"add": add}]
     with open(log_path(path, 3), "w") as f:
@@ -235,16 +251,8 @@ def test_a_catalog_edited_by_hand_is_reported_and_a_writable_open_refuses_it(tmp
         problems = lake.verify().problems
     assert any(p.startswith("catalog: ") and "changed outside lakecore" in p
                for p in problems), problems
-    before = lake_digest(path)
-    done = run("""
-        import sys, lakecore
-        try:
-            lakecore.open(sys.argv[1])
-        except lakecore.IntegrityError as exc:
-            print(exc)
-    """, path)
-    assert "changed outside lakecore" in done.stdout and "read-only" in done.stdout
-    assert lake_digest(path) == before
+    refusal = refused_writable_open(path)
+    assert "changed outside lakecore" in refusal and "read-only" in refusal
 
 
 def _cut_after(path: str, keep) -> None:
@@ -266,16 +274,7 @@ def test_an_audit_log_that_lost_its_tail_is_reported_without_an_anchor(tmp_path,
         problems = lake.verify().problems
     assert any("audit log ends" in p or "records no catalog change" in p
                for p in problems), problems
-    before = lake_digest(path)
-    done = run("""
-        import sys, lakecore
-        try:
-            lakecore.open(sys.argv[1])
-        except lakecore.IntegrityError as exc:
-            print(exc)
-    """, path)
-    assert "lost its tail" in done.stdout     # and no event is made up again
-    assert lake_digest(path) == before
+    assert "lost its tail" in refused_writable_open(path)    # no event is made up again
 
 
 def test_commits_whose_events_were_cut_off_are_reported(tmp_path):
