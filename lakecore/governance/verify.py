@@ -143,6 +143,9 @@ def verify(lake: LakeContext, audit: AuditLog, *, fast: bool = False) -> Report:
 
 def _check_file(report: Report, digests: _Digests, path: str, expected: str | None,
                 what: str) -> None:
+    if os.path.islink(path):
+        report.problems.append(f"{what}: file {path} is a link; lakecore never follows it")
+        return
     if not os.path.exists(path):
         report.problems.append(f"{what}: file {path} is missing")
         return
@@ -287,6 +290,8 @@ def _pointer_problem(log_path: str, usable: set[int]) -> str | None:
 def _checkpoint_problem(log, version: int, replayed: Snapshot, replay: bool) -> str | None:
     """How checkpoint ``version`` differs from the one lakecore recorded (and, with
     ``replay``, from replaying the commit files), or None."""
+    if os.path.islink(log.checkpoint_path(version)):
+        return "is a link; lakecore never follows it"
     record = log.recorded(version)
     if record is not None and (record.log_file is not None or record.checkpoint is not None):
         found = digest_file(log.checkpoint_path(version))

@@ -151,3 +151,37 @@ def test_a_pointer_left_behind_by_a_killed_writer_is_not_a_problem(tmp_path):
     os.unlink(pointer)
     with lakecore.open(path, readonly=True) as lake:
         assert lake.verify().ok, lake.verify().problems
+
+
+@pytest.mark.parametrize("kind", ["json", "checkpoint"])
+def test_a_log_file_replaced_by_a_link_is_never_followed(tmp_path, kind):
+    """Even a link to an exact copy: lakecore reads nothing outside the lake."""
+    path = str(tmp_path / "lake")
+    log = build(path)
+    inside = os.path.join(log, name(10, kind))
+    outside = str(tmp_path / "copy")
+    shutil.copy(inside, outside)
+    os.unlink(inside)
+    os.symlink(outside, inside)
+    with lakecore.open(path, readonly=True) as lake:
+        fg = lake.feature_group("g")
+        if kind == "json":
+            with pytest.raises(lakecore.IntegrityError, match="is a link"):
+                fg.read(as_of=10)
+            assert any("#10: commit file unreadable" in p for p in lake.verify().problems)
+        else:                                   # the commits are replayed instead
+            assert fg.read().num_rows == 12 and fg.read(as_of=10).num_rows == 11
+            assert any("checkpoint 10 is a link" in p for p in lake.verify().problems)
+
+
+def test_a_data_file_replaced_by_a_link_is_reported(tmp_path):
+    path = str(tmp_path / "lake")
+    log = build(path)
+    table = os.path.dirname(log)
+    data = sorted(n for n in os.listdir(table) if n.endswith(".parquet"))[0]
+    outside = str(tmp_path / "copy.parquet")
+    shutil.copy(os.path.join(table, data), outside)
+    os.unlink(os.path.join(table, data))
+    os.symlink(outside, os.path.join(table, data))
+    with lakecore.open(path, readonly=True) as lake:
+        assert any(data in p and "is a link" in p for p in lake.verify().problems)
