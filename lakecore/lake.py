@@ -28,6 +28,7 @@ import errno
 import json
 import os
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -127,6 +128,8 @@ class Lake:
                                 online_store=OnlineStore(self.path, self.readonly),
                                 audit=self.audit, spark=SparkEngine())
         self.models = ModelRegistry(self._ctx)
+        # also when the lake is dropped or the process exits without close()
+        self._release = weakref.finalize(self, self._ctx.release_tables)
         if not self.readonly:
             self._check_writable()
             self._catch_up()
@@ -204,7 +207,7 @@ class Lake:
         lakecore.errors.LakeError: the lake at ... is closed
         """
         self._ctx.closed = True
-        self._ctx._tables.clear()
+        self._release()
 
     def __enter__(self) -> Lake:
         return self

@@ -173,8 +173,7 @@ def test_verify_reports_each_kind_of_damage(lake, trained, tmp_path):
         with open(path, "wb") as f:
             f.write(bytes(data))
 
-    data_file = os.path.join(cards.location, sorted(
-        f for f in os.listdir(cards.location) if f.endswith(".parquet"))[0])
+    data_file = os.path.join(cards.location, sorted(cards._table.snapshot().files)[0])
     td_file = os.path.join(lake.path, td._spec.files["all"][0].path)
     damages = [
         (lambda: flip(data_file), "cards@1 data file"),

@@ -263,9 +263,9 @@ def test_files_out_of_the_spines_reach_are_not_read(tmp_path, monkeypatch):
             fg.insert({"id": [1, 2], "ts": pa.array([day(30 * month), day(30 * month + 1)], TS),
                        "v": [float(month), float(month) + 0.5]})
         read = []
-        real = offline_table.pq.read_table
-        monkeypatch.setattr(offline_table.pq, "read_table",
-                            lambda path, **kw: read.append(path) or real(path, **kw))
+        real = offline_table.read_parquet
+        monkeypatch.setattr(offline_table, "read_parquet",
+                            lambda path, *a, **kw: read.append(path) or real(path, *a, **kw))
         spine = {"id": [1, 2, 2], "ts": pa.array([day(61), day(62), day(95)], TS)}
         got = fg.select_all().read(spine=spine)
         assert got.column("v").to_pylist() == [2.0, 2.5, None]   # day 91 is 4 days before 95

@@ -11,15 +11,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakecore.base.arrow import type_kind
-from lakecore.base.files import create_exclusively, replace_file
+from lakecore.base.files import create_exclusively, open_own, replace_file
 from lakecore.base.hashing import ALGORITHM
 
 ROW_GROUP_ROWS = 1 << 20
+# Files up to this size are read into memory and parsed there: for the small files of a
+# streaming pipeline, pyarrow's dataset reader costs several times the parse itself.
+SMALL_FILE_BYTES = 1 << 22
+# Linux names an open file's descriptor here: a big file is handed to pyarrow by the file
+# opened without following links, not by its path (which could be swapped in between).
+_OPEN_FILES = "/proc/self/fd"
 
 
 class _HashingFile:
@@ -47,13 +54,15 @@ class _HashingFile:
         return f"{ALGORITHM}:{self._hash.hexdigest()}"
 
 
-def write_parquet(table: pa.Table, path: str, *, replace: bool = False) -> tuple[int, str]:
+def write_parquet(table: pa.Table, path: str, *, replace: bool = False,
+                  into: BinaryIO | None = None) -> tuple[int, str]:
     """Write ``table`` to ``path``; its ``(size in bytes, sha256 digest)``.
 
     The file is created exclusively (never through a link; an existing file is an error) and
     removed again if writing fails; with ``replace=True`` it is written beside ``path`` and
-    renamed over it, so readers see the old file or the new one. The caller makes the folder
-    durable (one fsync for all the files of a commit or dataset).
+    renamed over it, so readers see the old file or the new one. ``into``: the empty file at
+    ``path``, already open (``offline.ready_files``; its owner undoes a failed write). The caller makes the folder durable (one
+    fsync for all the files of a commit or dataset).
 
     Examples
     --------
@@ -68,20 +77,48 @@ def write_parquet(table: pa.Table, path: str, *, replace: bool = False) -> tuple
 
     def write(f) -> None:
         written.append(_HashingFile(f))
-        pq.write_table(table.combine_chunks(), written[0], compression="zstd",
-                       use_dictionary=text, row_group_size=ROW_GROUP_ROWS)
+        options = dict(compression="zstd", use_dictionary=text, row_group_size=ROW_GROUP_ROWS)
+        if table.nbytes <= SMALL_FILE_BYTES:    # encoded in memory, written in one call
+            encoded = pa.BufferOutputStream()
+            pq.write_table(table.combine_chunks(), encoded, **options)
+            written[0].write(encoded.getvalue())
+        else:
+            pq.write_table(table.combine_chunks(), written[0], **options)
 
     if replace:
         replace_file(path, write)
     else:
         try:
-            with create_exclusively(path) as f:
+            with into if into is not None else create_exclusively(path) as f:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
         except BaseException:
-            if written:                 # ours: created, then failed part way
+            if written and into is None:    # ours: created, then failed part way
                 with contextlib.suppress(OSError):
                     os.unlink(path)
             raise
     return written[0].tell(), written[0].digest()
+
+
+def read_parquet(path: str, columns: list[str] | None = None, *,
+                 use_threads: bool = True) -> pa.Table:
+    """The rows of a Parquet file in the lake (``columns`` only, when given), never read
+    through a link (a link at ``path`` is an IntegrityError).
+
+    Examples
+    --------
+    >>> import os, tempfile, pyarrow as pa
+    >>> path = os.path.join(tempfile.mkdtemp(), "rows.parquet")
+    >>> _ = write_parquet(pa.table({"id": [1, 2], "x": [0.5, 1.5]}), path)
+    >>> read_parquet(path, ["x"]).column("x").to_pylist()
+    [0.5, 1.5]
+    """
+    with open_own(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size <= SMALL_FILE_BYTES:
+            source = pa.BufferReader(f.read())
+            return pq.ParquetFile(source).read(columns=columns, use_threads=False)
+        opened = os.path.join(_OPEN_FILES, str(f.fileno()))
+        return pq.read_table(opened if os.path.isdir(_OPEN_FILES) else path, columns=columns,
+                             use_threads=use_threads)

@@ -129,7 +129,17 @@ class LakeContext:
 
     def forget_table(self, location: str) -> None:
         with self._tables_guard:
-            self._tables.pop(os.path.join(self.path, location), None)
+            table = self._tables.pop(os.path.join(self.path, location), None)
+        if table is not None:
+            table.ready_files.release()
+
+    def release_tables(self) -> None:
+        """Drop the offline tables, removing the empty files they made for writes to come
+        (``offline.ready_files``): at close, and when the process exits without one."""
+        with self._tables_guard:
+            tables, self._tables = list(self._tables.values()), {}
+        for table in tables:
+            table.ready_files.release()
 
     def group_spec(self, name: str, version: int | None) -> FeatureGroupSpec:
         """The definition of feature group ``name`` at ``version`` (latest when None)."""

@@ -31,7 +31,7 @@ from lakecore.errors import (
 from lakecore.features.context import LakeContext
 from lakecore.features.query import Query, select_query
 from lakecore.offline.compaction import fan_in, files_to_merge
-from lakecore.offline.delta_log import Snapshot
+from lakecore.offline.delta_log import Snapshot, commit_info
 from lakecore.offline.schema import conform, storage_schema
 from lakecore.offline.table import Change, table_schema
 from lakecore.online.codec import encode_keys
@@ -185,7 +185,7 @@ class FeatureGroup:
         Then bring the online store up to the new commit (a derived store: a crash before that
         is repaired on open)."""
         table = self._table
-        table.pending.clear()
+        table.begin_change()
         try:
             try:
                 change: Change = plan()
@@ -208,13 +208,21 @@ class FeatureGroup:
             raise
         table.pending.clear()
         if self.online:
-            store = self._ctx.online_store
-            if store.watermark(self.name, self.version) == snapshot.version - 1:
-                store.apply(self.name, self.version, self._layout(schema),
-                            online_rows if online_rows is not None else change.rows,
-                            snapshot.version, deleted_keys=deleted_keys)
+            current = table.online_version == snapshot.version - 1
+            if not change.data_change:
+                # a compaction changes no row: the online store stays as it is (its watermark
+                # names the last commit that changed rows)
+                if current:
+                    table.online_version = snapshot.version
             else:
-                self._sync_online()
+                store = self._ctx.online_store
+                if current or store.watermark(self.name, self.version) == snapshot.version - 1:
+                    store.apply(self.name, self.version, self._layout(schema),
+                                online_rows if online_rows is not None else change.rows,
+                                snapshot.version, deleted_keys=deleted_keys)
+                    table.online_version = snapshot.version
+                else:
+                    self._sync_online()
         return _commit(snapshot.version, snapshot.timestamp, info)
 
     def insert(self, data: Any) -> Commit | None:
@@ -347,24 +355,29 @@ class FeatureGroup:
 
     def _sync_online(self) -> None:
         """Roll the online store forward to the latest offline commit (the caller holds the
-        writer lock): commit by commit when only inserts and compactions are missing, else by
-        rebuilding the group's online data from the offline table."""
+        writer lock): commit by commit when only inserts and compactions are missing (a
+        compaction changes no row: skipped), else by rebuilding the group's online data from
+        the offline table. Reads only the commits after the watermark."""
         store, table = self._ctx.online_store, self._table
         snapshot = table.snapshot()
         watermark = store.watermark(self.name, self.version)
         if snapshot.version < 0 or watermark >= snapshot.version:
+            table.online_version = snapshot.version
             return
         schema = self._schema(snapshot)
         layout = self._layout(schema)
-        missing = [info for v, _, info in table.log.history() if v > watermark]
-        operations = {(info.get("lakecore") or {}).get("operation") for info in missing}
+        missing = {v: commit_info(table.log.read_commit(v)[0])
+                   for v in range(max(watermark, -1) + 1, snapshot.version + 1)}
+        operations = {(info.get("lakecore") or {}).get("operation") for info in missing.values()}
         if watermark >= 0 and operations <= {"insert", "compact"}:
-            for version in range(watermark + 1, snapshot.version + 1):
-                store.apply(self.name, self.version, layout,
-                            table.rows_added_by(version, schema), version)
+            for version, info in missing.items():
+                if (info.get("lakecore") or {}).get("operation") == "insert":
+                    store.apply(self.name, self.version, layout,
+                                table.rows_added_by(version, schema), version)
         else:
             store.apply(self.name, self.version, layout, table.read(snapshot, schema, None),
                         snapshot.version, clear=True)
+        table.online_version = snapshot.version
 
     def rebuild_online(self) -> None:
         """Rebuild this group's online data from its offline table (for example after the

@@ -7,8 +7,8 @@ import os
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from lakecore.base.parquet import read_parquet
 from lakecore.base.refs import dataset_ref
 from lakecore.base.storage_errors import guard_storage
 from lakecore.base.times import from_micros
@@ -133,7 +133,7 @@ class TrainingDataset:
             raise ValidationError(f"split: no split {split!r} (splits: {', '.join(spec.files)})")
         tables = []
         for n in names:
-            parts = [pq.read_table(os.path.join(self._ctx.path, f.path)) for f in spec.files[n]]
+            parts = [read_parquet(os.path.join(self._ctx.path, f.path)) for f in spec.files[n]]
             if spec.engine == "spark":      # files hold the row id: restore spine order
                 whole = pa.concat_tables(parts, promote_options="permissive") if parts else None
                 parts = [] if whole is None else [whole.sort_by(ROW_ID).drop_columns([ROW_ID])]
@@ -175,7 +175,7 @@ class TrainingDataset:
         view = view_spec(ctx, spec.view, spec.view_version)
         spine = None
         if spec.spine is not None:
-            spine = pq.read_table(os.path.join(ctx.path, spec.spine.path))
+            spine = read_parquet(os.path.join(ctx.path, spec.spine.path))
         folder = os.path.join(folder_of(spec.view, spec.view_version, spec.version), "recreated")
         pinned = {(s.group, s.version): s.commit for s in spec.sources}
         rebuilt = materialize(ctx.resolve, ctx.path, view, spec.version, spine=spine,

@@ -48,6 +48,7 @@ from lakecore.models.registry import model_hash
 from lakecore.offline.delta_log import Snapshot, commit_info
 from lakecore.offline.table import (
     HASH_SCHEME,
+    OfflineTable,
     change_digest,
     commit_digest,
     file_digest,
@@ -330,6 +331,15 @@ def _verify_online(lake: LakeContext, report: Report) -> None:
                                    f"cannot be compared with the offline table ({exc})")
 
 
+def _only_compactions(table: OfflineTable, watermark: int, snapshot: Snapshot) -> bool:
+    """Whether every commit after the online watermark is a compaction (which changes no row,
+    so the online store does not follow it)."""
+    if not 0 <= watermark < snapshot.version:
+        return False
+    return all((commit_info(table.log.read_commit(v)[0]).get("lakecore") or {}).get("operation")
+               == "compact" for v in range(watermark + 1, snapshot.version + 1))
+
+
 def _compare_online(lake: LakeContext, report: Report, spec: FeatureGroupSpec) -> None:
     """One online group against its latest offline rows."""
     store = lake.online_store
@@ -343,7 +353,7 @@ def _compare_online(lake: LakeContext, report: Report, spec: FeatureGroupSpec) -
             report.problems.append(f"{ref}: the online store holds {len(keys)} row(s) at "
                                    f"commit {watermark}; the table has no commit")
         return
-    if watermark != snapshot.version:
+    if watermark != snapshot.version and not _only_compactions(table, watermark, snapshot):
         report.problems.append(f"{ref}: the online store is at commit {watermark}, the "
                                f"offline table at commit {snapshot.version}")
     layout = Layout.of(schema, spec.primary_key, spec.event_time)

@@ -13,7 +13,6 @@ import datetime as dt
 import functools
 import json
 import os
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,14 +21,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from lakecore._native import dedupe
 from lakecore._version import __version__
 from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_bytes, digest_record
 from lakecore.base.keys import key_codes
-from lakecore.base.parquet import ROW_GROUP_ROWS, write_parquet
+from lakecore.base.parquet import ROW_GROUP_ROWS, read_parquet, write_parquet
 from lakecore.base.threads import SMALL_INPUT_BYTES, get_num_threads
 from lakecore.base.times import now_millis, utc_millis
 from lakecore.errors import ConflictError
@@ -40,6 +38,7 @@ from lakecore.offline.delta_log import (
     RecordedCommit,
     Snapshot,
 )
+from lakecore.offline.ready_files import ReadyFiles, data_file_name
 from lakecore.offline.schema import from_delta_schema_string, to_delta_schema_string
 
 # Rows per data file: big enough for fast scans, small enough that an upsert touching recent
@@ -167,7 +166,12 @@ class OfflineTable:
         self.key_columns = key_columns      # primary key, then event_time if any
         self.primary_key = primary_key
         self.pending: list[str] = []        # files written and not yet committed
+        self.ready_files = ReadyFiles(location)
+        self.unsynced_names = False         # a pending file's name still needs a folder fsync
         self.online_layout = None           # the online row layout of the current schema
+        # the latest commit the online store is known (in this process) to be current with:
+        # its watermark, or a compaction after it
+        self.online_version = -2
 
     # -- reading -----------------------------------------------------------------------------
     def snapshot(self, version: int | None = None) -> Snapshot:
@@ -201,9 +205,9 @@ class OfflineTable:
         threads = _file_threads(snapshot.files[p] for p in files)
         if threads > 1 and len(paths) > 1:
             with ThreadPoolExecutor(min(threads, len(paths))) as pool:
-                parts = list(pool.map(lambda p: pq.read_table(p, columns=target.names), paths))
+                parts = list(pool.map(lambda p: read_parquet(p, target.names), paths))
         else:
-            parts = [pq.read_table(p, columns=target.names) for p in paths]
+            parts = [read_parquet(p, target.names) for p in paths]
         return pa.concat_tables([part.cast(target) for part in parts])
 
     # -- writing data files ------------------------------------------------------------------
@@ -219,15 +223,21 @@ class OfflineTable:
         bounds = [table.num_rows * i // pieces for i in range(pieces + 1)]
         slices = [table.slice(bounds[i], bounds[i + 1] - bounds[i]) for i in range(pieces)]
         if pieces == 1:
-            return [self._write_file(slices[0], version_hint, data_change)]
+            return [self._write_file(slices[0], version_hint, data_change, ready=True)]
         with ThreadPoolExecutor(min(threads, pieces)) as pool:
             return list(pool.map(lambda s: self._write_file(s, version_hint, data_change), slices))
 
-    def _write_file(self, table: pa.Table, version_hint: int, data_change: bool) -> dict[str, Any]:
-        name = f"part-{max(version_hint, 0):05d}-{uuid.uuid4()}-c000.zstd.parquet"
+    def _write_file(self, table: pa.Table, version_hint: int, data_change: bool,
+                    ready: bool = False) -> dict[str, Any]:
+        """One data file; ``ready``: into a file made ahead of time (one writing thread)."""
+        if ready:
+            name, into = self.ready_files.take(version_hint)
+        else:
+            name, into = data_file_name(version_hint), None
+            self.unsynced_names = True
         path = os.path.join(self.location, name)
         self.pending.append(path)
-        size, digest = write_parquet(table, path)
+        size, digest = write_parquet(table, path, into=into)
         return {
             "path": name,
             "partitionValues": {},
@@ -256,7 +266,7 @@ class OfflineTable:
                       if ranges_overlap(_file_ranges(add), ranges, columns)]
 
         def split(add: dict[str, Any]) -> tuple[dict, pa.Table | None, int]:
-            stored = pq.read_table(os.path.join(self.location, add["path"])).cast(schema)
+            stored = read_parquet(os.path.join(self.location, add["path"])).cast(schema)
             stored_codes, incoming_codes, n = key_codes(stored, keys, columns, columns)
             mask = dedupe.isin(stored_codes, incoming_codes, n)
             matched = int(mask.sum())
@@ -297,7 +307,7 @@ class OfflineTable:
         if len(files) <= 1:
             return Change("compact", [], [], 0, 0, None, data_change=False)
         paths = [os.path.join(self.location, a["path"]) for a in files]
-        table = pa.concat_tables([pq.read_table(p).cast(schema) for p in paths])
+        table = pa.concat_tables([read_parquet(p).cast(schema) for p in paths])
         adds = self.write_files(table, snapshot.version + 1, data_change=False)
         if len(adds) >= len(files):
             self.discard_pending()  # nothing gained: leave the table as it is
@@ -315,8 +325,9 @@ class OfflineTable:
         ``withdraw`` takes back what it returned when the commit could not be made. A commit
         made by another engine in between is a ConflictError: lakecore builds only on its own
         commits."""
-        if change.adds:
+        if change.adds and self.unsynced_names:
             fsync_path(self.location)   # the new files' names, durable before a commit names them
+        self.unsynced_names = False
         version = snapshot.version + 1
         timestamp = max(now_millis(), (snapshot.timestamp or 0) + 1)
         schema_string = to_delta_schema_string(schema)
@@ -386,17 +397,26 @@ class OfflineTable:
         """The rows of the files that commit ``version`` added."""
         actions, _ = self.log.read_commit(version)
         paths = [a["add"]["path"] for a in actions if "add" in a]
-        parts = [pq.read_table(os.path.join(self.location, p)).cast(schema) for p in paths]
+        parts = [read_parquet(os.path.join(self.location, p)).cast(schema) for p in paths]
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
+    def begin_change(self) -> None:
+        """A change starts writing files: ``discard_pending`` undoes what it writes."""
+        self.pending.clear()
+        self.ready_files.begin()
+
     def discard_pending(self) -> None:
-        """Delete the files written since the last commit (after a failed change)."""
+        """Undo the files written since ``begin_change`` (after a failed change): delete
+        them, or put back emptied the ready files they were written into."""
         for path in self.pending:
+            if self.ready_files.undo(os.path.basename(path)):
+                continue
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
         self.pending.clear()
+        self.ready_files.forget_made()
 
 
 def _file_threads(adds: Any) -> int:

@@ -4,6 +4,12 @@ One environment per path, opened once per process and never used across ``fork()
 drops the parent's handles and opens its own); named database handles cached per environment
 and invalidated (``handles_version``) after a fork or an aborted write. Environments use
 LMDB 0.9's file format, start at ``INITIAL_MAP_SIZE`` and grow on demand.
+
+Each write transaction makes one fsync, not two (``metasync=False``): LMDB then keeps its
+integrity through a power loss but may lose the last transaction. The online store is derived
+from the offline commits, which are durable first, and that transaction also holds the
+group's watermark: the next writable open finds the watermark behind and applies the commit
+again.
 """
 
 from __future__ import annotations
@@ -107,7 +113,7 @@ def environment(path: str, create: bool, readonly: bool = False) -> lmdb.Environ
                                     f"LMDB's two meta pages")
         os.makedirs(path, exist_ok=True)
         options = dict(map_size=INITIAL_MAP_SIZE, max_dbs=4096, subdir=True, writemap=False,
-                       metasync=True, sync=True, max_readers=256, lib_version=LMDB_FORMAT)
+                       metasync=False, sync=True, max_readers=256, lib_version=LMDB_FORMAT)
         if readonly and not create:
             env = _open_readonly(path, options)
         else:

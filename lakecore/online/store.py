@@ -96,7 +96,8 @@ class OnlineStore:
         remove_tree(self.path)
 
     def watermark(self, name: str, version: int) -> int:
-        """The last offline commit applied to the group (-1: none)."""
+        """The last offline commit applied to the group (-1: none). Compactions change no
+        row and are not applied: commits after the watermark may all be compactions."""
         env = self._env(create=False)
         wm = existing_db(env, WATERMARKS)
         if wm is None:

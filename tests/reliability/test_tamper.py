@@ -28,8 +28,7 @@ def build(path) -> dict[str, str]:
         model = lake.models.register("m", artifact, training_data=td)
         log = os.path.join(fg.location, "_delta_log")
         return {
-            "data file": os.path.join(fg.location, sorted(
-                f for f in os.listdir(fg.location) if f.endswith(".parquet"))[0]),
+            "data file": os.path.join(fg.location, sorted(fg._table.snapshot().files)[0]),
             "commit file": os.path.join(log, f"{3:020d}.json"),
             "checkpoint": os.path.join(log, f"{10:020d}.checkpoint.parquet"),
             "training data": os.path.join(lake.path, td._spec.files["all"][0].path),
