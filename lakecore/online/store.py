@@ -4,9 +4,10 @@ One LMDB environment per lake (``<lake>/online``), one named database per online
 keys and values encoded by the native row codec (``_native/rowformat.pyx`` describes it). Values are derived
 from the offline table: a key's row is replaced only by a row with a greater event time, or an
 equal one from a later commit, and the database ``__watermarks__`` records the last offline
-commit applied to each group, in the same transaction as the rows. A writable open rolls every
-group forward from its watermark, so a crash between the offline commit and the online write is
-repaired on the next open.
+commit applied to each group, in the same transaction as the rows (compactions change no row and
+are not applied). A writable open rolls every group forward from its watermark, so a crash
+between the offline commit and the online write, or a power loss that takes back the last LMDB
+transaction (one fsync per write: see ``environments``), is repaired on the next open.
 
 LMDB facts this module respects: one environment handle per process and path (shared by every
 Lake), never used across ``fork()`` (the child opens its own); map size grows on
