@@ -67,6 +67,14 @@ class OfflineStoreMachine(RuleBasedStateMachine):
         assert commit.rows_added == len({self.key(i, t) for i, t, _ in batch})
         assert commit.rows_removed == len(replaced)
         self.versions.append(dict(self.model))
+        self.merged_automatically()
+
+    def merged_automatically(self):
+        """The commits the same call added after its own: merges of small files, which
+        change no row."""
+        added = self.fg.history()[len(self.versions):]
+        assert [c.operation for c in added] in ([], ["compact"])
+        self.versions.extend(dict(self.model) for _ in added)
 
     @precondition(lambda self: self.versions)
     @rule(keys=st.lists(ids, max_size=4))
@@ -80,6 +88,7 @@ class OfflineStoreMachine(RuleBasedStateMachine):
         for k in doomed:
             del self.model[k]
         self.versions.append(dict(self.model))
+        self.merged_automatically()
 
     @precondition(lambda self: self.versions)
     @rule()

@@ -12,6 +12,7 @@ them here (``audit`` is anything with ``append``; ``spark`` the integration's en
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -71,6 +72,9 @@ class LakeContext:
             raise ReadOnlyError(f"{what}: the lake at {self.path} is open read-only")
         with self.lock.hold():
             yield
+            if self.audit.index_due():  # what opens read instead of the whole audit log
+                with contextlib.suppress(OSError):
+                    self.audit.write_index()
 
     def record(self, change: Callable[[CatalogState], Any], op: str, target: str,
                object_hash: str | None) -> None:

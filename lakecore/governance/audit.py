@@ -12,6 +12,15 @@ that is not was written by someone else: lakecore never adopts it. A writer kill
 an event and its change leaves an event whose change never landed; the next writer (or
 writable open) appends an ``abort`` event for it. A deletion ends the story of the object's
 earlier events (``live_events``): a ref made again after a deletion is a new object.
+
+Opening a lake does not read the whole log. Every ``INDEX_EVERY`` events a writer saves what
+reads need from the events so far in ``audit.index``, and records the index's sha256 in the
+next event (``index_audit_log``): the live events of every object, except table commits older
+than the last ``INDEX_WINDOW`` of their table (reads of the latest version need only the
+commits since its checkpoint), the catalog events and vacuum horizons. A reader loads the
+index when the log still holds, where the index ends, the line it ended with, followed by the
+event recording the index's digest; then it reads only the events after it. A question the
+index cannot answer (an older commit, every event) reads the whole log, once.
 """
 
 from __future__ import annotations
@@ -19,11 +28,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import uuid
 
 import msgspec
 
-from lakecore.base.files import fsync_path, open_own
-from lakecore.base.hashing import digest_record
+from lakecore.base.files import create_exclusively, fsync_path, open_own
+from lakecore.base.hashing import digest_bytes, digest_record
 from lakecore.base.refs import group_ref
 from lakecore.base.times import from_millis, now_millis
 from lakecore.catalog.specs import FeatureGroupSpec
@@ -31,6 +41,10 @@ from lakecore.errors import IntegrityError, ValidationError
 from lakecore.features.context import LakeContext
 
 AUDIT_FILE = "audit.log"
+INDEX_FILE = "audit.index"
+INDEX_OP = "index_audit_log"
+INDEX_EVERY = 1000      # events between two indexes
+INDEX_WINDOW = 32       # the latest commits of each table the index keeps (checkpoints: 10)
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,6 +129,31 @@ _decoder = msgspec.json.Decoder(AuditEvent)
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
+class AuditIndex(msgspec.Struct, frozen=True, kw_only=True):
+    """What reads need from the first ``lines`` lines (``offset`` bytes) of the log."""
+
+    offset: int
+    lines: int
+    last_line: str                          # the line that ends at ``offset``
+    last_event: AuditEvent
+    damaged: list[str]
+    live: list[AuditEvent]                  # the live event of each ref (older commits left out)
+    catalog: list[AuditEvent]
+    horizons: dict[str, int]
+    window: dict[str, int]                  # group ref -> the first commit whose event is kept
+
+
+_index_decoder = msgspec.json.Decoder(AuditIndex)
+
+
+def _commit_of(target: str) -> tuple[str, int] | None:
+    """``(group ref, version)`` of a table-commit ref, else None."""
+    group, sep, version = target.partition("#")
+    if sep and target.startswith("fg:") and version.isdigit():
+        return group, int(version)
+    return None
+
+
 class AuditLog:
     """The log of one lake, read incrementally: each call reads only what was appended since
     the last one (by any process), and starts over if the file was replaced or shrank."""
@@ -133,9 +172,15 @@ class AuditLog:
         self._by_target: dict[str, AuditEvent] = {}     # the live event of each ref
         self._catalog: list[AuditEvent] = []            # live events that wrote the catalog
         self._horizons: dict[str, int] = {}             # a table's vacuum horizon, by group ref
+        # loaded from the index: events before it are not in _events, and commits of a group
+        # before its window not in _by_target
+        self._window: dict[str, int] | None = None
+        self._indexed_lines = 0                         # the lines the last index covers
 
     # -- reading -----------------------------------------------------------------------------
-    def _refresh(self) -> None:
+    def _refresh(self, whole: bool = False) -> None:
+        """Read what was appended since the last call; from the index on the first call
+        (unless ``whole``)."""
         try:
             f = open_own(self.path, "rb")
         except FileNotFoundError:
@@ -146,6 +191,8 @@ class AuditLog:
             size = os.fstat(f.fileno()).st_size
             if size < self._offset or (self._offset and not self._unchanged(f)):
                 self._reset()
+            if self._offset == 0 and not whole:
+                self._load_index(f, size)
             if size == self._offset:
                 return
             f.seek(self._offset)
@@ -185,6 +232,124 @@ class AuditLog:
         f.seek(self._offset - n)
         return f.read(n) == self._last_line + b"\n"
 
+    def _load_index(self, f, size: int) -> None:
+        """Start from the index when the log still holds what it covers and records its
+        digest right after (else read the whole log, as without an index)."""
+        try:
+            with open_own(os.path.join(self.lake_path, INDEX_FILE)) as g:
+                raw = g.read()
+            index = _index_decoder.decode(raw)
+            last = index.last_line.encode()
+            if not 0 < len(last) < index.offset <= size:
+                return
+            f.seek(index.offset - len(last) - 1)
+            if f.read(len(last) + 1) != last + b"\n":
+                return
+            f.seek(index.offset)
+            recording = _decoder.decode(f.readline().rstrip(b"\n"))
+        except (OSError, ValueError, msgspec.DecodeError, IntegrityError):
+            return
+        if (recording.op != INDEX_OP or recording.object_hash != digest_bytes(raw)
+                or recording.seq != index.last_event.seq + 1):
+            return
+        self._offset, self._lines, self._last_line = index.offset, index.lines, last
+        self._events = [index.last_event]
+        self._damaged = list(index.damaged)
+        self._by_target = {e.target: e for e in index.live}
+        self._catalog = list(index.catalog)
+        self._horizons = dict(index.horizons)
+        self._window = dict(index.window)
+        self._indexed_lines = index.lines
+
+    def _read_whole(self) -> None:
+        """Read every event (a question the index cannot answer)."""
+        if self._window is not None:
+            indexed = self._indexed_lines
+            self._reset()
+            self._refresh(whole=True)
+            self._indexed_lines = indexed
+
+    def check_readable(self) -> None:
+        """IntegrityError when a line of the log does not decode."""
+        self._refresh()
+        if self._damaged:
+            raise IntegrityError(self._damaged[0])
+
+    def index_due(self) -> bool:
+        """Whether enough events were appended since the last index for a new one."""
+        self._refresh()
+        return self._lines - self._indexed_lines >= INDEX_EVERY and not self._damaged
+
+    def write_index(self) -> AuditEvent:
+        """Save the index of every event so far and record its digest in an event (the
+        caller holds the writer lock)."""
+        self._refresh()
+        newest: dict[str, int] = {}
+        for target in self._by_target:
+            commit = _commit_of(target)
+            if commit is not None:
+                newest[commit[0]] = max(commit[1], newest.get(commit[0], -1))
+        window = {group: max(version - INDEX_WINDOW + 1, 0) for group, version in newest.items()}
+        if self._window is not None:        # what this process never loaded stays left out
+            for group, first in self._window.items():
+                window[group] = max(window.get(group, first), first)
+        live = []
+        for target, event in self._by_target.items():
+            commit = _commit_of(target)
+            if commit is None or commit[1] >= window.get(commit[0], 0):
+                live.append(event)
+        index = AuditIndex(offset=self._offset, lines=self._lines,
+                           last_line=self._last_line.decode(), last_event=self._events[-1],
+                           damaged=self._damaged, live=sorted(live, key=lambda e: e.seq),
+                           catalog=self._catalog, horizons=self._horizons, window=window)
+        raw = _encoder.encode(index)
+        # staged, recorded, then put in place: the index in place is always a recorded one
+        final = os.path.join(self.lake_path, INDEX_FILE)
+        staged = os.path.join(self.lake_path, f".{INDEX_FILE}.{uuid.uuid4().hex}.tmp")
+        try:
+            with create_exclusively(staged) as f:
+                f.write(raw)
+                f.flush()
+                os.fsync(f.fileno())
+            event = self.append(INDEX_OP, INDEX_FILE, digest_bytes(raw))
+            os.replace(staged, final)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
+        fsync_path(self.lake_path)
+        self._indexed_lines = self._lines
+        return event
+
+    def index_problems(self) -> list[str]:
+        """What is wrong with ``audit.index`` (empty: it is absent, or recorded and true to
+        the events it covers)."""
+        path = os.path.join(self.lake_path, INDEX_FILE)
+        if not os.path.lexists(path):
+            return []
+        try:
+            with open_own(path) as f:
+                raw = f.read()
+            index = _index_decoder.decode(raw)
+        except (OSError, IntegrityError, msgspec.DecodeError) as exc:
+            return [f"{INDEX_FILE}: not an index lakecore wrote ({exc})"]
+        events = self.events(strict=False)
+        digest = digest_bytes(raw)
+        if not any(e.op == INDEX_OP and e.object_hash == digest for e in events):
+            return [f"{INDEX_FILE}: its sha256 {digest} is recorded by no audit event: it was "
+                    f"changed outside lakecore"]
+        fresh = AuditLog(self.lake_path)
+        for event in events:
+            if event.seq <= index.last_event.seq:
+                fresh._add(event)
+        expected = sorted((e for t, e in fresh._by_target.items()
+                           if (c := _commit_of(t)) is None
+                           or c[1] >= index.window.get(c[0], 0)), key=lambda e: e.seq)
+        if (index.live != expected or index.catalog != fresh._catalog
+                or index.horizons != fresh._horizons
+                or index.last_event != (fresh._events[-1] if fresh._events else None)):
+            return [f"{INDEX_FILE}: it does not match the audit events it covers"]
+        return []
+
     def _add(self, event: AuditEvent) -> None:
         self._events.append(event)
         if event.op == "abort":
@@ -198,6 +363,8 @@ class AuditLog:
                         if r != event.target and event.target in _holders(r)]:
                 del self._by_target[ref]
             self._horizons.pop(event.target, None)
+            if self._window is not None:    # its earlier life's commits: none of its own
+                self._window.pop(event.target, None)
         if event.op == "vacuum" and event.horizon is not None:
             self._horizons[event.target] = max(event.horizon, self._horizons.get(event.target, -1))
             return
@@ -210,6 +377,7 @@ class AuditLog:
         A damaged line raises IntegrityError, or is skipped when not ``strict`` (``verify``
         reports it through ``check_chain``)."""
         self._refresh()
+        self._read_whole()
         if strict and self._damaged:
             raise IntegrityError(self._damaged[0])
         return list(self._events)
@@ -223,7 +391,13 @@ class AuditLog:
         """The live event that recorded ``target`` (None: lakecore recorded no such change,
         or it was aborted or deleted since)."""
         self._refresh()
-        return self._by_target.get(target)
+        found = self._by_target.get(target)
+        if found is None and self._window is not None:
+            commit = _commit_of(target)
+            if commit is not None and commit[1] < self._window.get(commit[0], 0):
+                self._read_whole()          # an older commit: the index left it out
+                found = self._by_target.get(target)
+        return found
 
     def vacuum_horizon(self, group: str) -> int:
         """The first commit of table ``group`` (a group ref) whose files vacuum kept (-1:
@@ -392,8 +566,8 @@ def pending_commit(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec
                    ) -> AuditEvent | None:
     """The event of a commit that was announced and not written (yet): an event for the
     table's next version, which has no commit file."""
-    commits, _ = ctx.offline_table(spec).log.versions_on_disk()
-    return audit.recorded(group_ref(spec.name, spec.version, commits[-1] + 1 if commits else 0))
+    last = ctx.offline_table(spec).log.last_version_on_disk()
+    return audit.recorded(group_ref(spec.name, spec.version, last + 1))
 
 
 def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
@@ -401,7 +575,7 @@ def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
     ``abort`` event each). A catalog lakecore did not write is refused: the next change would
     otherwise make it look recorded."""
     with ctx.lock.hold():
-        audit.events()                  # a damaged log is an IntegrityError here
+        audit.check_readable()          # a damaged log is an IntegrityError here
         problem, unfinished = catalog_status(ctx, audit)
         if problem:
             raise IntegrityError(f"{ctx.catalog.path}: {problem}; restore it (verify() reports "
@@ -412,6 +586,9 @@ def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
             pending = pending_commit(ctx, audit, spec)
             if pending is not None:
                 audit.abort(pending)
+        if audit.index_due():
+            with contextlib.suppress(OSError):  # the next writer makes it
+                audit.write_index()
 
 
 def anchor_problems(audit: AuditLog, anchor: object) -> list[str]:

@@ -432,6 +432,7 @@ def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: d
     """The chain; the catalog against the event that recorded it; every live event's object
     still there with the hash it recorded (the commit files were checked with their tables)."""
     report.problems.extend(audit.check_chain())
+    report.problems.extend(audit.index_problems())
     problem, _ = catalog_status(lake, audit)
     if problem:
         report.problems.append(f"catalog: {problem}")

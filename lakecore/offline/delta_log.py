@@ -231,7 +231,7 @@ class DeltaLog:
             if record is None or record.checkpoint != digest_bytes(raw):
                 raise IntegrityError(f"{self.checkpoint_path(version)} is not the checkpoint "
                                      f"lakecore recorded")
-        table = pq.read_table(pa.BufferReader(raw))
+        table = pq.ParquetFile(pa.BufferReader(raw)).read(use_threads=False)
         snapshot = Snapshot()
         actions = []
         for row in table.to_pylist():
@@ -286,20 +286,43 @@ class DeltaLog:
             version += 1
         return snapshot
 
-    def _pointed_checkpoint(self) -> Snapshot | None:
-        """The table at the checkpoint ``_last_checkpoint`` names, when it is one lakecore
-        writes and, inside a lake, the one it recorded; else None."""
+    def _pointed_version(self) -> int | None:
+        """The version ``_last_checkpoint`` names, when lakecore could have written it and
+        its commit file is there; else None."""
         try:
             with open_own(os.path.join(self.log_path, "_last_checkpoint")) as f:
                 version = json.loads(f.read()).get("version")
-            if not (isinstance(version, int) and version > 0
-                    and version % CHECKPOINT_INTERVAL == 0
-                    and os.path.exists(self.commit_path(version))):
-                return None
+        except (OSError, ValueError, TypeError, AttributeError, LakeError):
+            return None
+        if not (isinstance(version, int) and version > 0 and version % CHECKPOINT_INTERVAL == 0
+                and os.path.exists(self.commit_path(version))):
+            return None
+        return version
+
+    def _pointed_checkpoint(self) -> Snapshot | None:
+        """The table at the checkpoint ``_last_checkpoint`` names, when it is one lakecore
+        writes and, inside a lake, the one it recorded; else None."""
+        version = self._pointed_version()
+        if version is None:
+            return None
+        try:
             return self.read_checkpoint(version)
         except (OSError, ValueError, TypeError, KeyError, AttributeError, LakeError,
                 pa.ArrowException):
             return None
+
+    def last_version_on_disk(self) -> int:
+        """The version of the last commit file (-1: none), found without reading any: by
+        probing after the version ``_last_checkpoint`` names (listing the log when it names
+        none, or when a gap follows)."""
+        version = self._pointed_version()
+        if version is not None:
+            while os.path.exists(self.commit_path(version + 1)):
+                version += 1
+            if not os.path.exists(self.commit_path(version + 2)):
+                return version
+        commits, _ = self.versions_on_disk()
+        return commits[-1] if commits else -1
 
     def _rebuild(self, version: int, commits: list[int] | None = None,
                  checkpoints: list[int] | None = None) -> Snapshot:
