@@ -146,6 +146,25 @@ class AuditIndex(msgspec.Struct, frozen=True, kw_only=True):
 _index_decoder = msgspec.json.Decoder(AuditIndex)
 
 
+def decode_events(lines: list[bytes]) -> list[AuditEvent]:
+    """The events of these lines (a line that does not decode is left out: ``check_chain``
+    reports it)."""
+    events = []
+    for line in lines:
+        with contextlib.suppress(msgspec.DecodeError):
+            events.append(_decoder.decode(line))
+    return events
+
+
+def index_digest(lake_path: str) -> str | None:
+    """The sha256 of ``audit.index`` (None: there is none, or it cannot be read)."""
+    try:
+        with open_own(os.path.join(lake_path, INDEX_FILE)) as f:
+            return digest_bytes(f.read())
+    except (OSError, IntegrityError):
+        return None
+
+
 def _commit_of(target: str) -> tuple[str, int] | None:
     """``(group ref, version)`` of a table-commit ref, else None."""
     group, sep, version = target.partition("#")
@@ -165,6 +184,7 @@ class AuditLog:
 
     def _reset(self) -> None:
         self._offset = 0                    # bytes read, up to the end of a complete line
+        self._identity: tuple[int, int, int] | None = None  # the file as the last read saw it
         self._last_line = b""               # the last complete line read (to spot a rewrite)
         self._lines = 0
         self._events: list[AuditEvent] = []
@@ -180,7 +200,15 @@ class AuditLog:
     # -- reading -----------------------------------------------------------------------------
     def _refresh(self, whole: bool = False) -> None:
         """Read what was appended since the last call; from the index on the first call
-        (unless ``whole``)."""
+        (unless ``whole``). A file with the identity, size and mtime of the last call's is
+        not opened again."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            st = None
+        identity = None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns)
+        if identity is not None and identity == self._identity and self._offset:
+            return
         try:
             f = open_own(self.path, "rb")
         except FileNotFoundError:
@@ -188,7 +216,9 @@ class AuditLog:
                 self._reset()
             return
         with f:
-            size = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            self._identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+            size = st.st_size
             if size < self._offset or (self._offset and not self._unchanged(f)):
                 self._reset()
             if self._offset == 0 and not whole:
@@ -442,6 +472,7 @@ class AuditLog:
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
+                st = os.fstat(f.fileno())
                 if seq == 1:
                     fsync_path(self.lake_path)
             except BaseException:           # not recorded: leave the log as it was
@@ -451,6 +482,7 @@ class AuditLog:
         self._lines += 1
         self._offset += len(line)
         self._last_line = line[:-1]
+        self._identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         self._add(event)
         return event
 
@@ -477,11 +509,41 @@ class AuditLog:
         last = self.last_event()
         return last.seq + 1 if last else 1
 
-    def check_chain(self) -> list[str]:
-        """Problems with the chain, in words (empty: intact)."""
+    def marker(self) -> list:
+        """Where the log ends now, ``[offset, sha256 of the last line]`` (for
+        ``lines_after``)."""
+        self._refresh()
+        return [self._offset, digest_bytes(self._last_line)]
+
+    def lines_after(self, marker: object) -> tuple[bytes, list[bytes]] | None:
+        """The line a ``marker`` ends with and the complete lines after it, while the log
+        still holds that line there (else None)."""
+        if not (isinstance(marker, list) and len(marker) == 2 and isinstance(marker[0], int)
+                and isinstance(marker[1], str)):
+            return None
+        offset, digest = marker
+        try:
+            with open_own(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if not 0 < offset <= size:
+                    return None
+                f.seek(max(offset - (1 << 16), 0))
+                before = f.read(min(offset, 1 << 16))
+                rest = f.read(size - offset)
+        except (OSError, IntegrityError):
+            return None
+        lines = before[:-1].rsplit(b"\n", 1)
+        last = lines[-1]
+        if not before.endswith(b"\n") or digest_bytes(last) != digest:
+            return None
+        return last, [line for line in rest.split(b"\n")[:-1] if line]
+
+    def check_chain(self, lines: list[bytes] | None = None, prev: AuditEvent | None = None,
+                    first: int = 1) -> list[str]:
+        """Problems with the chain, in words (empty: intact): of the whole log, or of
+        ``lines`` (line numbers from ``first``) after the event ``prev``."""
         problems = []
-        prev = None
-        for n, line in enumerate(self.raw_lines(), start=1):
+        for n, line in enumerate(self.raw_lines() if lines is None else lines, start=first):
             try:
                 event = _decoder.decode(line)
             except msgspec.DecodeError as exc:

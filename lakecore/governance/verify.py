@@ -12,10 +12,12 @@ commit references (left by a crashed writer) are not problems, nor is a change a
 the log whose writer has not made it (yet).
 
 ``fast=True`` reuses a file's digest from the previous verify when its (inode, mtime, size)
-are unchanged, and starts each table's replay at the commit the previous clean verify reached
-(found again through recorded checkpoints, its hash compared): its cost follows the live files
-and the commits made since, plus the audit chain. It trusts that nothing rewrote a file in
-place while keeping those three, and that commits before that point were not edited since.
+are unchanged, starts each table's replay at the commit the previous clean verify reached
+(found again through recorded checkpoints, its hash compared, the log probed rather than
+listed), and checks the audit chain from the event the previous clean verify ended with (when
+the log still holds that line where it was; else the whole chain): its cost follows the live
+files and what was written since. It trusts that nothing rewrote a file in place while keeping
+those three, and that commits and events before those points were not edited since.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ from lakecore.features.context import LakeContext
 from lakecore.governance.audit import (
     AuditLog,
     catalog_status,
+    decode_events,
+    index_digest,
     live_events,
     pending_commit,
 )
 from lakecore.models.registry import model_hash
-from lakecore.offline.delta_log import Snapshot, commit_info
+from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, Snapshot, commit_info
 from lakecore.offline.table import (
     HASH_SCHEME,
     OfflineTable,
@@ -103,15 +107,20 @@ class _Digests:
         self.fast = fast
         self.cache: dict[str, list] = {}
         self.markers: dict[str, list] = {}      # group ref -> [commit, its hash]
+        self.audit: list | None = None          # [audit.marker(), the index's sha256]
         if fast and os.path.lexists(self.path):
             try:
                 with open_own(self.path) as f:
                     stored = json.load(f)
                 self.cache, self.markers = dict(stored["files"]), dict(stored["tables"])
-            except (OSError, ValueError, KeyError, TypeError, LakeError):
-                self.cache, self.markers = {}, {}
+                self.audit = stored.get("audit")
+                if not (isinstance(self.audit, list) and len(self.audit) == 2):
+                    self.audit = None
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, LakeError):
+                self.cache, self.markers, self.audit = {}, {}, None
         self.seen: dict[str, list] = {}
         self.reached: dict[str, list] = {}
+        self.audit_reached: list | None = None
 
     def __call__(self, path: str) -> str:
         st = os.stat(path)
@@ -127,7 +136,8 @@ class _Digests:
     def save(self, writable: bool) -> None:
         if not writable:
             return
-        replace_file(self.path, json.dumps({"files": self.seen, "tables": self.reached}).encode())
+        replace_file(self.path, json.dumps({"files": self.seen, "tables": self.reached,
+                                            "audit": self.audit_reached}).encode())
 
 
 def verify(lake: LakeContext, audit: AuditLog, *, fast: bool = False) -> Report:
@@ -137,7 +147,7 @@ def verify(lake: LakeContext, audit: AuditLog, *, fast: bool = False) -> Report:
     datasets = _verify_datasets(lake, report, digests)
     models = _verify_models(lake, report, digests, datasets)
     _verify_online(lake, report)
-    _verify_audit(lake, audit, report, commits, datasets, models, trusted)
+    _verify_audit(lake, audit, report, commits, datasets, models, trusted, digests)
     digests.save(not lake.readonly)
     return report
 
@@ -175,7 +185,8 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests
                                    f"{spec.location!r}; lakecore keeps it at "
                                    f"{group_folder(spec.name, spec.version)!r} and reads only "
                                    f"that")
-        versions, checkpoints = table.log.versions_on_disk()
+        marker = digests.markers.get(ref) if digests.fast else None
+        versions, checkpoints = _log_files(table, marker[0] if marker else None)
         if not versions:
             continue
         expected_versions = list(range(versions[-1] + 1))
@@ -191,7 +202,6 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests
                   if (s.group, s.version) == (spec.name, spec.version)}
         needed: set[str] = set()
         start = 0
-        marker = digests.markers.get(ref) if digests.fast else None
         if marker and not missing and 0 <= marker[0] <= versions[-1]:
             try:
                 base = table.log.snapshot(marker[0])   # through recorded checkpoints only
@@ -271,18 +281,47 @@ def _hash_problem(actions: list[dict], parent: str | None, snapshot: Snapshot) -
     return None
 
 
+def _log_files(table: OfflineTable, trusted: int | None) -> tuple[list[int], list[int]]:
+    """The versions of a table's commit files and checkpoints. With ``trusted`` (the commit
+    a previous clean verify reached, ``fast``) the log is not listed: the commits up to it are
+    taken as there, and files from the checkpoint before it on are found by probing."""
+    log = table.log
+    if trusted is None or trusted < 0 or not os.path.exists(log.commit_path(trusted)):
+        return log.versions_on_disk()
+    last = trusted
+    while os.path.exists(log.commit_path(last + 1)):
+        last += 1
+    if os.path.exists(log.commit_path(last + 2)):
+        return log.versions_on_disk()       # a gap: list, and report what is missing
+    first = trusted - trusted % CHECKPOINT_INTERVAL
+    candidates = set(range(first, last + 1))
+    pointed, _ = _pointed(log.log_path)
+    if isinstance(pointed, int) and 0 < pointed <= last:
+        candidates.add(pointed)
+    checkpoints = sorted(v for v in candidates if os.path.lexists(log.checkpoint_path(v)))
+    return list(range(last + 1)), checkpoints
+
+
+def _pointed(log_path: str) -> tuple[object, str | None]:
+    """The version ``_last_checkpoint`` names (None: there is none), or why it cannot be
+    read."""
+    path = os.path.join(log_path, "_last_checkpoint")
+    if not os.path.lexists(path):
+        return None, None
+    try:
+        with open_own(path) as f:
+            return json.loads(f.read()).get("version"), None
+    except (OSError, ValueError, AttributeError) as exc:   # IntegrityError (a link) included
+        return None, f"does not read ({exc})"
+
+
 def _pointer_problem(log_path: str, usable: set[int]) -> str | None:
     """What is wrong with ``_last_checkpoint`` (other engines start from it). It may be missing
     or name an earlier checkpoint of lakecore's: a writer killed between a checkpoint and its
     pointer leaves either. Anything else was not written by lakecore."""
-    path = os.path.join(log_path, "_last_checkpoint")
-    if not os.path.lexists(path):
-        return None
-    try:
-        with open_own(path) as f:
-            pointed = json.loads(f.read()).get("version")
-    except (OSError, ValueError, AttributeError) as exc:   # IntegrityError (a link) included
-        return f"does not read ({exc})"
+    pointed, unreadable = _pointed(log_path)
+    if unreadable or pointed is None:
+        return unreadable
     if pointed not in usable:
         return f"points at checkpoint {pointed}, which lakecore did not write"
     return None
@@ -428,11 +467,24 @@ def _verify_models(lake: LakeContext, report: Report, digests: _Digests,
 
 
 def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: dict, datasets: dict,
-                  models: dict, trusted: dict[str, int]) -> None:
-    """The chain; the catalog against the event that recorded it; every live event's object
-    still there with the hash it recorded (the commit files were checked with their tables)."""
-    report.problems.extend(audit.check_chain())
-    report.problems.extend(audit.index_problems())
+                  models: dict, trusted: dict[str, int], digests: _Digests) -> None:
+    """The chain; the index; the catalog against the event that recorded it; every live
+    event's object still there with the hash it recorded (the commit files were checked with
+    their tables). ``fast``: only the events after the end of the log a previous clean verify
+    reached, while the log still holds its last line there."""
+    problems_before = len(report.problems)
+    end, index = audit.marker(), index_digest(lake.path)
+    tail = audit.lines_after(digests.audit[0]) if digests.fast and digests.audit else None
+    if tail is None:
+        report.problems.extend(audit.check_chain())
+        events = audit.events(strict=False)
+    else:
+        last, lines = tail
+        previous = decode_events([last])
+        report.problems.extend(audit.check_chain(lines, previous[0] if previous else None))
+        events = decode_events(lines)
+    if tail is None or index != digests.audit[1]:
+        report.problems.extend(audit.index_problems())
     problem, _ = catalog_status(lake, audit)
     if problem:
         report.problems.append(f"catalog: {problem}")
@@ -440,7 +492,7 @@ def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: d
     pending = {event.target for spec in lake.catalog.state().feature_groups
                if (event := pending_commit(lake, audit, spec)) is not None}
     # events of deleted objects (and deletions themselves) describe what no longer exists
-    for event in live_events(audit.events(strict=False)):
+    for event in live_events(events):
         kind = event.target.split(":", 1)[0]
         if kind == "fg" and "#" in event.target:
             table, _, version = event.target.partition("#")
@@ -466,3 +518,5 @@ def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: d
             report.problems.append(f"audit event {event.seq} ({event.op}): {event.target} has "
                                    f"hash {known[event.target]}, the log recorded "
                                    f"{event.object_hash}")
+    if len(report.problems) == problems_before:
+        digests.audit_reached = [end, index]    # where the next fast verify starts

@@ -327,6 +327,9 @@ class DeltaLog:
     def _rebuild(self, version: int, commits: list[int] | None = None,
                  checkpoints: list[int] | None = None) -> Snapshot:
         if commits is None or checkpoints is None:
+            near = self._from_nearest_checkpoint(version)
+            if near is not None:
+                return near
             commits, checkpoints = self.versions_on_disk()
         if version < 0 or not commits or version > commits[-1]:
             return Snapshot()
@@ -339,6 +342,23 @@ class DeltaLog:
                     pa.ArrowException):
                 continue    # damaged or not lakecore's: replay the commits (verify reports it)
         for v in range(start, version + 1):
+            actions, ts = self.read_commit(v)
+            snapshot.apply(v, actions, ts)
+        return snapshot
+
+    def _from_nearest_checkpoint(self, version: int) -> Snapshot | None:
+        """The table at ``version`` from the last checkpoint at or before it and the commits
+        after, without listing the log (None: no usable checkpoint there)."""
+        start = version - version % CHECKPOINT_INTERVAL
+        if start <= 0 or not all(os.path.exists(self.commit_path(v))
+                                  for v in range(start, version + 1)):
+            return None
+        try:
+            snapshot = self.read_checkpoint(start)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, IntegrityError,
+                pa.ArrowException):
+            return None
+        for v in range(start + 1, version + 1):
             actions, ts = self.read_commit(v)
             snapshot.apply(v, actions, ts)
         return snapshot
