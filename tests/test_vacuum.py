@@ -125,6 +125,87 @@ def test_leftovers_of_crashed_writers_go_after_the_grace_period(tmp_path):
         assert fg.read().num_rows == 1 and lake.verify().ok
 
 
+def age(path, hours: float = 2) -> None:
+    """Make ``path`` and everything in it ``hours`` old."""
+    old = time.time() - hours * 3600
+    for parent, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.utime(os.path.join(parent, name), (old, old))
+    os.utime(path, (old, old))
+
+
+def test_dataset_folders_no_catalog_entry_owns_go_after_the_grace_period(tmp_path):
+    import shutil
+
+    with lakecore.open(tmp_path / "lake") as lake:
+        fg = lake.create_feature_group("g", primary_key="id", event_time="at")
+        upserts(fg, 2)
+        view = lake.create_feature_view("view", query=fg.select_all())
+        td = view.create_training_data(spine={"id": [1, 100], "at": pa.array([DAY] * 2, TS)})
+        owned = os.path.join(lake.path, "training_data", "view", "v1", f"td{td.version}")
+        crashed = os.path.join(os.path.dirname(owned), "td7")   # a build killed before its
+        shutil.copytree(owned, crashed)                         # catalog change
+        stray = os.path.join(lake.path, ".catalog.json.0123.tmp")
+        with open(stray, "wb") as f:
+            f.write(b"{}")
+        assert lake.verify().ok
+        lake.vacuum(retain=dt.timedelta(0))
+        assert os.path.isdir(crashed) and os.path.exists(stray)     # too recent
+        age(owned), age(crashed), age(stray)
+        result = lake.vacuum(retain=dt.timedelta(0))
+        assert not os.path.exists(crashed) and not os.path.exists(stray)
+        assert result.files_deleted >= 2 and os.path.isdir(owned)
+        assert td.recreate().hash == td.hash
+        assert lake.verify().ok, lake.verify().problems
+
+
+KILLED_VACUUM = textwrap.dedent("""
+    import datetime as dt, sys, lakecore
+    with lakecore.open(sys.argv[1]) as lake:
+        print("open", flush=True)
+        lake.vacuum(retain=dt.timedelta(0))
+""")
+
+
+def test_a_vacuum_killed_at_any_point_leaves_a_lake_that_verifies_and_vacuums_again(tmp_path):
+    import random
+    import signal
+
+    path = str(tmp_path / "lake")
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", event_time="at", online=True)
+        upserts(fg, 40)
+        view = lake.create_feature_view("view", query=fg.select_all())
+        td = view.create_training_data(spine={"id": [1, 100], "at": pa.array([DAY] * 2, TS)})
+        upserts(fg, 40, start=40)
+        at = td._spec.sources[0].commit                 # the commit the dataset was made from
+        expected, pinned, td_hash = fg.read().sort_by("id"), fg.read(as_of=at), td.hash
+    rng = random.Random(3)
+    for round_ in range(6):
+        with lakecore.open(path) as lake:           # more files for this vacuum to delete
+            upserts(lake.feature_group("g"), 20, start=80 + 20 * round_)
+            expected = lake.feature_group("g").read().sort_by("id")
+        child = subprocess.Popen([sys.executable, "-c", KILLED_VACUUM, path],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "open"
+        time.sleep(rng.uniform(0, 0.03))       # before, during or after the deletions
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        with lakecore.open(path) as lake:
+            assert lake.verify().ok, lake.verify().problems
+            fg = lake.feature_group("g")
+            assert fg.read().sort_by("id").equals(expected)
+            assert fg.read(as_of=at).sort_by("id").equals(pinned.sort_by("id"))
+    with lakecore.open(path) as lake:
+        lake.vacuum(retain=dt.timedelta(0))
+        assert lake.verify().ok, lake.verify().problems
+        assert lake.feature_view("view").training_data(td.version).recreate().hash == td_hash
+        assert len(data_files(lake.feature_group("g"))) == len(
+            deltalake.DeltaTable(lake.feature_group("g").location).file_uris()) + len(
+            lake.feature_group("g")._table.snapshot(at).files)
+
+
 def test_cli_vacuum(tmp_path, capsys):
     path = str(tmp_path / "lake")
     with lakecore.open(path) as lake:

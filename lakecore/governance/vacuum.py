@@ -5,6 +5,9 @@ retain``: it and every later commit stay whole, and so does every commit a train
 was made from (``recreate`` needs it). Any other file an earlier commit added is deleted. So
 are files no commit names (left by a writer killed before its commit) and temporary files,
 once older than ``LEFTOVER_GRACE``, since a writer of another engine may still be at work.
+Beyond the tables, the folders of training datasets no catalog entry owns (a build killed
+before its catalog change) and temporary files in the lake's own folder go after the same
+grace period; no event recorded them, so none records their removal.
 
 The horizon is recorded in the audit log (a ``"vacuum"`` event) before anything is deleted,
 so that ``verify()`` accepts the missing files and a read of an earlier commit says it was
@@ -14,6 +17,7 @@ less than ``retain`` ago is never vacuumed under them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import time
@@ -27,6 +31,7 @@ from lakecore.errors import IntegrityError, ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.governance.audit import AuditLog
 from lakecore.offline.delta_log import LOG_DIR
+from lakecore.training.datasets import discard_folder, folder_of
 
 LEFTOVER_GRACE = dt.timedelta(hours=1)
 
@@ -68,7 +73,70 @@ def vacuum(ctx: LakeContext, audit: AuditLog, retain: dt.timedelta) -> VacuumRes
         except IntegrityError as exc:   # a table lakecore does not read: left alone
             warnings.warn(f"feature group {spec.name!r} version {spec.version} was not "
                           f"vacuumed: {exc}", stacklevel=4)
+    owned = {folder_of(d.view, d.view_version, d.version) for d in state.training_datasets}
+    for folder in _dataset_leftovers(ctx.path, owned):
+        files, size = _tree_size(os.path.join(ctx.path, folder))
+        discard_folder(ctx.path, folder)
+        result.files_deleted += files
+        result.bytes_freed += size
+    for path in _root_leftovers(ctx.path):
+        with contextlib.suppress(FileNotFoundError):
+            size = os.lstat(path).st_size
+            os.unlink(path)
+            result.files_deleted += 1
+            result.bytes_freed += size
     return result
+
+
+def _dataset_leftovers(lake_path: str, owned: set[str]) -> list[str]:
+    """The dataset folders (``training_data/VIEW/vN/tdM``, relative) that no catalog entry
+    owns, with nothing in them newer than the grace period. Links are never followed."""
+    limit = time.time() - LEFTOVER_GRACE.total_seconds()
+    found = []
+    root = os.path.join(lake_path, "training_data")
+    for view in _folders(root):
+        for view_version in _folders(os.path.join(root, view)):
+            for dataset in _folders(os.path.join(root, view, view_version)):
+                folder = os.path.join("training_data", view, view_version, dataset)
+                if (view_version.startswith("v") and dataset.startswith("td")
+                        and folder not in owned
+                        and _newest(os.path.join(lake_path, folder)) < limit):
+                    found.append(folder)
+    return found
+
+
+def _folders(path: str) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _newest(folder: str) -> float:
+    """The latest mtime of the folder and anything in it (links not followed)."""
+    newest = os.lstat(folder).st_mtime
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            newest = max(newest, os.lstat(os.path.join(parent, name)).st_mtime)
+    return newest
+
+
+def _tree_size(folder: str) -> tuple[int, int]:
+    files = size = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            files += 1
+            size += os.lstat(os.path.join(parent, name)).st_size
+    return files, size
+
+
+def _root_leftovers(lake_path: str) -> list[str]:
+    """Temporary files of interrupted writes in the lake's folder, older than the grace
+    period."""
+    limit = time.time() - LEFTOVER_GRACE.total_seconds()
+    return [e.path for e in os.scandir(lake_path)
+            if e.name.startswith(".") and e.name.endswith(".tmp")
+            and e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < limit]
 
 
 def _vacuum_table(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec, cutoff_ms: int,
