@@ -36,9 +36,15 @@ def _open_and_look(path: str) -> None:
         assert lake.feature_group("g").hash is not None
 
 
-def measure(path: str, fg, done: int, probe: int) -> dict:
+def measure(path: str, lake, fg, done: int, probe: int) -> dict:
     inserts = [_timed(lambda i=i: fg.insert({"id": [done + i], "v": [float(i)]}))
                for i in range(probe)]
+    # after one more commit: a fast verify (from where the last one ended) and history()
+    lake.verify(fast=True)
+    fg.history()
+    fg.insert({"id": [done], "v": [0.0]})
+    fast = _timed(lambda: lake.verify(fast=True))
+    history = _timed(fg.history)
     opened = [_timed(lambda: lakecore.open(path).close()) for _ in range(3)]
     readonly = [_timed(lambda: _open_and_look(path)) for _ in range(3)]
     with lakecore.open(path, readonly=True) as lake:
@@ -47,9 +53,11 @@ def measure(path: str, fg, done: int, probe: int) -> dict:
         full = time.perf_counter() - start
         assert report.ok, report.problems[:3]
         read = _timed(lambda: lake.feature_group("g").read())
-    return {"inserts": done + probe, "commits": fg.history()[-1].version + 1, "insert_ms": 1e3 * statistics.median(inserts),
+    return {"inserts": done + probe, "commits": fg.history()[-1].version + 1,
+            "insert_ms": 1e3 * statistics.median(inserts),
             "open_ms": 1e3 * min(opened), "open_readonly_ms": 1e3 * min(readonly),
-            "verify_s": full, "read_s": read, "files": sum(len(f) for _, _, f in os.walk(path))}
+            "verify_s": full, "read_s": read, "fast_ms": 1e3 * fast, "history_ms": 1e3 * history,
+            "files": sum(len(f) for _, _, f in os.walk(path))}
 
 
 def main() -> None:
@@ -70,16 +78,18 @@ def main() -> None:
                 done += 1
                 if args.compact_every and done % args.compact_every == 0:
                     fg.compact()
-            rows.append(measure(path, fg, done, args.probe))
+            rows.append(measure(path, lake, fg, done, args.probe))
             done += args.probe
             print(rows[-1], flush=True)
     print(f"\n| inserts | commits | insert ms (median of {args.probe}) | open ms | "
-          f"read-only open + fg.hash ms | verify() s | read() s | files |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"read-only open + fg.hash ms | verify() s | verify(fast) ms after a commit | "
+          f"history() ms after a commit | read() s | files |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['inserts']:,} | {r['commits']:,} | {r['insert_ms']:.2f} | "
               f"{r['open_ms']:.1f} | {r['open_readonly_ms']:.1f} | {r['verify_s']:.2f} | "
-              f"{r['read_s']:.2f} | {r['files']:,} |")
+              f"{r['fast_ms']:.1f} | {r['history_ms']:.1f} | {r['read_s']:.3f} | "
+              f"{r['files']:,} |")
 
 if __name__ == "__main__":
     main()

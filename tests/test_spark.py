@@ -73,6 +73,24 @@ def test_to_spark_equals_read_at_every_commit(spark, tmp_path):
         assert empty.to_spark(spark).count() == 0
 
 
+def test_to_spark_reads_every_version_across_schema_changes(spark, tmp_path):
+    day = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with lakecore.open(tmp_path / "lake") as lake:
+        fg = lake.create_feature_group("g", primary_key="id", event_time="ts")
+        fg.insert(pa.table({"id": [1, 2], "ts": pa.array([day, day], TS),
+                            "n": pa.array([1, 2], pa.int32()), "gone": ["a", "b"]}))
+        fg.add_columns([pa.field("city", pa.string())])
+        fg.insert({"id": [3], "ts": pa.array([day], TS), "n": pa.array([3], pa.int32()),
+                   "gone": ["c"], "city": ["Oslo"]})
+        fg.widen("n", pa.int64())
+        fg.drop_columns(["gone"])
+        for commit in fg.history():
+            df = fg.to_spark(spark, as_of=commit.version)
+            expected = fg.read(as_of=commit.version)
+            assert df.columns == expected.column_names, commit.version
+            assert spark_rows(df) == rows(expected), commit.version
+
+
 def test_to_spark_refuses_what_it_would_misread(spark, tmp_path):
     from lakecore.integrations.spark import check_readable
 

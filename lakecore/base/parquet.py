@@ -103,22 +103,31 @@ def write_parquet(table: pa.Table, path: str, *, replace: bool = False,
 
 def read_parquet(path: str, columns: list[str] | None = None, *,
                  use_threads: bool = True) -> pa.Table:
-    """The rows of a Parquet file in the lake (``columns`` only, when given), never read
-    through a link (a link at ``path`` is an IntegrityError).
+    """The rows of a Parquet file in the lake (of ``columns`` only, when given: the ones the
+    file has, since a file written before a column was added lacks it), never read through a
+    link (a link at ``path`` is an IntegrityError).
 
     Examples
     --------
     >>> import os, tempfile, pyarrow as pa
     >>> path = os.path.join(tempfile.mkdtemp(), "rows.parquet")
     >>> _ = write_parquet(pa.table({"id": [1, 2], "x": [0.5, 1.5]}), path)
-    >>> read_parquet(path, ["x"]).column("x").to_pylist()
-    [0.5, 1.5]
+    >>> read_parquet(path, ["x", "added_later"]).column_names
+    ['x']
     """
     with open_own(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size <= SMALL_FILE_BYTES:
-            source = pa.BufferReader(f.read())
-            return pq.ParquetFile(source).read(columns=columns, use_threads=False)
+            parquet = pq.ParquetFile(pa.BufferReader(f.read()))
+            return parquet.read(columns=_present(parquet, columns), use_threads=False)
         opened = os.path.join(_OPEN_FILES, str(f.fileno()))
-        return pq.read_table(opened if os.path.isdir(_OPEN_FILES) else path, columns=columns,
+        source = opened if os.path.isdir(_OPEN_FILES) else path
+        return pq.read_table(source, columns=_present(pq.ParquetFile(source), columns),
                              use_threads=use_threads)
+
+
+def _present(parquet: pq.ParquetFile, columns: list[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    names = set(parquet.schema_arrow.names)
+    return [c for c in columns if c in names]

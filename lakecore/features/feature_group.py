@@ -31,6 +31,7 @@ from lakecore.errors import (
 from lakecore.features.context import LakeContext
 from lakecore.features.query import Query, select_query
 from lakecore.offline.compaction import fan_in, files_to_merge
+from lakecore.offline.evolution import added, dropped, widened
 from lakecore.offline.delta_log import Snapshot, commit_info
 from lakecore.offline.schema import conform, storage_schema
 from lakecore.offline.table import Change, table_schema
@@ -303,6 +304,102 @@ class FeatureGroup:
                 deleted_keys=deleted)
             self._merge_small_files()
             return commit
+
+    # -- schema evolution (offline.evolution) -----------------------------------------------
+    def add_columns(self, fields: Any) -> Commit:
+        """Add nullable columns (``fields``: a ``pyarrow.Schema`` or list of ``pyarrow.Field``)
+        in a commit that rewrites no data: earlier rows read them as nulls, later inserts
+        must carry them, and reads as of earlier commits keep their own columns.
+
+        Examples
+        --------
+        >>> import tempfile, pyarrow as pa, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1], "age": [30]})
+        >>> fg.add_columns([pa.field("city", pa.string())]).operation
+        'add_columns'
+        >>> fg.read().to_pylist(), fg.read(as_of=0).column_names
+        ([{'id': 1, 'age': 30, 'city': None}], ['id', 'age'])
+        >>> lake.close()
+        """
+        return self._evolve("add_columns", lambda schema: added(schema, fields))
+
+    def widen(self, column: str, type: pa.DataType) -> Commit:  # noqa: A002 - the API's name
+        """Give ``column`` a wider type (int8→int16→int32→int64, int→float64, float32→float64,
+        date→timestamp, string→large_string); anything else is a SchemaError. The current
+        files are rewritten with it; earlier versions keep the old type.
+
+        Examples
+        --------
+        >>> import tempfile, pyarrow as pa, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert(pa.table({"id": [1], "age": pa.array([30], pa.int32())}))
+        >>> _ = fg.widen("age", pa.int64())
+        >>> fg.read().schema.field("age").type, fg.read(as_of=0).schema.field("age").type
+        (DataType(int64), DataType(int32))
+        >>> lake.close()
+        """
+        return self._evolve("widen", lambda schema: widened(schema, column, type, self._keys()),
+                            rewrite=True)
+
+    def drop_columns(self, names: list[str]) -> Commit:
+        """Remove columns (never a key or event_time column, nor one a feature view selects).
+        The current files are rewritten without them; earlier versions keep them.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1], "age": [30], "tmp": [0.5]})
+        >>> _ = fg.drop_columns(["tmp"])
+        >>> fg.read().column_names, fg.read(as_of=0).column_names
+        (['id', 'age'], ['id', 'age', 'tmp'])
+        >>> lake.close()
+        """
+        def new_schema(schema: pa.Schema) -> pa.Schema:
+            schema = dropped(schema, names, self._keys())
+            self._refuse_if_selected([n for n in ([names] if isinstance(names, str) else names)])
+            return schema
+        return self._evolve("drop_columns", new_schema, rewrite=True)
+
+    def _keys(self) -> list[str]:
+        return self.primary_key + ([self.event_time] if self.event_time else [])
+
+    def _refuse_if_selected(self, names: list[str]) -> None:
+        """LakeError when a feature view of this group selects one of ``names``."""
+        for view in self._ctx.catalog.state().feature_views:
+            for part in view.query.parts:
+                if (part.group, part.version) != (self.name, self.version):
+                    continue
+                chosen = [n for n in names if n in part.columns or n in view.labels]
+                if chosen:
+                    raise LakeError(f"drop_columns: feature view {view.name!r} version "
+                                    f"{view.version} selects {', '.join(map(repr, chosen))}; "
+                                    f"delete that view first")
+
+    def _evolve(self, operation: str, change_schema, rewrite: bool = False) -> Commit:
+        """Commit a new schema (``change_schema(old) -> new``): metadata only, or with the
+        current files rewritten to it (``rewrite``)."""
+        if self.online:
+            raise LakeError(f"{operation}: feature group {self.name!r} is online; changing the "
+                            f"schema of an online group is not supported yet (create a new "
+                            f"version of the group)")
+        with self._ctx.writing(f"{operation} on {self.name!r}"):
+            snapshot = self._table.snapshot()
+            schema = self._schema(snapshot)
+            if schema is None:
+                raise ValidationError(f"{operation}: feature group {self.name!r} has no schema "
+                                      f"yet; insert rows first (or create it with schema=)")
+            new = change_schema(schema)
+            if rewrite:
+                plan = lambda: self._table.plan_rewrite(snapshot, new, operation)  # noqa: E731
+            else:
+                plan = lambda: Change(operation, [], [], 0, 0, None,  # noqa: E731
+                                      data_change=False)
+            return self._commit_change(snapshot, new, plan)
 
     def compact(self) -> Commit:
         """Rewrite the table's files into as few as possible, as a new commit with the same rows.
@@ -582,7 +679,9 @@ class FeatureGroup:
         >>> lake.close()
         """
         self._ctx.check_open()
-        return [_commit(v, ts, info) for v, ts, info in self._table.log.history()]
+        entries, shown = self._table.log.history(), self._table.history_shown
+        shown.extend(_commit(v, ts, info) for v, ts, info in entries[len(shown):])
+        return list(shown)
 
 
 def feature_group(ctx: LakeContext, name: str, version: int | None = None) -> FeatureGroup:

@@ -40,6 +40,8 @@ _DELTA_PRIMITIVE = {
     EVENT_TIME_TYPE: "timestamp",
 }
 _FROM_DELTA = {v: k for k, v in _DELTA_PRIMITIVE.items()}
+# Delta field metadata naming the Arrow type when Delta's own does not say it (large_string)
+_ARROW_TYPE_KEY = "lakecore.arrowType"
 
 
 def storage_type(t: pa.DataType, column: str) -> pa.DataType:
@@ -135,7 +137,7 @@ def conform(table: pa.Table, schema: pa.Schema, primary_key: list[str],
     if extra:
         raise SchemaError(
             f"{argument}: column(s) {', '.join(map(repr, extra))} are not in the schema "
-            f"({', '.join(wanted)})"
+            f"({', '.join(wanted)}); add them with fg.add_columns(...)"
         )
     if len(set(names)) != len(names):
         raise SchemaError(f"{argument}: a column name appears more than once")
@@ -145,9 +147,12 @@ def conform(table: pa.Table, schema: pa.Schema, primary_key: list[str],
         column = table.column(position[field.name])
         if column.type != field.type:
             if not _castable(column.type, field.type):
+                hint = ""
+                if type_kind(column.type) == "float" and type_kind(field.type) == "integer":
+                    hint = f"; widen the column with fg.widen({field.name!r}, pa.float64())"
                 raise SchemaError(
                     f"{argument}: column {field.name!r} has type {column.type}, which cannot be "
-                    f"stored as {field.type}"
+                    f"stored as {field.type}{hint}"
                 )
             try:
                 column = column.cast(field.type, safe=True)
@@ -174,8 +179,13 @@ def to_delta_schema_string(schema: pa.Schema) -> str:
             return {"type": "array", "elementType": delta_type(t.value_type), "containsNull": True}
         return _DELTA_PRIMITIVE[t]
 
-    fields = [{"name": f.name, "type": delta_type(f.type), "nullable": True, "metadata": {}}
-              for f in schema]
+    def delta_field(f: pa.Field) -> dict[str, Any]:
+        if f.type == pa.large_string():     # a Delta string; lakecore reads it back as large
+            return {"name": f.name, "type": "string", "nullable": True,
+                    "metadata": {_ARROW_TYPE_KEY: "large_string"}}
+        return {"name": f.name, "type": delta_type(f.type), "nullable": True, "metadata": {}}
+
+    fields = [delta_field(f) for f in schema]
     return json.dumps({"type": "struct", "fields": fields}, separators=(",", ":"))
 
 
@@ -193,5 +203,11 @@ def from_delta_schema_string(schema_string: str) -> pa.Schema:
             return pa.timestamp("us")
         raise SchemaError(f"Delta type {t!r} is not one lakecore reads")
 
+    def field_type(f: dict[str, Any]) -> pa.DataType:
+        if f["type"] == "string" and (f.get("metadata") or {}).get(_ARROW_TYPE_KEY) == \
+                "large_string":
+            return pa.large_string()
+        return arrow_type(f["type"])
+
     parsed = json.loads(schema_string)
-    return pa.schema([pa.field(f["name"], arrow_type(f["type"])) for f in parsed["fields"]])
+    return pa.schema([pa.field(f["name"], field_type(f)) for f in parsed["fields"]])

@@ -38,6 +38,7 @@ from lakecore.offline.delta_log import (
     RecordedCommit,
     Snapshot,
 )
+from lakecore.offline.evolution import check_values_fit, fit
 from lakecore.offline.ready_files import ReadyFiles, data_file_name
 from lakecore.offline.schema import from_delta_schema_string, to_delta_schema_string
 
@@ -172,6 +173,7 @@ class OfflineTable:
         # the latest commit the online store is known (in this process) to be current with:
         # its watermark, or a compaction after it
         self.online_version = -2
+        self.history_shown: list = []       # history() as the feature layer shows it, so far
 
     # -- reading -----------------------------------------------------------------------------
     def snapshot(self, version: int | None = None) -> Snapshot:
@@ -208,7 +210,7 @@ class OfflineTable:
                 parts = list(pool.map(lambda p: read_parquet(p, target.names), paths))
         else:
             parts = [read_parquet(p, target.names) for p in paths]
-        return pa.concat_tables([part.cast(target) for part in parts])
+        return pa.concat_tables([fit(part, target) for part in parts])
 
     # -- writing data files ------------------------------------------------------------------
     def write_files(self, table: pa.Table, version_hint: int, data_change: bool = True,
@@ -266,7 +268,7 @@ class OfflineTable:
                       if ranges_overlap(_file_ranges(add), ranges, columns)]
 
         def split(add: dict[str, Any]) -> tuple[dict, pa.Table | None, int]:
-            stored = read_parquet(os.path.join(self.location, add["path"])).cast(schema)
+            stored = fit(read_parquet(os.path.join(self.location, add["path"])), schema)
             stored_codes, incoming_codes, n = key_codes(stored, keys, columns, columns)
             mask = dedupe.isin(stored_codes, incoming_codes, n)
             matched = int(mask.sum())
@@ -307,7 +309,7 @@ class OfflineTable:
         if len(files) <= 1:
             return Change("compact", [], [], 0, 0, None, data_change=False)
         paths = [os.path.join(self.location, a["path"]) for a in files]
-        table = pa.concat_tables([read_parquet(p).cast(schema) for p in paths])
+        table = pa.concat_tables([fit(read_parquet(p), schema) for p in paths])
         adds = self.write_files(table, snapshot.version + 1, data_change=False)
         if len(adds) >= len(files):
             self.discard_pending()  # nothing gained: leave the table as it is
@@ -315,6 +317,22 @@ class OfflineTable:
         removes = [_remove_action(a, data_change=False) for a in files]
         return Change("compact", adds, removes, table.num_rows, table.num_rows, None,
                       data_change=False)
+
+    def plan_rewrite(self, snapshot: Snapshot, schema: pa.Schema, operation: str) -> Change:
+        """The current files rewritten as ``schema`` (a widened type, dropped columns): the
+        same rows. Integers widened to float64 must stay exact (``check_values_fit``)."""
+        files = list(snapshot.files.values())
+        if not files:
+            return Change(operation, [], [], 0, 0, None)
+        table = pa.concat_tables(
+            [read_parquet(os.path.join(self.location, a["path"])) for a in files],
+            promote_options="permissive")
+        for field in schema:
+            if field.name in table.column_names and table.schema.field(field.name).type != \
+                    field.type:
+                check_values_fit(table, field.name, field.type)
+        adds = self.write_files(fit(table, schema), snapshot.version + 1)
+        return Change(operation, adds, [_remove_action(a) for a in files], 0, 0, None)
 
     # -- committing --------------------------------------------------------------------------
     def commit(self, snapshot: Snapshot, change: Change, schema: pa.Schema, table_id: str,
@@ -358,6 +376,9 @@ class OfflineTable:
                 "schemaString": schema_string, "partitionColumns": [],
                 "configuration": {}, "createdTime": timestamp,
             }})
+        elif snapshot.metadata is not None and snapshot.metadata["schemaString"] != schema_string:
+            # a schema change (offline.evolution): the same table, its new schema
+            actions.append({"metaData": {**snapshot.metadata, "schemaString": schema_string}})
         for remove in change.removes:
             actions.append({"remove": {**remove, "deletionTimestamp": timestamp}})
         for add in change.adds:
@@ -397,7 +418,7 @@ class OfflineTable:
         """The rows of the files that commit ``version`` added."""
         actions, _ = self.log.read_commit(version)
         paths = [a["add"]["path"] for a in actions if "add" in a]
-        parts = [read_parquet(os.path.join(self.location, p)).cast(schema) for p in paths]
+        parts = [fit(read_parquet(os.path.join(self.location, p)), schema) for p in paths]
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def begin_change(self) -> None:
