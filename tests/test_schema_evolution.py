@@ -163,13 +163,88 @@ def test_views_and_datasets_keep_working_and_protect_what_they_select(lake):
     assert lake.verify().ok, lake.verify().problems
 
 
-def test_online_groups_refuse_schema_changes_for_now(lake):
-    fg = lake.create_feature_group("o", primary_key="id", online=True)
-    fg.insert({"id": [1], "v": [1.0]})
-    before = lake_digest(lake.path)
-    with pytest.raises(LakeError, match="online"):
+def online_group(lake):
+    fg = lake.create_feature_group("o", primary_key="id", event_time="at", online=True)
+    fg.insert(pa.table({"id": [1, 2], "at": pa.array([DAY, DAY], TS),
+                        "n": pa.array([1, 2], pa.int32()), "s": ["a", "b"]}))
+    return fg
+
+
+def online_rows(fg, ids) -> list[dict]:
+    table = fg.online_read({"id": ids})
+    return [{k: v for k, v in r.items() if k != "at"} for r in table.to_pylist()]
+
+
+def test_online_groups_evolve_and_serve_the_new_schema(lake):
+    fg = online_group(lake)
+    view = lake.create_feature_view("v", query=fg.select(["n"]))
+    assert view.feature_vector({"id": 2}) == {"n": 2}
+    fg.add_columns([pa.field("w", pa.float64()), pa.field("tag", pa.string())])
+    assert online_rows(fg, [1, 2]) == [{"id": 1, "n": 1, "s": "a", "w": None, "tag": None},
+                                       {"id": 2, "n": 2, "s": "b", "w": None, "tag": None}]
+    fg.insert({"id": [3], "at": pa.array([DAY], TS), "n": pa.array([3], pa.int32()),
+               "s": ["c"], "w": [0.5], "tag": ["x"]})
+    fg.widen("n", pa.int64())
+    fg.widen("s", pa.large_string())
+    fg.drop_columns(["tag"])
+    assert online_rows(fg, [3, 1, 9]) == [{"id": 3, "n": 3, "s": "c", "w": 0.5},
+                                          {"id": 1, "n": 1, "s": "a", "w": None},
+                                          {"id": 9, "n": None, "s": None, "w": None}]
+    assert fg.online_read({"id": [3]}).schema.field("n").type == pa.int64()
+    assert view.feature_vector({"id": 3}) == {"n": 3}
+    assert view.feature_vectors({"id": [1, 3]}).column("n").to_pylist() == [1, 3]
+    assert lake.verify().ok, lake.verify().problems
+
+
+READER = """
+import sys, lakecore
+lake = lakecore.open(sys.argv[1], readonly=True)
+fg, view = lake.feature_group("o"), lake.feature_view("v")
+print(fg.online_read({"id": [1]}).to_pylist()[0]["n"], view.feature_vector({"id": 1}), flush=True)
+sys.stdin.readline()                              # the writer changes the schema meanwhile
+row = fg.online_read({"id": [1, 3]}).to_pylist()
+print(row[0]["n"], row[1]["w"], view.feature_vector({"id": 3}), flush=True)
+"""
+
+
+def test_a_reader_in_another_process_follows_a_schema_change(lake):
+    import subprocess
+    import sys
+
+    fg = online_group(lake)
+    lake.create_feature_view("v", query=fg.select(["n"]))
+    reader = subprocess.Popen([sys.executable, "-c", READER, lake.path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().split() == ["1", "{'n':", "1}"]
+    fg.add_columns([pa.field("w", pa.float64())])
+    fg.widen("n", pa.int64())
+    fg.insert({"id": [3], "at": pa.array([DAY], TS), "n": [30], "s": ["c"], "w": [0.5]})
+    out, _ = reader.communicate("go\n", timeout=120)
+    assert out.split() == ["1", "0.5", "{'n':", "30}"]
+
+
+def test_a_writer_killed_before_the_online_rewrite_leaves_rows_that_read_right(lake,
+                                                                           monkeypatch):
+    from lakecore.online.store import OnlineStore
+
+    fg = online_group(lake)
+    real = OnlineStore.apply
+
+    def killed(self, *args, **kwargs):
+        if kwargs.get("clear"):
+            raise KeyboardInterrupt("killed")       # after the offline commit
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(OnlineStore, "apply", killed)
+    with pytest.raises(KeyboardInterrupt):
         fg.add_columns([pa.field("w", pa.float64())])
-    assert lake_digest(lake.path) == before
+    monkeypatch.undo()
+    with lakecore.open(lake.path, readonly=True) as reader:     # rows still in the old layout
+        assert online_rows(reader.feature_group("o"), [1]) == [{"id": 1, "n": 1, "s": "a",
+                                                                "w": None}]
+    with lakecore.open(lake.path) as again:                     # rewritten by the next open
+        assert online_rows(again.feature_group("o"), [2]) == [{"id": 2, "n": 2, "s": "b",
+                                                               "w": None}]
+        assert again.verify().ok, again.verify().problems
 
 
 # -- a stateful test: changes of rows and of schema interleaved, every version checked ------
@@ -192,7 +267,10 @@ def _value(t: pa.DataType, n: int):
 
 class SchemaMachine(RuleBasedStateMachine):
     """A model of the table: its columns (name -> type) and rows (key -> values) after every
-    commit; after each step every version reads as the model says."""
+    commit; after each step every version reads as the model says (and, online, the latest
+    row of every id)."""
+
+    online = False
 
     def __init__(self):
         super().__init__()
@@ -200,7 +278,8 @@ class SchemaMachine(RuleBasedStateMachine):
 
         self.path = tempfile.mkdtemp()
         self.lake = lakecore.open(self.path)
-        self.fg = self.lake.create_feature_group("g", primary_key="id", event_time="at")
+        self.fg = self.lake.create_feature_group("g", primary_key="id", event_time="at",
+                                                 online=self.online)
         self.columns: dict[str, pa.DataType] = {"f0": pa.int32()}
         self.rows: dict[tuple, dict] = {}
         self.versions: list[tuple[dict, dict]] = []
@@ -291,5 +370,45 @@ class SchemaMachine(RuleBasedStateMachine):
             assert got == stored, version
 
 
+    @invariant()
+    def online_holds_the_latest_row_of_each_id(self):
+        if not self.online or not self.versions:
+            return
+        latest: dict[int, tuple] = {}
+        for (i, day), values in self.rows.items():
+            if i not in latest or day > latest[i][0]:
+                latest[i] = (day, values)
+        ids = list(range(6))
+        table = self.fg.online_read({"id": ids})
+        assert table.column_names == ["id", "at", *self.columns]
+        for i, row in zip(ids, table.to_pylist()):
+            expected = latest.get(i, (None, dict.fromkeys(self.columns)))[1]
+            assert {c: row[c] for c in self.columns} == expected, i
+
+
+class OnlineSchemaMachine(SchemaMachine):
+    online = True
+
+
 TestSchemaChanges = SchemaMachine.TestCase
 TestSchemaChanges.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
+TestOnlineSchemaChanges = OnlineSchemaMachine.TestCase
+TestOnlineSchemaChanges.settings = settings(max_examples=25, stateful_step_count=12,
+                                            deadline=None)
+
+
+def test_each_change_is_audited_and_shows_in_history_and_lineage(lake):
+    fg = group(lake, x=pa.array([1, 2], pa.int32()), gone=[0.5, 0.6])
+    fg.add_columns([pa.field("c", pa.string())])
+    fg.widen("x", pa.int64())
+    fg.drop_columns(["gone"])
+    assert [c.operation for c in fg.history()] == ["insert", "add_columns", "widen",
+                                                   "drop_columns"]
+    events = [(e.op, e.target) for e in lake.audit_log()][-3:]
+    assert events == [("add_columns", "fg:g@1#1"), ("widen", "fg:g@1#2"),
+                      ("drop_columns", "fg:g@1#3")]
+    td = lake.create_feature_view("v", query=fg.select_all()).create_training_data(
+        spine={"id": [1], "at": pa.array([DAY], TS)})
+    assert [n.ref for n in lake.lineage(td)] == ["fv:v@1", "fg:g@1#3"]
+    assert [n.ref for n in lake.lineage("fg:g@1#1", "downstream")] == []
+    assert lake.verify().ok

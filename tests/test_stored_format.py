@@ -52,3 +52,22 @@ def test_a_lake_written_before_recreates_and_takes_new_writes(old_lake):
         assert spend.online_read({"card": [1]}).column("total").to_pylist() == [50.0]
         report = lake.verify()
         assert report.ok, report.problems
+
+
+def test_a_lake_written_before_evolves(old_lake):
+    import pyarrow as pa
+
+    with lakecore.open(old_lake) as lake:
+        spend = lake.feature_group("spend")
+        td = lake.feature_view("fraud").training_data(1)
+        spend.add_columns([pa.field("merchant", pa.string())])
+        assert spend.online_read({"card": [1]}).column("merchant").to_pylist() == [None]
+        day = dt.datetime(2026, 1, 7, tzinfo=dt.timezone.utc)
+        spend.insert({"card": [2], "at": [day], "total": [5.0], "kind": ["pos"],
+                      "merchant": ["m1"]})
+        assert spend.online_read({"card": [2]}).column("merchant").to_pylist() == ["m1"]
+        assert spend.read(as_of=2).column_names == ["card", "at", "total", "kind"]
+        assert td.recreate().hash == td.hash
+        assert lake.feature_view("fraud").feature_vector({"card": 2})["total"] is not None
+        report = lake.verify()
+        assert report.ok, report.problems

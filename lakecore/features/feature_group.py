@@ -31,7 +31,7 @@ from lakecore.errors import (
 from lakecore.features.context import LakeContext
 from lakecore.features.query import Query, select_query
 from lakecore.offline.compaction import fan_in, files_to_merge
-from lakecore.offline.evolution import added, dropped, widened
+from lakecore.offline.evolution import added, dropped, fit, widened
 from lakecore.offline.delta_log import Snapshot, commit_info
 from lakecore.offline.schema import conform, storage_schema
 from lakecore.offline.table import Change, table_schema
@@ -72,6 +72,9 @@ class Commit(msgspec.Struct, frozen=True):
     rows_added: int
     rows_removed: int
     hash: str | None
+
+
+SCHEMA_CHANGES = ("add_columns", "widen", "drop_columns")
 
 
 def _commit(version: int, timestamp_ms: int, info: dict[str, Any]) -> Commit:
@@ -210,7 +213,14 @@ class FeatureGroup:
         table.pending.clear()
         if self.online:
             current = table.online_version == snapshot.version - 1
-            if not change.data_change:
+            if change.operation in SCHEMA_CHANGES:
+                # every row again, under the new layout, in one transaction with its record
+                self._ctx.online_store.apply(self.name, self.version, self._layout(schema),
+                                             table.read(snapshot, schema, None),
+                                             snapshot.version, clear=True)
+                table.online_version = snapshot.version
+                self._online_layout = None
+            elif not change.data_change:
                 # a compaction changes no row: the online store stays as it is (its watermark
                 # names the last commit that changed rows)
                 if current:
@@ -383,10 +393,6 @@ class FeatureGroup:
     def _evolve(self, operation: str, change_schema, rewrite: bool = False) -> Commit:
         """Commit a new schema (``change_schema(old) -> new``): metadata only, or with the
         current files rewritten to it (``rewrite``)."""
-        if self.online:
-            raise LakeError(f"{operation}: feature group {self.name!r} is online; changing the "
-                            f"schema of an online group is not supported yet (create a new "
-                            f"version of the group)")
         with self._ctx.writing(f"{operation} on {self.name!r}"):
             snapshot = self._table.snapshot()
             schema = self._schema(snapshot)
@@ -394,6 +400,13 @@ class FeatureGroup:
                 raise ValidationError(f"{operation}: feature group {self.name!r} has no schema "
                                       f"yet; insert rows first (or create it with schema=)")
             new = change_schema(schema)
+            if self.online:
+                Layout.of(new, self.primary_key, self.event_time)   # storable online: or refused
+                if snapshot.version >= 0:
+                    # the rows say which layout they are in, should a crash come between the
+                    # commit and their rewrite under the new one
+                    self._ctx.online_store.note_layout(self.name, self.version,
+                                                       self._layout(schema))
             if rewrite:
                 plan = lambda: self._table.plan_rewrite(snapshot, new, operation)  # noqa: E731
             else:
@@ -526,15 +539,23 @@ class FeatureGroup:
         try:
             layout = self._read_layout()
             key_rows = check_keys(as_table(keys, "keys"), layout)
-            return self._ctx.online_store.read(self.name, self.version, layout, key_rows,
+            found = self._ctx.online_store.read(self.name, self.version, layout, key_rows,
                                                 self._spec.ttl_us)
+            if found.schema != layout.batch_schema:
+                # stored under another schema: a change made since this object read the
+                # schema, or one whose online rewrite a killed writer left to the next open
+                self._online_layout = None
+                layout = self._read_layout()
+                found = fit(found, layout.batch_schema)
+            return found
         except (OSError, lmdb.Error) as exc:    # here, not by a wrapper: a hot path
             if isinstance(exc, LakeError):
                 raise
             raise storage_error(exc, self) from exc
 
     def _read_layout(self) -> Layout:
-        """The online layout for reads, looked up once: a group's schema never changes."""
+        """The online layout for reads, looked up once (again when the online store shows
+        rows stored under another: a schema change)."""
         layout = self._online_layout
         if layout is None:
             schema = self._schema(self._table.snapshot())

@@ -4,7 +4,7 @@ it, batch data for scoring, and online feature vectors served with the same tran
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lmdb
@@ -397,6 +397,13 @@ class FeatureView:
             values, flat = key, []
             reader = plan.store.row_reader(plan.env)
             try:
+                if not reader.layouts_match(plan.layouts):
+                    # a schema change since the plan was made: read it the general way
+                    self._plan = None
+                    reader.close()
+                    table = self.feature_vectors(pa.table({k: [v] for k, v in key.items()}),
+                                                 training_data=training_data)
+                    return {name: table.column(name)[0].as_py() for name in table.column_names}
                 for lookup in plan.lookups:
                     on = lookup.on
                     try:
@@ -453,7 +460,8 @@ class FeatureView:
                 group, db, layout, group._spec.ttl_us, list(part.on or group.primary_key),
                 list(group.primary_key), list(part.columns),
                 [(part.prefix or "") + c for c in part.columns],
-                [index[c] for c in part.columns], offset, [None] * len(layout.feature_names)))
+                [index[c] for c in part.columns], offset, [None] * len(layout.feature_names),
+                store.db_name(group.name, group.version)))
             offset += len(layout.feature_names)
         features = dataset.features if dataset is not None else self._feature_names()
         served = {name: lookup.offset + j for lookup in lookups
@@ -465,7 +473,8 @@ class FeatureView:
             (which, id(state)), which, now, store, _handles_version(), store._env(create=False),
             lookups, features, [served.get(f, -1) for f in features], identity, len(key_columns), any(set(lookup.on) & served.keys() for lookup in lookups),
             dataset.transforms if dataset is not None else [],
-            tf.RowTransformer(dataset.transforms if dataset is not None else []))
+            tf.RowTransformer(dataset.transforms if dataset is not None else []),
+            [(lookup.db_name, lookup.layout.fingerprint) for lookup in lookups])
         self._plan = plan if complete else None   # a group without data yet: look again
         return plan
 
@@ -497,6 +506,7 @@ class _Lookup:
     picks: list[int]            # their positions among the group's features
     offset: int                 # where the group's features start in the concatenated rows
     nulls: list[None]           # a missing row
+    db_name: bytes = b""        # its database's name (the key of its layout record)
 
     def missing_key(self, column: str, argument: str) -> SchemaError:
         return SchemaError(f"{argument}: missing join key column {column!r} for feature group "
@@ -519,6 +529,7 @@ class _ServingPlan:
     chained: bool               # a group is keyed on another group's features
     transforms: list
     transform: tf.RowTransformer
+    layouts: list[tuple[bytes, bytes]] = field(default_factory=list)   # (database, layout)
 
     def pick(self, key: dict[str, Any], flat: list) -> dict[str, Any]:
         """The features from the concatenated rows, a value given in ``key`` first."""

@@ -100,6 +100,7 @@ def _column_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
 
 def encode_values(layout: Layout, rows: pa.Table, version: int,
                   num_threads: int | None = None) -> list[bytes]:
+    rows = layout.codec_rows(rows)
     if layout.event_time:
         times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
                                    np.int64)
@@ -136,7 +137,8 @@ def decode_batch(layout: Layout, keys: list[bytes], values: list, min_time: int)
         address = batchexport.decode_batch(layout.codec, keys, values, min_time, _arena)
     except ValueRefused as refused:
         raise value_error(layout, refused) from None
-    return pa.RecordBatch._import_from_c(address, layout.batch_schema)
+    batch = pa.RecordBatch._import_from_c(address, layout.codec_batch_schema)
+    return batch.cast(layout.batch_schema) if layout.large_strings else batch
 
 
 def value_error(layout: Layout, refused: Exception) -> LakeError:

@@ -4,7 +4,8 @@ requests checked against it."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +26,7 @@ def codec_type(t: pa.DataType, column: str) -> tuple[int, int, int]:
     if t in _FIXED_WIDTH or pa.types.is_timestamp(t):
         scalar = Scalar.FLOAT if pa.types.is_floating(t) else Scalar.INTEGER
         return Kind.FIXED, 8 if pa.types.is_timestamp(t) else _FIXED_WIDTH[t], scalar
-    if pa.types.is_string(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t):    # large: stored alike
         return Kind.BYTES, 0, Scalar.STRING
     if pa.types.is_binary(t):
         return Kind.BYTES, 0, Scalar.BINARY
@@ -80,6 +81,26 @@ class Layout:
     converters: list[tuple[int, Any]]   # (feature index, to-Python function) for dates/times
     key_converters: list[Any] | None    # per key column: Python date/time -> integer, or None
     feature_names: list[str]
+    fingerprint: bytes = b""            # names the layout rows are stored in (``identify``)
+    # large_string columns: encoded and decoded as string, then cast back
+    large_strings: list[str] = field(default_factory=list)
+    codec_batch_schema: pa.Schema | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = identify(self.schema, self.primary_key, self.event_time)
+        self.large_strings = [f.name for f in self.schema if f.type == pa.large_string()]
+        self.codec_batch_schema = pa.schema(
+            [pa.field(f.name, pa.string()) if f.type == pa.large_string() else f
+             for f in self.batch_schema])
+
+    def codec_rows(self, rows: pa.Table) -> pa.Table:
+        """``rows`` with large_string columns as string, as the codec encodes them."""
+        for name in self.large_strings:
+            i = rows.schema.get_field_index(name)
+            if i >= 0:
+                rows = rows.set_column(i, name, rows.column(i).cast(pa.string()))
+        return rows
 
     @classmethod
     def of(cls, schema: pa.Schema, primary_key: list[str], event_time: str | None) -> Layout:
@@ -115,3 +136,9 @@ def check_keys(keys: pa.Table, layout: Layout) -> pa.Table:
     if missing:
         raise SchemaError(f"keys: missing primary key column(s) {', '.join(map(repr, missing))}")
     return conform(keys.select(primary_key), layout.key_schema, primary_key, None, argument="keys")
+
+
+def identify(schema: pa.Schema, primary_key: list[str], event_time: str | None) -> bytes:
+    """8 bytes naming a layout: rows encoded under different schemas never share them."""
+    text = schema.serialize().to_pybytes() + repr((primary_key, event_time)).encode()
+    return hashlib.sha256(text).digest()[:8]

@@ -28,6 +28,7 @@ from lakecore._native.rowformat import Kind
 from lakecore._native.valuecodec import newer_rows
 from lakecore.base.files import remove_tree
 from lakecore.base.refs import group_ref
+from lakecore.errors import IntegrityError
 from lakecore.online.codec import (
     decode_batch,
     decode_row,
@@ -49,6 +50,11 @@ from lakecore.online.environments import (
 from lakecore.online.layout import NO_TTL, Layout
 
 
+# group database name -> the fingerprint of the layout its rows are encoded in;
+# b"#" + fingerprint -> that layout's schema (Arrow IPC). Written with the rows.
+LAYOUTS = b"__layouts__"
+
+
 class OnlineStore:
     """The online databases of one lake."""
 
@@ -56,6 +62,7 @@ class OnlineStore:
         self.path = os.path.join(lake_path, "online")
         self.readonly = readonly
         self._handles: dict[tuple[str, int], tuple[lmdb.Environment, Any, int]] = {}
+        self._stored_layouts: dict[bytes, Layout] = {}     # by fingerprint
 
     def _env(self, create: bool) -> lmdb.Environment | None:
         return environment(self.path, create and not self.readonly, readonly=self.readonly)
@@ -145,7 +152,33 @@ class OnlineStore:
                 else:
                     cursor.putmulti((k, v) for k, v, r in zip(chunk_keys, values, replace) if r)
             txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True), db=wm)
+            _record_layout(env, txn, self.db_name(name, version), layout)
         self._write(write)
+
+    def note_layout(self, name: str, version: int, layout: Layout) -> None:
+        """Record that the group's rows are in ``layout`` (before a schema change: a crash
+        after the offline commit then leaves rows that say which layout they are in)."""
+        self._write(lambda env, txn: _record_layout(env, txn, self.db_name(name, version),
+                                                    layout))
+
+    def _stored_layout(self, txn: Any, layouts: Any, name: str, version: int,
+                       layout: Layout) -> Layout:
+        """The layout the group's rows are encoded in (``layout`` unless a schema change
+        made them under another one, or is being applied). ``layouts``: the LAYOUTS handle,
+        taken before ``txn`` began."""
+        found = None if layouts is None else txn.get(self.db_name(name, version), None, layouts)
+        if found is None or found == layout.fingerprint:
+            return layout
+        stored = self._stored_layouts.get(found)
+        if stored is None:
+            schema = txn.get(b"#" + found, None, layouts)
+            if schema is None:
+                raise IntegrityError(f"{self.path}: the online rows of {group_ref(name, version)} "
+                                     f"name a layout the store does not hold")
+            stored = Layout.of(pa.ipc.read_schema(pa.py_buffer(schema)), layout.primary_key,
+                               layout.event_time)
+            self._stored_layouts[found] = stored
+        return stored
 
     def remove_group(self, name: str, version: int) -> None:
         """Empty a deleted group's database and drop its watermark (the database itself is
@@ -199,16 +232,20 @@ class OnlineStore:
     def read(self, name: str, version: int, layout: Layout, keys: pa.Table,
              ttl_us: int | None) -> pa.Table:
         """One row per key of ``keys`` (already of the schema's key types): the key columns,
-        then the event time and features; nulls for missing keys and rows past the ttl."""
+        then the event time and features; nulls for missing keys and rows past the ttl. Rows
+        stored under another layout than ``layout`` (a schema change) come back in theirs:
+        the caller sees it in the schema."""
         encoded = encode_keys(keys, layout)
         min_time = NO_TTL if ttl_us is None else time.time_ns() // 1000 - ttl_us
         env, db = self._database(name, version)
         if db is None:
             return pa.Table.from_batches([decode_batch(layout, encoded, [None] * len(encoded),
                                                        min_time)])
+        layouts = existing_db(env, LAYOUTS)
         with begin_read(env) as txn:
+            stored = self._stored_layout(txn, layouts, name, version, layout)
             values = list(map(txn.get, encoded, repeat(None), repeat(db)))
-            batch = decode_batch(layout, encoded, values, min_time)
+            batch = decode_batch(stored, encoded, values, min_time)
         return pa.Table.from_batches([batch])
 
     def scan(self, name: str, version: int) -> tuple[list[bytes], list[bytes], int]:
@@ -246,12 +283,25 @@ class RowReader:
     features as Python values in column order (dates and times as ``datetime``), or None when
     it is missing, past the ttl, or ``db`` is None (the group has no online data yet)."""
 
-    __slots__ = ("_txn", "_get", "_now")
+    __slots__ = ("_txn", "_get", "_now", "_layouts")
 
     def __init__(self, env: lmdb.Environment | None):
+        self._layouts = existing_db(env, LAYOUTS)       # before the transaction begins
         self._txn = None if env is None else begin_read(env)
         self._get = None if env is None else self._txn.get
         self._now = time.time_ns() // 1000
+
+    def layouts_match(self, expected: list[tuple[bytes, bytes]]) -> bool:
+        """Whether each group (database name) holds its rows in the layout expected
+        (fingerprint): False after a schema change the caller has not seen."""
+        if self._txn is None or self._layouts is None:
+            return True
+        get, layouts = self._get, self._layouts
+        for name, fingerprint in expected:
+            found = get(name, None, layouts)
+            if found is not None and found != fingerprint:
+                return False
+        return True
 
     def row(self, db: Any, layout: Layout, key: tuple, ttl_us: int | None) -> list | None:
         if db is None or self._txn is None:
@@ -269,3 +319,11 @@ class RowReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _record_layout(env: lmdb.Environment, txn: Any, db_name: bytes, layout: Layout) -> None:
+    layouts = created_db(env, txn, LAYOUTS)
+    if txn.get(db_name, None, layouts) != layout.fingerprint:
+        txn.put(db_name, layout.fingerprint, db=layouts)
+        txn.put(b"#" + layout.fingerprint, layout.schema.serialize().to_pybytes(), db=layouts,
+                overwrite=False)
