@@ -539,9 +539,9 @@ class FeatureGroup:
         try:
             layout = self._read_layout()
             key_rows = check_keys(as_table(keys, "keys"), layout)
-            found = self._ctx.online_store.read(self.name, self.version, layout, key_rows,
-                                                self._spec.ttl_us)
-            if found.schema != layout.batch_schema:
+            found, stored = self._ctx.online_store.read(self.name, self.version, layout,
+                                                        key_rows, self._spec.ttl_us)
+            if stored is not layout:
                 # stored under another schema: a change made since this object read the
                 # schema, or one whose online rewrite a killed writer left to the next open
                 self._online_layout = None

@@ -395,7 +395,7 @@ class FeatureView:
         try:
             plan = self._serving_plan(training_data)
             values, flat = key, []
-            reader = plan.store.row_reader(plan.env)
+            reader = plan.store.row_reader(plan.env, plan.layouts_db)
             try:
                 if not reader.layouts_match(plan.layouts):
                     # a schema change since the plan was made: read it the general way
@@ -474,7 +474,8 @@ class FeatureView:
             lookups, features, [served.get(f, -1) for f in features], identity, len(key_columns), any(set(lookup.on) & served.keys() for lookup in lookups),
             dataset.transforms if dataset is not None else [],
             tf.RowTransformer(dataset.transforms if dataset is not None else []),
-            [(lookup.db_name, lookup.layout.fingerprint) for lookup in lookups])
+            [(lookup.db_name, lookup.layout.fingerprint) for lookup in lookups],
+            store.layouts_handle(store._env(create=False)))
         self._plan = plan if complete else None   # a group without data yet: look again
         return plan
 
@@ -530,6 +531,7 @@ class _ServingPlan:
     transforms: list
     transform: tf.RowTransformer
     layouts: list[tuple[bytes, bytes]] = field(default_factory=list)   # (database, layout)
+    layouts_db: Any = None      # the handle of the layout records
 
     def pick(self, key: dict[str, Any], flat: list) -> dict[str, Any]:
         """The features from the concatenated rows, a value given in ``key`` first."""

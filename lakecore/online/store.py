@@ -63,6 +63,7 @@ class OnlineStore:
         self.readonly = readonly
         self._handles: dict[tuple[str, int], tuple[lmdb.Environment, Any, int]] = {}
         self._stored_layouts: dict[bytes, Layout] = {}     # by fingerprint
+        self._db_names: dict[tuple[str, int], bytes] = {}
 
     def _env(self, create: bool) -> lmdb.Environment | None:
         return environment(self.path, create and not self.readonly, readonly=self.readonly)
@@ -166,7 +167,12 @@ class OnlineStore:
         """The layout the group's rows are encoded in (``layout`` unless a schema change
         made them under another one, or is being applied). ``layouts``: the LAYOUTS handle,
         taken before ``txn`` began."""
-        found = None if layouts is None else txn.get(self.db_name(name, version), None, layouts)
+        if layouts is None:
+            return layout
+        key = self._db_names.get((name, version))
+        if key is None:
+            key = self._db_names[(name, version)] = self.db_name(name, version)
+        found = txn.get(key, None, layouts)
         if found is None or found == layout.fingerprint:
             return layout
         stored = self._stored_layouts.get(found)
@@ -230,23 +236,23 @@ class OnlineStore:
         return env, db
 
     def read(self, name: str, version: int, layout: Layout, keys: pa.Table,
-             ttl_us: int | None) -> pa.Table:
+             ttl_us: int | None) -> tuple[pa.Table, Layout]:
         """One row per key of ``keys`` (already of the schema's key types): the key columns,
-        then the event time and features; nulls for missing keys and rows past the ttl. Rows
-        stored under another layout than ``layout`` (a schema change) come back in theirs:
-        the caller sees it in the schema."""
+        then the event time and features; nulls for missing keys and rows past the ttl. And
+        the layout they were decoded with: ``layout``, unless a schema change stored them
+        under another."""
         encoded = encode_keys(keys, layout)
         min_time = NO_TTL if ttl_us is None else time.time_ns() // 1000 - ttl_us
         env, db = self._database(name, version)
         if db is None:
             return pa.Table.from_batches([decode_batch(layout, encoded, [None] * len(encoded),
-                                                       min_time)])
+                                                       min_time)]), layout
         layouts = existing_db(env, LAYOUTS)
         with begin_read(env) as txn:
             stored = self._stored_layout(txn, layouts, name, version, layout)
             values = list(map(txn.get, encoded, repeat(None), repeat(db)))
             batch = decode_batch(stored, encoded, values, min_time)
-        return pa.Table.from_batches([batch])
+        return pa.Table.from_batches([batch]), stored
 
     def scan(self, name: str, version: int) -> tuple[list[bytes], list[bytes], int]:
         """Every key and value of a group's database in key order, and its watermark (-1:
@@ -258,11 +264,16 @@ class OnlineStore:
             pairs = list(txn.cursor(db=db).iternext(keys=True, values=True))
         return [k for k, _ in pairs], [v for _, v in pairs], self.watermark(name, version)
 
-    def row_reader(self, env: lmdb.Environment | None = None) -> RowReader:
+    def row_reader(self, env: lmdb.Environment | None = None,
+                   layouts: Any = None) -> RowReader:
         """A read transaction for one-key reads as Python values (the feature-vector path);
-        ``env``: the environment, when the caller has it already. Close it, or use it in a
-        ``with`` block."""
-        return RowReader(env if env is not None else self._env(create=False))
+        ``env`` and ``layouts`` (``layouts_handle()``): when the caller has them already.
+        Close it, or use it in a ``with`` block."""
+        return RowReader(env if env is not None else self._env(create=False), layouts)
+
+    def layouts_handle(self, env: lmdb.Environment | None) -> Any:
+        """The handle of the layout records (None: none written yet)."""
+        return existing_db(env, LAYOUTS)
 
 
 class OnlineRows(NamedTuple):
@@ -285,8 +296,10 @@ class RowReader:
 
     __slots__ = ("_txn", "_get", "_now", "_layouts")
 
-    def __init__(self, env: lmdb.Environment | None):
-        self._layouts = existing_db(env, LAYOUTS)       # before the transaction begins
+    def __init__(self, env: lmdb.Environment | None, layouts: Any = None):
+        # before the transaction begins (a lake without layout records: looked up each time,
+        # as another process may write the first)
+        self._layouts = layouts if layouts is not None else existing_db(env, LAYOUTS)
         self._txn = None if env is None else begin_read(env)
         self._get = None if env is None else self._txn.get
         self._now = time.time_ns() // 1000
