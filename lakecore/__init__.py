@@ -1,5 +1,6 @@
 """lakecore: an embedded, single-process AI lakehouse."""
 
+from lakecore import expect
 from lakecore._version import __version__
 from lakecore.base.threads import get_num_threads, set_num_threads
 from lakecore.errors import (
@@ -23,6 +24,7 @@ from lakecore.governance.verify import Report
 from lakecore.lake import Lake, open
 from lakecore.models.predictor import Predictor
 from lakecore.models.registry import ModelRegistry, ModelVersion
+from lakecore.quality.expectations import ValidationReport
 from lakecore.query.asof import asof_join
 
 __all__ = [
@@ -47,8 +49,10 @@ __all__ = [
     "StorageError",
     "TrainingDataset",
     "ValidationError",
+    "ValidationReport",
     "__version__",
     "asof_join",
+    "expect",
     "get_num_threads",
     "open",
     "set_num_threads",

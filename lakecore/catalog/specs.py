@@ -14,6 +14,35 @@ import msgspec
 from lakecore.base.hashing import digest_record
 
 
+class Expectation(msgspec.Struct, frozen=True, kw_only=True):
+    """One check of the rows of an insert (``lakecore.expect`` makes them; the quality
+    engine judges them). ``kind``: not_null, between, in_set, unique, matches, mean_between,
+    row_count_between or fresh."""
+
+    kind: str
+    columns: list[str] = []         # one column; ``unique``: the columns of the key
+    min: Any = None                 # between, mean_between, row_count_between (inclusive)
+    max: Any = None
+    values: list[Any] = []          # in_set
+    regex: str | None = None        # matches: a search, as in Great Expectations
+    max_age_us: int | None = None   # fresh
+    mostly: float = 1.0
+
+    def __str__(self) -> str:
+        args = [repr(c) for c in self.columns] if self.kind != "unique" else [repr(self.columns)]
+        if self.kind in ("between", "mean_between", "row_count_between"):
+            args += [repr(self.min), repr(self.max)]
+        elif self.kind == "in_set":
+            args.append(repr(self.values))
+        elif self.kind == "matches":
+            args.append(repr(self.regex))
+        elif self.kind == "fresh":
+            args.append(f"{self.max_age_us} us")
+        if self.mostly != 1.0:
+            args.append(f"mostly={self.mostly}")
+        return f"{self.kind}({', '.join(args)})"
+
+
 class Fitted(msgspec.Struct, frozen=True, kw_only=True):
     """A transform fitted on training data."""
 
@@ -68,6 +97,8 @@ class FeatureGroupSpec(msgspec.Struct, frozen=True, kw_only=True):
     created_at_ms: int
     table_id: str
     location: str               # relative to the lake folder
+    expectations: list[Expectation] = []    # judged on every insert, before anything is written
+    on_failure: str = "reject"              # or "warn"
 
 
 class FeatureViewSpec(msgspec.Struct, frozen=True, kw_only=True):

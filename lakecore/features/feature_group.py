@@ -17,10 +17,12 @@ import msgspec
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table
+from lakecore.base.files import create_exclusively, fsync_path, open_own
+from lakecore.base.hashing import digest_bytes
 from lakecore.base.refs import group_folder, group_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
 from lakecore.base.times import from_millis
-from lakecore.catalog.specs import FeatureGroupSpec
+from lakecore.catalog.specs import Expectation, FeatureGroupSpec
 from lakecore.errors import (
     IntegrityError,
     LakeError,
@@ -31,13 +33,15 @@ from lakecore.errors import (
 from lakecore.features.context import LakeContext
 from lakecore.features.query import Query, select_query
 from lakecore.offline.compaction import fan_in, files_to_merge
-from lakecore.offline.evolution import added, dropped, fit, widened
 from lakecore.offline.delta_log import Snapshot, commit_info
+from lakecore.offline.evolution import added, dropped, fit, widened
 from lakecore.offline.schema import conform, storage_schema
 from lakecore.offline.table import Change, table_schema
 from lakecore.online.codec import encode_keys
 from lakecore.online.layout import Layout, check_keys
 from lakecore.online.store import OnlineRows, prepare
+from lakecore.quality.expectations import ValidationReport, judge
+from lakecore.quality.expectations import check as check_expectations
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -52,6 +56,8 @@ class Commit(msgspec.Struct, frozen=True):
         ``insert``, ``delete``, ``compact``, ...
     rows_added, rows_removed : int
     hash : str or None
+    validation : ValidationReport or None
+        The verdict of the group's expectations on this insert (returned by ``insert``).
 
     Examples
     --------
@@ -72,9 +78,11 @@ class Commit(msgspec.Struct, frozen=True):
     rows_added: int
     rows_removed: int
     hash: str | None
+    validation: ValidationReport | None = None
 
 
 SCHEMA_CHANGES = ("add_columns", "widen", "drop_columns")
+REPORTS_DIR = "_validation"     # in the table folder (other engines skip "_" folders)
 
 
 def _commit(version: int, timestamp_ms: int, info: dict[str, Any]) -> Commit:
@@ -183,7 +191,8 @@ class FeatureGroup:
     # -- changes -----------------------------------------------------------------------------
     def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan,
                        deleted_keys: list[bytes] | None = None,
-                       online_rows: OnlineRows | None = None) -> Commit | None:
+                       online_rows: OnlineRows | None = None,
+                       report: ValidationReport | None = None) -> Commit | None:
         """Run ``plan`` (which writes data files and returns a Change) and commit it, its audit
         event first; on any failure delete the files it wrote, so the lake is left as it was.
         Then bring the online store up to the new commit (a derived store: a crash before that
@@ -205,7 +214,7 @@ class FeatureGroup:
                 snapshot, change, schema, self._spec.table_id, self.name,
                 announce=lambda version, digest, files: ctx.announce(
                     change.operation, group_ref(self.name, self.version, version), digest,
-                    files),
+                    {**files, **self._store_report(report, version)}),
                 withdraw=ctx.withdraw)
         except BaseException:
             table.discard_pending()
@@ -234,7 +243,117 @@ class FeatureGroup:
                     table.online_version = snapshot.version
                 else:
                     self._sync_online()
-        return _commit(snapshot.version, snapshot.timestamp, info)
+        commit = _commit(snapshot.version, snapshot.timestamp, info)
+        return commit if report is None else msgspec.structs.replace(commit, validation=report)
+
+    # -- expectations (quality.expectations) -------------------------------------------------
+    @property
+    def expectations(self) -> list[Expectation]:
+        """The expectations every insert is judged by (``set_expectations``)."""
+        return list(self._spec.expectations)
+
+    def set_expectations(self, expectations: list[Expectation], *,
+                         on_failure: str = "reject") -> None:
+        """Judge every later insert by ``expectations`` (``lakecore.expect``), before
+        anything is written: ``on_failure="reject"`` refuses a failing insert
+        (``ValidationError`` with its ``.report``), ``"warn"`` writes it and warns. Each
+        written insert's report is stored in the lake (``validation_history``).
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> from lakecore import expect
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("pay", primary_key="id")
+        >>> fg.set_expectations([expect.between("amount", 0, 100)])
+        >>> fg.insert({"id": [1], "amount": [5.0]}).validation.ok
+        True
+        >>> try:
+        ...     fg.insert({"id": [2], "amount": [500.0]})
+        ... except lakecore.ValidationError as error:
+        ...     print(error.report.results[0].examples)
+        [500.0]
+        >>> lake.close()
+        """
+        if on_failure not in ("reject", "warn"):
+            raise ValidationError(f"on_failure: expected 'reject' or 'warn', got {on_failure!r}")
+        if not isinstance(expectations, (list, tuple)) or not all(
+                isinstance(e, Expectation) for e in expectations):
+            raise ValidationError(f"expectations: expected a list of lakecore.expect "
+                                  f"expectations, got {expectations!r}")
+        with self._ctx.writing(f"set_expectations on {self.name!r}"):
+            schema = self._schema(self._table.snapshot())
+            if schema is not None:
+                check_expectations(list(expectations), schema)
+            name, version = self.name, self.version
+
+            def change(state) -> None:
+                for i, g in enumerate(state.feature_groups):
+                    if (g.name, g.version) == (name, version):
+                        state.feature_groups[i] = msgspec.structs.replace(
+                            g, expectations=list(expectations), on_failure=on_failure)
+            self._ctx.record(change, "set_expectations", group_ref(name, version), None)
+            self._spec = self._ctx.group_spec(name, version)
+
+    def _judge(self, rows: pa.Table) -> ValidationReport | None:
+        """The report of the group's expectations on ``rows`` (its own duplicates resolved:
+        the last one wins); ValidationError when they fail and the group rejects."""
+        spec = self._ctx.group_spec(self.name, self.version)
+        self._spec = spec
+        if not spec.expectations:
+            return None
+        check_expectations(spec.expectations, rows.schema)
+        report = judge(spec.expectations, self._table.latest_per_key(rows))
+        if not report.ok:
+            failed = [r.expectation for r in report.results if not r.ok]
+            message = (f"insert into {self.name!r}: {len(failed)} expectation(s) failed: "
+                       f"{'; '.join(failed)}")
+            if spec.on_failure == "reject":
+                error = ValidationError(message + "; nothing was written")
+                error.report = report
+                raise error
+            warnings.warn(message + "; written anyway (on_failure='warn')", stacklevel=4)
+        return report
+
+    def _store_report(self, report: ValidationReport | None, version: int) -> dict[str, str]:
+        """Write an insert's report beside its table (before the commit's audit event,
+        which records its sha256); ``{path in the lake: sha256}``."""
+        if report is None:
+            return {}
+        folder = os.path.join(self._table.location, REPORTS_DIR)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{version:020d}.json")
+        data = msgspec.json.encode(report)
+        self._table.pending.append(path)
+        with create_exclusively(path) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_path(folder)
+        return {path: digest_bytes(data)}
+
+    def validation_history(self) -> list[ValidationReport]:
+        """The stored report of every insert judged by expectations, oldest first; each
+        checked against the sha256 its commit's audit event recorded."""
+        self._ctx.check_open()
+        folder = os.path.join(self._table.location, REPORTS_DIR)
+        reports = []
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if not (name.endswith(".json") and name[:-5].isdigit()):
+                continue
+            version = int(name[:-5])
+            event = self._ctx.audit.recorded(group_ref(self.name, self.version, version))
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, self._ctx.path)
+            if event is None or version > self._table.snapshot().version:
+                continue                    # a report whose commit never landed
+            with open_own(path) as f:
+                data = f.read()
+            if (event.files or {}).get(relative) != digest_bytes(data):
+                raise IntegrityError(f"{path}: not the validation report the audit log "
+                                     f"recorded for commit {version}")
+            reports.append(msgspec.json.decode(data, type=ValidationReport))
+        return reports
 
     def insert(self, data: Any) -> Commit | None:
         """Upsert rows: a row whose (primary key, event_time) is already stored replaces it; in
@@ -263,6 +382,7 @@ class FeatureGroup:
             if schema is None:
                 schema = storage_schema(incoming.schema, self.primary_key, self.event_time)
             rows = conform(incoming, schema, self.primary_key, self.event_time)
+            report = self._judge(rows)
             # what the online store will hold, made before anything is committed: a key it
             # cannot hold is refused here, with the lake as it was
             online_rows = prepare(rows, self._layout(schema)) if self.online else None
@@ -270,7 +390,7 @@ class FeatureGroup:
                 return None             # nothing to write: no commit
             commit = self._commit_change(
                 snapshot, schema, lambda: self._table.plan_upsert(snapshot, rows, schema),
-                online_rows=online_rows)
+                online_rows=online_rows, report=report)
             self._merge_small_files()
             return commit
 

@@ -40,6 +40,7 @@ from lakecore.base.refs import (
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import LakeError
 from lakecore.features.context import LakeContext
+from lakecore.features.feature_group import REPORTS_DIR
 from lakecore.governance.audit import (
     AuditLog,
     catalog_status,
@@ -499,6 +500,11 @@ def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: d
             if version.isdigit() and int(version) < trusted.get(table, -1):
                 continue                # checked by a previous verify (fast)
             known = commits
+            if event.target in commits:     # its validation report, when it has one
+                for path, digest in (event.files or {}).items():
+                    if f"/{REPORTS_DIR}/" in f"/{path}":
+                        _check_file(report, digests, os.path.join(lake.path, path), digest,
+                                    f"{event.target} validation report")
         elif kind == "td":
             known = datasets
         elif kind == "model":

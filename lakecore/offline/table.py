@@ -284,6 +284,13 @@ class OfflineTable:
         kept = [rows for _, rows, matched in results if matched and rows.num_rows]
         return removes, kept, sum(matched for _, _, matched in results)
 
+    def latest_per_key(self, table: pa.Table) -> pa.Table:
+        """``table`` with its own duplicates of (primary key, event time) resolved: the last
+        one wins, as an upsert stores them."""
+        codes, _, n = key_codes(table, table.slice(0, 0), self.key_columns, self.key_columns)
+        keep = dedupe.last_occurrences(codes, n)
+        return table.take(pa.array(keep)) if len(keep) < table.num_rows else table
+
     def plan_upsert(self, snapshot: Snapshot, table: pa.Table, schema: pa.Schema) -> Change:
         codes, _, n = key_codes(table, table.slice(0, 0), self.key_columns, self.key_columns)
         keep = dedupe.last_occurrences(codes, n)
