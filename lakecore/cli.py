@@ -236,6 +236,30 @@ def history(path: str, ref: str) -> int:
     return 0
 
 
+def stats(path: str, ref: str) -> int:
+    """Print the statistics of a feature group at a commit, one line per column."""
+    from lakecore.governance.lineage import parse_ref
+
+    kind, name, version, commit = parse_ref(ref)
+    if kind != "fg":
+        raise lakecore.ValidationError(f"stats: expected a feature group ref fg:NAME@V or "
+                                       f"fg:NAME@V#COMMIT, got {ref!r}")
+    with lakecore.open(path, readonly=True) as lake:
+        table = lake.feature_group(name, version).statistics(as_of=commit).to_table()
+    for row in table.to_pylist():
+        figures = [f"count {row['count']}", f"nulls {row['nulls']}",
+                   f"distinct {row['distinct']}"]
+        for field in ("min", "max", "mean"):
+            if row[field] is not None:
+                figures.append(f"{field} {row[field]}")
+        if row["std"] is not None:
+            figures.append(f"std {row['std']:.6g}")
+        if row["top"] is not None:
+            figures.append(f"top {row['top']}")
+        print(f"{row['column']}: {', '.join(figures)}")
+    return 0
+
+
 def lineage_tree(lake: lakecore.Lake, ref: str, direction: str) -> list[str]:
     """The lineage of ``ref`` drawn as a tree of its direct links: each object under the
     objects it was made from (upstream) or that were made from it (downstream)."""
@@ -369,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--anchor", metavar="SEQ:HASH", default=None,
                        help="an audit head printed by an earlier verify, kept outside the "
                             "lake: the audit log must still hold that event")
+    describe = command("stats", "print a feature group's column statistics",
+                       "Print count, nulls, distinct values, min, max, mean, std and the most "
+                       "frequent values of every column of a feature group at a commit "
+                       "(the latest when none is given).")
+    describe.add_argument("path", help="the lake folder")
+    describe.add_argument("ref", help="fg:NAME@VERSION or fg:NAME@VERSION#COMMIT")
     sweep = command("vacuum", "delete the data files only old commits need",
                     "Delete the data files that only commits older than --retain need (keeping "
                     "every commit a training dataset was made from), and files crashed writers "
@@ -397,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
             return verify(args.path, args.fast, args.anchor)
         if args.command == "vacuum":
             return vacuum(args.path, args.retain)
+        if args.command == "stats":
+            return stats(args.path, args.ref)
         parser.print_usage(sys.stderr)
         print("lakecore: error: a command is required (lakecore --help lists them)",
               file=sys.stderr)

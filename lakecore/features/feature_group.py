@@ -42,6 +42,7 @@ from lakecore.online.layout import Layout, check_keys
 from lakecore.online.store import OnlineRows, prepare
 from lakecore.quality.expectations import ValidationReport, judge
 from lakecore.quality.expectations import check as check_expectations
+from lakecore.quality.statistics import Statistics, describe
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -331,6 +332,40 @@ class FeatureGroup:
             os.fsync(f.fileno())
         fsync_path(folder)
         return {path: digest_bytes(data)}
+
+    def statistics(self, *, as_of: int | dt.datetime | None = None,
+                   columns: list[str] | None = None) -> Statistics:
+        """Statistics of the table at ``as_of`` (latest when None), of ``columns`` (every
+        column when None); computed once per commit in this process.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2, 3], "age": [30, 40, None], "city": ["a", "b", "a"]})
+        >>> stats = fg.statistics()
+        >>> stats.columns["age"].mean, stats.columns["age"].nulls, stats.columns["city"].top
+        (35.0, 1, [('a', 2), ('b', 1)])
+        >>> lake.close()
+        """
+        self._ctx.check_open()
+        snapshot, _ = self._snapshot_at(as_of)
+        schema = self._schema(snapshot)
+        if schema is None or snapshot.version < 0:
+            raise ValidationError(f"statistics: feature group {self.name!r} has no rows yet")
+        names = schema.names if columns is None else list(columns)
+        unknown = [c for c in names if c not in schema.names]
+        if unknown:
+            raise SchemaError(f"columns: {', '.join(map(repr, unknown))} are not in the schema "
+                              f"at commit {snapshot.version} ({', '.join(schema.names)})")
+        cache = self._table.statistics_cache
+        missing = [c for c in names if (snapshot.version, c) not in cache]
+        if missing:
+            found = describe(self._table.read(snapshot, schema, missing), missing)
+            for name, stats in found.columns.items():
+                cache[(snapshot.version, name)] = stats
+        return Statistics(columns={c: cache[(snapshot.version, c)] for c in names})
 
     def validation_history(self) -> list[ValidationReport]:
         """The stored report of every insert judged by expectations, oldest first; each

@@ -174,6 +174,7 @@ class OfflineTable:
         # its watermark, or a compaction after it
         self.online_version = -2
         self.history_shown: list = []       # history() as the feature layer shows it, so far
+        self.statistics_cache: dict = {}    # (commit, column) -> its statistics (immutable)
 
     # -- reading -----------------------------------------------------------------------------
     def snapshot(self, version: int | None = None) -> Snapshot:
