@@ -85,3 +85,28 @@ def test_feature_group_statistics_follow_the_commits(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "age: count 3, nulls 1, distinct 2, min 30, max 40, mean 35.0" in out
     assert cli(["stats", str(tmp_path / "lake"), "fv:users@1"]) == 2
+
+
+def test_training_data_keeps_the_statistics_of_its_features_in_its_manifest(tmp_path):
+    with lakecore.open(tmp_path / "lake") as lake:
+        fg = lake.create_feature_group("g", primary_key="id")
+        fg.insert({"id": list(range(100)), "x": [float(i) for i in range(100)],
+                   "c": ["a" if i % 3 else "b" for i in range(100)]})
+        view = lake.create_feature_view("v", query=fg.select_all(),
+                                        transforms={"x": "standard_scaler"})
+        td = view.create_training_data(split={"train": 0.8, "test": 0.2}, seed=1)
+        assert set(td._spec.statistics) == {"", "train", "test"}
+        train = td.read("train", with_keys=True)
+        assert td.statistics("train").columns["x"].count == train.num_rows
+        raw_mean = float(np.mean(train.column("id").to_numpy()))   # x equals id, untransformed
+        assert math.isclose(td.statistics("train").columns["x"].mean, raw_mean)
+        assert td.statistics().columns["x"].count == 100
+        assert td.statistics().columns["c"].top == [("a", 66), ("b", 34)]
+        with pytest.raises(lakecore.ValidationError, match="split"):
+            td.statistics("nope")
+        assert td.recreate().hash == td.hash
+    with lakecore.open(tmp_path / "lake") as again:
+        td = again.feature_view("v").training_data(1)
+        assert td.recreate().hash == td.hash
+        assert td.statistics("test").columns["x"].count == 20
+        assert again.verify().ok

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
 from lakecore.base.hashing import digest_record
 
@@ -129,6 +130,81 @@ class DataFile(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
 
 
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+class ColumnStats(msgspec.Struct, frozen=True, kw_only=True):
+    """One column's statistics (``None`` where a figure does not apply or no value is there).
+
+    Attributes
+    ----------
+    count : int
+        Rows.
+    nulls : int
+        Missing values (NaN included for floats).
+    distinct : int
+        Distinct non-null values.
+    min, max, mean, std
+        Numbers and times: extremes, mean and population standard deviation (times: mean as
+        a time, std in microseconds).
+    quantiles : dict of float to value
+        At 0.01, 0.05, 0.25, 0.5, 0.75, 0.95 and 0.99 (the value at that rank).
+    histogram : tuple of (list, list)
+        21 edges from min to max and 20 counts; the last bin is closed.
+    top : list of (value, count)
+        Strings and booleans: up to 20 most frequent values, most frequent first (ties by
+        value).
+    """
+
+    count: int
+    nulls: int
+    distinct: int
+    min: Any = None
+    max: Any = None
+    mean: Any = None
+    std: float | None = None
+    quantile_values: list[Any] | None = None     # at QUANTILES (see ``quantiles``)
+    histogram: tuple[list[Any], list[int]] | None = None
+    top: list[tuple[Any, int]] | None = None
+
+    @property
+    def quantiles(self) -> dict[float, Any] | None:
+        """The value at each rank of QUANTILES (0.01 ... 0.99)."""
+        if self.quantile_values is None:
+            return None
+        return dict(zip(QUANTILES, self.quantile_values))
+
+
+class Statistics(msgspec.Struct, frozen=True, kw_only=True):
+    """Statistics of every column of a table (``columns``: name to ``ColumnStats``)."""
+
+    columns: dict[str, ColumnStats]
+
+    def to_table(self) -> pa.Table:
+        """One row per column: its name and every figure (quantiles, histogram and top as
+        text)."""
+        rows = []
+        for name, c in self.columns.items():
+            rows.append({"column": name, "count": c.count, "nulls": c.nulls,
+                         "distinct": c.distinct, "min": _text(c.min), "max": _text(c.max),
+                         "mean": _text(c.mean), "std": c.std,
+                         "quantiles": _text(c.quantile_values),
+                         "histogram": _text(c.histogram),
+                         "top": _text(c.top)})
+        schema = pa.schema([("column", pa.string()), ("count", pa.int64()),
+                            ("nulls", pa.int64()), ("distinct", pa.int64()),
+                            ("min", pa.string()), ("max", pa.string()), ("mean", pa.string()),
+                            ("std", pa.float64()), ("quantiles", pa.string()),
+                            ("histogram", pa.string()), ("top", pa.string())])
+        return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return msgspec.json.encode(value).decode()
+
+
 class TrainingDatasetSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A training dataset's manifest: everything needed to read, verify and recreate it."""
 
@@ -151,6 +227,9 @@ class TrainingDatasetSpec(msgspec.Struct, frozen=True, kw_only=True):
     hash: str
     engine: str = "lakecore"            # "spark": joined and written by Spark
     spine_time: str | None = None       # the spine's event time column, when named by the user
+    # by split ("" for all rows): the features before transforms (what serving is compared
+    # with); None for datasets made before statistics were kept
+    statistics: dict[str, Statistics] | None = None
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):

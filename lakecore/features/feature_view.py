@@ -33,7 +33,13 @@ from lakecore.features.training_dataset import TrainingDataset
 from lakecore.online.environments import handles_version as _handles_version
 from lakecore.query.planner import build
 from lakecore.training import transforms as tf
-from lakecore.training.datasets import discard_folder, folder_of, materialize, parse_split
+from lakecore.training.datasets import (
+    discard_folder,
+    folder_of,
+    materialize,
+    parse_split,
+    with_statistics,
+)
 
 
 @guard_storage(skip=("feature_vector",))
@@ -154,6 +160,7 @@ class FeatureView:
                                    start_time=start_time, end_time=end_time, split=parts,
                                    seed=seed, description=description, folder=folder,
                                    spark=spark, spark_engine=self._ctx.spark)
+                spec = with_statistics(spec, self._ctx.path)
             except BaseException:
                 discard_folder(self._ctx.path, folder)
                 raise

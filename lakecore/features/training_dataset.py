@@ -15,8 +15,9 @@ from lakecore.base.times import from_micros
 from lakecore.catalog.specs import FeatureViewSpec, TrainingDatasetSpec, pick_version
 from lakecore.errors import NotFoundError, ValidationError
 from lakecore.features.context import LakeContext
+from lakecore.quality.statistics import Statistics
 from lakecore.training import transforms as tf
-from lakecore.training.datasets import ROW_ID, folder_of, materialize
+from lakecore.training.datasets import ROW_ID, folder_of, materialize, with_statistics
 
 
 def view_spec(ctx: LakeContext, name: str, version: int | None) -> FeatureViewSpec:
@@ -146,6 +147,31 @@ class TrainingDataset:
         names = (spec.key_columns if with_keys else []) + features.column_names + spec.labels
         return pa.table(columns, names=names)
 
+    def statistics(self, split: str | None = None) -> Statistics:
+        """Statistics of the features before transforms (what serving logs are compared
+        with), of ``split`` (all rows when None), as stored in the manifest and covered by
+        the dataset's hash; computed from the files for datasets made before statistics were
+        kept.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="id")
+        >>> _ = fg.insert({"id": [1, 2, 3, 4], "age": [20, 30, 40, 50]})
+        >>> td = lake.create_feature_view("ages", query=fg.select_all()).create_training_data()
+        >>> td.statistics().columns["age"].mean
+        35.0
+        >>> lake.close()
+        """
+        self._ctx.check_open()
+        spec = self._spec
+        if split is not None and split not in spec.files:
+            raise ValidationError(f"split: no split {split!r} (splits: {', '.join(spec.files)})")
+        stored = spec.statistics if spec.statistics is not None else \
+            with_statistics(spec, self._ctx.path).statistics
+        return stored["" if split is None else split]
+
     def recreate(self, *, spark: Any = None) -> TrainingDataset:
         """Rebuild this dataset from the exact commits and spine it was made from (into a
         ``recreated`` folder beside it); the result has the same hash when nothing changed.
@@ -187,5 +213,7 @@ class TrainingDataset:
                               spark=spark if spec.engine == "spark" else None,
                               spark_engine=ctx.spark,
                               transform_order=[f.column for f in spec.transforms])
+        if spec.statistics is not None:     # kept since statistics were: rebuilt alike
+            rebuilt = with_statistics(rebuilt, ctx.path)
         return TrainingDataset(ctx, rebuilt)
 

@@ -14,74 +14,18 @@ mean. Times and dates are described in their own type (quantiles and edges as ti
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+from lakecore.catalog.specs import QUANTILES, ColumnStats, Statistics
+
+__all__ = ["ColumnStats", "Statistics", "describe"]
+
 BINS = 20
 TOP = 20
-
-
-class ColumnStats(msgspec.Struct, frozen=True, kw_only=True):
-    """One column's statistics (``None`` where a figure does not apply or no value is there).
-
-    Attributes
-    ----------
-    count : int
-        Rows.
-    nulls : int
-        Missing values (NaN included for floats).
-    distinct : int
-        Distinct non-null values.
-    min, max, mean, std
-        Numbers and times: extremes, mean and population standard deviation (times: mean as
-        a time, std in microseconds).
-    quantiles : dict of float to value
-        At 0.01, 0.05, 0.25, 0.5, 0.75, 0.95 and 0.99 (the value at that rank).
-    histogram : tuple of (list, list)
-        21 edges from min to max and 20 counts; the last bin is closed.
-    top : list of (value, count)
-        Strings and booleans: up to 20 most frequent values, most frequent first (ties by
-        value).
-    """
-
-    count: int
-    nulls: int
-    distinct: int
-    min: Any = None
-    max: Any = None
-    mean: Any = None
-    std: float | None = None
-    quantiles: dict[float, Any] | None = None
-    histogram: tuple[list[Any], list[int]] | None = None
-    top: list[tuple[Any, int]] | None = None
-
-
-class Statistics(msgspec.Struct, frozen=True, kw_only=True):
-    """Statistics of every column of a table (``columns``: name to ``ColumnStats``)."""
-
-    columns: dict[str, ColumnStats]
-
-    def to_table(self) -> pa.Table:
-        """One row per column: its name and every figure (quantiles, histogram and top as
-        text)."""
-        rows = []
-        for name, c in self.columns.items():
-            rows.append({"column": name, "count": c.count, "nulls": c.nulls,
-                         "distinct": c.distinct, "min": _text(c.min), "max": _text(c.max),
-                         "mean": _text(c.mean), "std": c.std,
-                         "quantiles": _text(c.quantiles), "histogram": _text(c.histogram),
-                         "top": _text(c.top)})
-        schema = pa.schema([("column", pa.string()), ("count", pa.int64()),
-                            ("nulls", pa.int64()), ("distinct", pa.int64()),
-                            ("min", pa.string()), ("max", pa.string()), ("mean", pa.string()),
-                            ("std", pa.float64()), ("quantiles", pa.string()),
-                            ("histogram", pa.string()), ("top", pa.string())])
-        return pa.Table.from_pylist(rows, schema=schema)
 
 
 def describe(table: pa.Table, columns: list[str] | None = None) -> Statistics:
@@ -125,8 +69,8 @@ def _numbers(base: ColumnStats, values: np.ndarray, time_type: pa.DataType | Non
     n = len(ordered)
     as_float = ordered.astype(np.float64)
     low, high = ordered[0].item(), ordered[-1].item()
-    ranks = {q: ordered[min(int(np.ceil(q * n)) - 1, n - 1) if q * n >= 1 else 0].item()
-             for q in QUANTILES}
+    ranks = [ordered[min(int(np.ceil(q * n)) - 1, n - 1) if q * n >= 1 else 0].item()
+             for q in QUANTILES]
     if low == high:
         edges = [float(low)] * (BINS + 1)
         counts = [n] + [0] * (BINS - 1)
@@ -139,10 +83,10 @@ def _numbers(base: ColumnStats, values: np.ndarray, time_type: pa.DataType | Non
         convert = _time_converter(time_type)
         low, high = convert(low), convert(high)
         mean = convert(round(mean))
-        ranks = {q: convert(v) for q, v in ranks.items()}
+        ranks = [convert(v) for v in ranks]
         edges = [convert(round(e)) for e in edges]
     return msgspec.structs.replace(base, min=low, max=high, mean=mean, std=std,
-                                   quantiles=ranks, histogram=(edges, counts))
+                                   quantile_values=ranks, histogram=(edges, counts))
 
 
 def _time_converter(t: pa.DataType):
@@ -150,9 +94,3 @@ def _time_converter(t: pa.DataType):
     if pa.types.is_date(t):
         return lambda micros: (epoch + dt.timedelta(microseconds=int(micros))).date()
     return lambda micros: epoch + dt.timedelta(microseconds=int(micros))
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return msgspec.json.encode(value).decode()

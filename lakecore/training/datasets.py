@@ -24,10 +24,11 @@ import pyarrow.compute as pc
 
 from lakecore.base.files import fsync_path, remove_tree
 from lakecore.base.hashing import digest_record
-from lakecore.base.parquet import write_parquet
+from lakecore.base.parquet import read_parquet, write_parquet
 from lakecore.base.times import now_millis, utc_micros
 from lakecore.catalog.specs import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
 from lakecore.errors import SchemaError, ValidationError
+from lakecore.quality.statistics import describe
 from lakecore.query.planner import Resolve, as_utc_times, build
 from lakecore.training import transforms as tf
 
@@ -128,7 +129,22 @@ def content_hash(spec: TrainingDatasetSpec) -> str:
         "files": {name: [[f.sha256, f.rows] for f in parts]
                   for name, parts in sorted(spec.files.items())},
         **({"engine": spec.engine} if spec.engine != "lakecore" else {}),
+        **({"statistics": spec.statistics} if spec.statistics is not None else {}),
     })
+
+
+def with_statistics(spec: TrainingDatasetSpec, lake_path: str) -> TrainingDatasetSpec:
+    """``spec`` with the statistics of its features before transforms, of every split and
+    of all rows (key ""), read from its files, and its hash covering them."""
+    parts = {name: pa.concat_tables(
+        [read_parquet(os.path.join(lake_path, f.path), spec.features) for f in files])
+        for name, files in spec.files.items()}
+    stats = {name: describe(table, spec.features) for name, table in parts.items()}
+    if len(parts) > 1 or "" not in stats:
+        stats[""] = describe(pa.concat_tables(list(parts.values())), spec.features) \
+            if len(parts) > 1 else next(iter(stats.values()))
+    spec = msgspec.structs.replace(spec, statistics=stats)
+    return msgspec.structs.replace(spec, hash=content_hash(spec))
 
 
 def materialize(resolve: Resolve, lake_path: str, view: FeatureViewSpec, version: int, *,
