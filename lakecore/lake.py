@@ -53,6 +53,7 @@ from lakecore.governance.lineage import Node, lineage
 from lakecore.governance.vacuum import VacuumResult, check_retain, vacuum
 from lakecore.governance.verify import Report, verify
 from lakecore.integrations.spark import SparkEngine
+from lakecore.models.prediction_log import PredictionLog
 from lakecore.models.predictor import Predictor
 from lakecore.models.registry import ModelRegistry
 from lakecore.online.store import OnlineStore
@@ -128,6 +129,7 @@ class Lake:
                                 online_store=OnlineStore(self.path, self.readonly),
                                 audit=self.audit, spark=SparkEngine())
         self.models = ModelRegistry(self._ctx)
+        self._prediction_logs: list[PredictionLog] = []
         # also when the lake is dropped or the process exits without close()
         self._release = weakref.finalize(self, self._ctx.release_tables)
         if not self.readonly:
@@ -206,6 +208,8 @@ class Lake:
         ...
         lakecore.errors.LakeError: the lake at ... is closed
         """
+        for prediction_log in self._prediction_logs:   # what predictors logged, first
+            prediction_log.flush()
         self._ctx.closed = True
         self._release()
 
@@ -392,7 +396,7 @@ class Lake:
     # -- models ------------------------------------------------------------------------------
     def predictor(self, model_name: str, *, version: int | None = None,
                   alias: str | None = None, load: Callable[[str], Any],
-                  fill: float | None = None) -> Predictor:
+                  fill: float | None = None, log: bool = False) -> Predictor:
         """A model version loaded in this process, predicting from online feature vectors.
 
         Parameters
@@ -412,7 +416,11 @@ class Lake:
         See ``lakecore.Predictor``.
         """
         self._ctx.check_open()
-        return Predictor(self._ctx, model_name, version, alias, load, fill)
+        prediction_log = None
+        if log:
+            prediction_log = PredictionLog(self, model_name)
+            self._prediction_logs.append(prediction_log)
+        return Predictor(self._ctx, model_name, version, alias, load, fill, prediction_log)
 
     # -- governance --------------------------------------------------------------------------
     def lineage(self, obj: Any, direction: str = "upstream") -> list[Node]:

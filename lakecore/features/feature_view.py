@@ -330,11 +330,13 @@ class FeatureView:
             parts.append((part, group))
         return parts
 
-    def feature_vectors(self, keys: Any, *, training_data: Any = None) -> pa.Table:
+    def feature_vectors(self, keys: Any, *, training_data: Any = None,
+                        untransformed: bool = False) -> pa.Table:
         """One row per key (``keys``: data with the join key columns): the features in
         training column order, transformed, from the online store. A feature column given in
         ``keys`` is used as given (a value the caller already has); a feature that no online
-        group serves must be given there.
+        group serves must be given there. ``untransformed``: the values as served, before the
+        training data's transforms.
 
         Examples
         --------
@@ -375,7 +377,12 @@ class FeatureView:
         if missing:
             raise _not_served(missing[0])
         raw = pa.table({f: columns[f] for f in plan.features})
-        return tf.apply(raw, plan.transforms)
+        return raw if untransformed else tf.apply(raw, plan.transforms)
+
+    def transform(self, raw: pa.Table, *, training_data: Any = None) -> pa.Table:
+        """Features as ``feature_vectors(..., untransformed=True)`` returned them, transformed
+        like the training data."""
+        return tf.apply(raw, self._serving_plan(training_data).transforms)
 
     def feature_vector(self, key: dict[str, Any], *, training_data: Any = None) -> dict[str, Any]:
         """One key's features (a dict of Python values) in training column order: every

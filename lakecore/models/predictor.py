@@ -10,11 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakecore.base.arrow import as_table
 from lakecore.base.storage_errors import guard_storage
 from lakecore.errors import ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.features.feature_view import FeatureView
 from lakecore.features.training_dataset import view_spec
+from lakecore.models.prediction_log import PredictionLog
 from lakecore.models.registry import ModelRegistry, ModelVersion
 
 
@@ -53,7 +55,8 @@ class Predictor:
     """
 
     def __init__(self, ctx: LakeContext, name: str, version: int | None, alias: str | None,
-                 load: Callable[[str], Any], fill: float | None = None):
+                 load: Callable[[str], Any], fill: float | None = None,
+                 log: PredictionLog | None = None):
         if not callable(load):
             raise ValidationError("load: expected a function taking the artifact path")
         if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float))):
@@ -61,6 +64,7 @@ class Predictor:
         self._ctx, self._name, self._version, self._alias, self._load = \
             ctx, name, version, alias, load
         self._fill = None if fill is None else float(fill)
+        self._log = log
         self.model_version: ModelVersion | None = None
         self.model: Any = None
         self.reload()
@@ -144,9 +148,17 @@ class Predictor:
         [[20.0], [nan]]
         >>> lake.close()
         """
+        return self._matrix(self._served(keys)[2])
+
+    def _served(self, keys: Any) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """The request, its features as served (before transforms) and transformed."""
         view_name, view_version, td_version, _ = self.model_version._spec.training_data
         view = FeatureView(self._ctx, view_spec(self._ctx, view_name, view_version))
-        vectors = view.feature_vectors(keys, training_data=td_version)
+        request = as_table(keys, "keys")
+        raw = view.feature_vectors(request, training_data=td_version, untransformed=True)
+        return request, raw, view.transform(raw, training_data=td_version)
+
+    def _matrix(self, vectors: pa.Table) -> np.ndarray:
         columns = []
         for column in vectors.columns:
             column = pc.cast(column, pa.float64())
@@ -195,4 +207,24 @@ class Predictor:
         if not callable(call):
             raise ValidationError(f"method: model {self._name!r} version {self.version} "
                                   f"({type(self.model).__name__}) has no method {method!r}")
-        return call(self.features(keys))
+        if self._log is None:
+            return call(self.features(keys))
+        request, raw, vectors = self._served(keys)
+        prediction = call(self._matrix(vectors))
+        self._log.record(request, raw, prediction, self.version)
+        return prediction
+
+    def flush(self) -> None:
+        """Commit the logged predictions now (``log=True``; else nothing to do)."""
+        if self._log is not None:
+            self._log.flush()
+
+    def close(self) -> None:
+        """Commit the logged predictions; the predictor may still be used."""
+        self.flush()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
