@@ -109,6 +109,9 @@ class Predictor:
                                   f"training data, so its features are unknown")
         self.model = self._load(found.path)
         self.model_version = found
+        view_name, view_version, _, _ = found._spec.training_data
+        # one view object per model version: its serving plan is made once, not per call
+        self._view = FeatureView(self._ctx, view_spec(self._ctx, view_name, view_version))
         return True
 
     @property
@@ -152,8 +155,7 @@ class Predictor:
 
     def _served(self, keys: Any) -> tuple[pa.Table, pa.Table, pa.Table]:
         """The request, its features as served (before transforms) and transformed."""
-        view_name, view_version, td_version, _ = self.model_version._spec.training_data
-        view = FeatureView(self._ctx, view_spec(self._ctx, view_name, view_version))
+        view, td_version = self._view, self.model_version._spec.training_data[2]
         request = as_table(keys, "keys")
         raw = view.feature_vectors(request, training_data=td_version, untransformed=True)
         return request, raw, view.transform(raw, training_data=td_version)
