@@ -260,6 +260,25 @@ def stats(path: str, ref: str) -> int:
     return 0
 
 
+def monitor(path: str, ref: str, html_path: str | None) -> int:
+    """Print a model version's drift report (logged features against its training data);
+    1 when any feature drifted."""
+    from lakecore.governance.lineage import parse_ref
+
+    kind, name, version, _ = parse_ref(ref)
+    if kind != "model":
+        raise lakecore.ValidationError(f"monitor: expected a model ref model:NAME@V, got {ref!r}")
+    with lakecore.open(path) as lake:
+        report = lake.monitor(name, version=version)
+    for row in report.rows:
+        flag = "DRIFTED" if row.drifted else "ok"
+        print(f"{row.feature}: {row.metric} {row.value:.4f} (threshold {row.threshold}) {flag}")
+    if html_path:
+        report.to_html(html_path)
+        print(f"report: {html_path}")
+    return 1 if report.drifted else 0
+
+
 def lineage_tree(lake: lakecore.Lake, ref: str, direction: str) -> list[str]:
     """The lineage of ``ref`` drawn as a tree of its direct links: each object under the
     objects it was made from (upstream) or that were made from it (downstream)."""
@@ -393,6 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--anchor", metavar="SEQ:HASH", default=None,
                        help="an audit head printed by an earlier verify, kept outside the "
                             "lake: the audit log must still hold that event")
+    watch = command("monitor", "compare what a model served with its training data",
+                    "Compare the features a model version's predictors logged (log=True) with "
+                    "its training data's train split: PSI for numbers, Jensen-Shannon distance "
+                    "for strings and booleans. Exit status 1 when any feature drifted.")
+    watch.add_argument("path", help="the lake folder")
+    watch.add_argument("ref", help="model:NAME@VERSION")
+    watch.add_argument("--html", metavar="FILE", default=None,
+                       help="also write the report as one self-contained HTML page")
     describe = command("stats", "print a feature group's column statistics",
                        "Print count, nulls, distinct values, min, max, mean, std and the most "
                        "frequent values of every column of a feature group at a commit "
@@ -429,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
             return vacuum(args.path, args.retain)
         if args.command == "stats":
             return stats(args.path, args.ref)
+        if args.command == "monitor":
+            return monitor(args.path, args.ref, args.html)
         parser.print_usage(sys.stderr)
         print("lakecore: error: a command is required (lakecore --help lists them)",
               file=sys.stderr)

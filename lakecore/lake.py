@@ -53,9 +53,11 @@ from lakecore.governance.lineage import Node, lineage
 from lakecore.governance.vacuum import VacuumResult, check_retain, vacuum
 from lakecore.governance.verify import Report, verify
 from lakecore.integrations.spark import SparkEngine
+from lakecore.models.monitoring import monitor
 from lakecore.models.prediction_log import PredictionLog
 from lakecore.models.predictor import Predictor
 from lakecore.models.registry import ModelRegistry
+from lakecore.quality.drift import DriftReport
 from lakecore.online.store import OnlineStore
 
 MARKER_FILE = "lakecore.json"
@@ -421,6 +423,25 @@ class Lake:
             prediction_log = PredictionLog(self, model_name)
             self._prediction_logs.append(prediction_log)
         return Predictor(self._ctx, model_name, version, alias, load, fill, prediction_log)
+
+    def monitor(self, model_name: str, *, version: int | None = None,
+                alias: str | None = None, start_time: dt.datetime | None = None,
+                end_time: dt.datetime | None = None,
+                load: Callable[[str], Any] | None = None) -> DriftReport:
+        """Compare the features (and, with ``load``, the predictions) a model version served
+        in ``[start_time, end_time)``, as its predictors logged them (``log=True``), with its
+        training data's train split: PSI for numbers, Jensen-Shannon distance for strings and
+        booleans (``quality.drift``).
+
+        Examples
+        --------
+        See ``lakecore.quality.drift`` and the README.
+        """
+        self._ctx.check_open()
+        for prediction_log in self._prediction_logs:    # what is buffered counts too
+            prediction_log.flush()
+        return monitor(self._ctx, self.feature_group, model_name, version, alias, start_time,
+                       end_time, load)
 
     # -- governance --------------------------------------------------------------------------
     def lineage(self, obj: Any, direction: str = "upstream") -> list[Node]:

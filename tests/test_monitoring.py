@@ -1,0 +1,106 @@
+"""Drift: PSI and Jensen-Shannon against plain references, the monitor over logged
+predictions (a shifted feature is found, a stable one is not), the page and the command."""
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lakecore
+from lakecore.cli import main as cli
+from lakecore.quality.drift import js_distance, psi
+
+
+def reference_psi(t, s):
+    edges = sorted(t)
+    n = len(edges)
+    cuts = [edges[max(math.ceil(q * n), 1) - 1] for q in np.linspace(0.1, 0.9, 9)]
+
+    def shares(values):
+        counts = [0] * 10
+        for v in values:
+            counts[sum(v > c for c in cuts)] += 1
+        return [max(c / len(values), 1e-4) for c in counts]
+    a, b = shares(t), shares(s)
+    return sum((y - x) * math.log(y / x) for x, y in zip(a, b))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-100, 100), min_size=1, max_size=80),
+       st.lists(st.floats(-100, 100), min_size=1, max_size=80))
+def test_psi_matches_the_reference(t, s):
+    value = psi(np.array(t), np.array(s))[0]
+    assert math.isclose(value, reference_psi(t, s), rel_tol=1e-9, abs_tol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from("abcd"), min_size=1, max_size=50),
+       st.lists(st.sampled_from("abce"), min_size=1, max_size=50))
+def test_js_distance_matches_the_reference(t, s):
+    values = sorted(set(t) | set(s))
+    p = [t.count(v) / len(t) for v in values]
+    q = [s.count(v) / len(s) for v in values]
+    m = [(a + b) / 2 for a, b in zip(p, q)]
+    kl = lambda a: sum(x * math.log2(x / y) for x, y in zip(a, m) if x > 0)  # noqa: E731
+    assert math.isclose(js_distance(t, s)[0], math.sqrt(max((kl(p) + kl(q)) / 2, 0)),
+                        abs_tol=1e-9)
+    assert js_distance(t, t)[0] == 0.0
+
+
+class Linear:
+    def predict(self, X):
+        return X[:, 0]
+
+
+def test_the_monitor_finds_the_feature_that_moved(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "lake"
+    with lakecore.open(path) as lake:
+        fg = lake.create_feature_group("cards", primary_key="card", online=True)
+        n = 2000
+        fg.insert({"card": np.arange(n), "amount": rng.normal(50, 10, n),
+                   "weekend": rng.random(n) < 0.3})
+        td = lake.create_feature_view("v", query=fg.select_all()).create_training_data(
+            split={"train": 0.8, "test": 0.2})
+        artifact = tmp_path / "m.json"
+        artifact.write_text(json.dumps({}))
+        lake.models.register("m", str(artifact), training_data=td)
+        start = dt.datetime.now(dt.timezone.utc)
+        fg.insert({"card": np.arange(n), "amount": rng.normal(80, 10, n),     # moved
+                   "weekend": rng.random(n) < 0.3})                         # as before
+        with lake.predictor("m", load=lambda p: Linear(), log=True) as scorer:
+            for chunk in np.array_split(np.arange(n), 20):
+                scorer.predict({"card": chunk})
+        report = lake.monitor("m", start_time=start, load=lambda p: Linear())
+        verdicts = {r.feature: r.drifted for r in report.rows}
+        assert verdicts == {"amount": True, "weekend": False, "prediction": True}
+        assert report.drifted and report.serving_rows == n
+        table = report.to_table()
+        assert table.column_names == ["feature", "metric", "value", "threshold", "drifted"]
+        assert table.column("metric").to_pylist() == ["psi", "js", "psi"]
+        page = tmp_path / "drift.html"
+        report.to_html(str(page))
+        text = page.read_text()
+        assert text.count("<svg") == 3 and "http" not in text.replace(
+            'xmlns="http://www.w3.org/2000/svg"', "")
+        assert text.index("<h2>amount") < text.index("<h2>weekend")  # drifted first
+        later = lake.monitor("m", start_time=dt.datetime.now(dt.timezone.utc))
+        assert later.serving_rows == 0 and not later.drifted
+    assert cli(["monitor", str(path), "model:m@1", "--html", str(tmp_path / "r.html")]) == 1
+    assert "amount: psi" in capsys.readouterr().out
+
+
+def test_a_model_without_logged_predictions_says_so(tmp_path):
+    with lakecore.open(tmp_path / "lake") as lake:
+        fg = lake.create_feature_group("g", primary_key="id")
+        fg.insert({"id": [1, 2], "x": [1.0, 2.0]})
+        td = lake.create_feature_view("v", query=fg.select_all()).create_training_data()
+        artifact = tmp_path / "m.json"
+        artifact.write_text("{}")
+        lake.models.register("m", str(artifact), training_data=td)
+        with pytest.raises(lakecore.NotFoundError, match="log=True"):
+            lake.monitor("m")
