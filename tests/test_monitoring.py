@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -104,3 +105,47 @@ def test_a_model_without_logged_predictions_says_so(tmp_path):
         lake.models.register("m", str(artifact), training_data=td)
         with pytest.raises(lakecore.NotFoundError, match="log=True"):
             lake.monitor("m")
+
+
+def test_the_page_parses_strictly():
+    """Every SVG is well-formed XML, every HTML element is closed in order, and nothing is
+    fetched from elsewhere (no src, no href, no url())."""
+    import html.parser
+    import re
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    from lakecore.quality.drift import DriftReport, compare
+
+    rows = [compare("amount", pa.chunked_array([np.arange(100.0)]),
+                    pa.chunked_array([np.arange(50.0, 150.0)])),
+            compare("kind", pa.chunked_array([pa.array(["a", "b<&>"] * 10)]),
+                    pa.chunked_array([pa.array(["a"] * 20)]))]
+    report = DriftReport(model="m<x>", version=1, rows=rows, training_rows=100, serving_rows=100)
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/p.html"
+        report.to_html(path)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    for svg in re.findall(r"<svg.*?</svg>", text, flags=re.S):
+        ET.fromstring(svg)                          # raises on anything malformed
+    void = {"meta", "br", "img", "input", "link", "hr"}
+
+    class Strict(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.open: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            assert not any(name in ("src", "href") for name, _ in attrs), (tag, attrs)
+            if tag not in void:
+                self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.open and self.open[-1] == tag, (tag, self.open[-3:])
+            self.open.pop()
+    parser = Strict()
+    parser.feed(text)
+    parser.close()
+    assert parser.open == [] and "url(" not in text
+    assert "m&lt;x&gt;" in text and "b&lt;&amp;&gt;" in text
