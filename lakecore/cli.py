@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import lakecore
+from lakecore import expect
 from lakecore._native.asof import has_openmp
 from lakecore.base.times import utc_micros
 
@@ -132,7 +133,17 @@ def quickstart(path: str | None, rows: int) -> int:
                    f"'transactions')"):
             labeled = lake.create_feature_group("transactions", primary_key="card",
                                                 event_time="at")
-            labeled.insert(transactions.select(["card", "at", "amount", "is_fraud"]))
+            labeled.set_expectations([expect.not_null("amount"),
+                                      expect.between("amount", 0, 100_000),
+                                      expect.in_set("is_fraud", [0, 1])])
+            commit = labeled.insert(transactions.select(["card", "at", "amount", "is_fraud"]))
+        checks = commit.validation.results
+        print(f"  validation: {'passed' if commit.validation.ok else 'FAILED'} "
+              f"({len(checks)} expectations, {sum(r.unexpected_count for r in checks)} "
+              f"unexpected values)")
+        amount = labeled.statistics(columns=["amount"]).columns["amount"]
+        print(f"  amount: mean {amount.mean:.2f}, median {amount.quantiles[0.5]:.2f}, "
+              f"p99 {amount.quantiles[0.99]:.2f}, {amount.distinct:,} distinct")
         with _step(f"ingesting {activity.num_rows:,} daily card aggregates (online group "
                    f"'card_activity', ttl 7 days)"):
             daily = lake.create_feature_group("card_activity", primary_key="card",
@@ -163,7 +174,8 @@ def quickstart(path: str | None, rows: int) -> int:
                                            params={"epochs": 300, "features": FEATURES})
             weights.unlink()
             lake.models.set_alias("fraud_scorer", "production", version.version)
-        predictor = lake.predictor("fraud_scorer", alias="production", load=LogisticModel.load)
+        predictor = lake.predictor("fraud_scorer", alias="production", load=LogisticModel.load,
+                                   log=True)
         some_cards = {"card": [0, 1, 2, 3, 4]}
         started = time.perf_counter()
         scores = predictor.predict(some_cards)
@@ -179,6 +191,16 @@ def quickstart(path: str | None, rows: int) -> int:
               f"{(time.perf_counter() - started) * 1e6:.0f} us")
         print("    " + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} None"
                                   for k, v in vector.items()))
+        with _step("serving 500 cards with prediction logging, then comparing what was served "
+                   "with the training data"):
+            predictor.predict({"card": list(range(500))})
+            drift = lake.monitor("fraud_scorer", load=LogisticModel.load)
+            page = folder.parent / f"{folder.name}-drift.html"   # beside the lake, not in it
+            drift.to_html(str(page))
+        for row in drift.rows:
+            print(f"    {row.feature}: {row.metric} {row.value:.3f}"
+                  f"{' DRIFTED' if row.drifted else ''}")
+        print(f"  drift report: {page}")
         with _step("verifying every file, hash and the audit log"):
             report = lake.verify()
         print(f"  verify: {'ok' if report.ok else 'PROBLEMS'} ({report.files_checked} files)")

@@ -3,6 +3,8 @@ import sys
 
 import pytest
 
+from pathlib import Path
+
 import lakecore
 from lakecore.cli import main
 
@@ -25,8 +27,12 @@ def test_quickstart_prints_the_lineage_as_a_graph(tmp_path, capsys):
 
 def test_quickstart_builds_a_lake_end_to_end(demo_lake, capsys):
     with lakecore.open(demo_lake, readonly=True) as lake:
-        assert {fg.name for fg in lake.feature_groups()} == {"transactions", "card_activity"}
+        assert {fg.name for fg in lake.feature_groups()} == {
+            "transactions", "card_activity", "fraud_scorer_predictions"}
         assert lake.feature_group("card_activity").online
+        assert lake.feature_group("fraud_scorer_predictions").read().num_rows == 505
+        assert lake.feature_group("transactions").validation_history()[0].ok
+        assert (Path(demo_lake).parent / f"{Path(demo_lake).name}-drift.html").exists()
         td = lake.feature_view("fraud").training_data(1)
         assert set(td.splits) == {"train", "test"}
         model = lake.models.get("fraud_scorer", alias="production")
