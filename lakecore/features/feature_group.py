@@ -17,8 +17,6 @@ import msgspec
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table
-from lakecore.base.files import create_exclusively, fsync_path, open_own
-from lakecore.base.hashing import digest_bytes
 from lakecore.base.refs import group_folder, group_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
 from lakecore.base.times import from_millis
@@ -32,6 +30,7 @@ from lakecore.errors import (
 )
 from lakecore.features.context import LakeContext
 from lakecore.features.query import Query, select_query
+from lakecore.features.validation import judge_insert, store_report, stored_reports
 from lakecore.offline.compaction import fan_in, files_to_merge
 from lakecore.offline.delta_log import Snapshot, commit_info
 from lakecore.offline.evolution import added, dropped, fit, widened
@@ -40,7 +39,7 @@ from lakecore.offline.table import Change, table_schema
 from lakecore.online.codec import encode_keys
 from lakecore.online.layout import Layout, check_keys
 from lakecore.online.store import OnlineRows, prepare
-from lakecore.quality.expectations import ValidationReport, judge
+from lakecore.quality.expectations import ValidationReport
 from lakecore.quality.expectations import check as check_expectations
 from lakecore.quality.statistics import Statistics, describe
 
@@ -83,7 +82,6 @@ class Commit(msgspec.Struct, frozen=True):
 
 
 SCHEMA_CHANGES = ("add_columns", "widen", "drop_columns")
-REPORTS_DIR = "_validation"     # in the table folder (other engines skip "_" folders)
 
 
 def _commit(version: int, timestamp_ms: int, info: dict[str, Any]) -> Commit:
@@ -297,41 +295,12 @@ class FeatureGroup:
             self._spec = self._ctx.group_spec(name, version)
 
     def _judge(self, rows: pa.Table) -> ValidationReport | None:
-        """The report of the group's expectations on ``rows`` (its own duplicates resolved:
-        the last one wins); ValidationError when they fail and the group rejects."""
-        spec = self._ctx.group_spec(self.name, self.version)
-        self._spec = spec
-        if not spec.expectations:
-            return None
-        check_expectations(spec.expectations, rows.schema)
-        report = judge(spec.expectations, self._table.latest_per_key(rows))
-        if not report.ok:
-            failed = [r.expectation for r in report.results if not r.ok]
-            message = (f"insert into {self.name!r}: {len(failed)} expectation(s) failed: "
-                       f"{'; '.join(failed)}")
-            if spec.on_failure == "reject":
-                error = ValidationError(message + "; nothing was written")
-                error.report = report
-                raise error
-            warnings.warn(message + "; written anyway (on_failure='warn')", stacklevel=4)
-        return report
+        """The report of the group's expectations on ``rows`` (``features.validation``)."""
+        self._spec = self._ctx.group_spec(self.name, self.version)
+        return judge_insert(self._spec, self._table, rows)
 
     def _store_report(self, report: ValidationReport | None, version: int) -> dict[str, str]:
-        """Write an insert's report beside its table (before the commit's audit event,
-        which records its sha256); ``{path in the lake: sha256}``."""
-        if report is None:
-            return {}
-        folder = os.path.join(self._table.location, REPORTS_DIR)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"{version:020d}.json")
-        data = msgspec.json.encode(report)
-        self._table.pending.append(path)
-        with create_exclusively(path) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_path(folder)
-        return {path: digest_bytes(data)}
+        return store_report(self._table, report, version)
 
     def statistics(self, *, as_of: int | dt.datetime | None = None,
                    columns: list[str] | None = None) -> Statistics:
@@ -371,24 +340,7 @@ class FeatureGroup:
         """The stored report of every insert judged by expectations, oldest first; each
         checked against the sha256 its commit's audit event recorded."""
         self._ctx.check_open()
-        folder = os.path.join(self._table.location, REPORTS_DIR)
-        reports = []
-        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            if not (name.endswith(".json") and name[:-5].isdigit()):
-                continue
-            version = int(name[:-5])
-            event = self._ctx.audit.recorded(group_ref(self.name, self.version, version))
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, self._ctx.path)
-            if event is None or version > self._table.snapshot().version:
-                continue                    # a report whose commit never landed
-            with open_own(path) as f:
-                data = f.read()
-            if (event.files or {}).get(relative) != digest_bytes(data):
-                raise IntegrityError(f"{path}: not the validation report the audit log "
-                                     f"recorded for commit {version}")
-            reports.append(msgspec.json.decode(data, type=ValidationReport))
-        return reports
+        return stored_reports(self._ctx, self._table, self.name, self.version)
 
     def insert(self, data: Any) -> Commit | None:
         """Upsert rows: a row whose (primary key, event_time) is already stored replaces it; in

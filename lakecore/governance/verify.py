@@ -40,7 +40,7 @@ from lakecore.base.refs import (
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import LakeError
 from lakecore.features.context import LakeContext
-from lakecore.features.feature_group import REPORTS_DIR
+from lakecore.features.validation import REPORTS_DIR
 from lakecore.governance.audit import (
     AuditLog,
     catalog_status,
