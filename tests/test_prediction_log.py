@@ -3,6 +3,7 @@ prediction, model, version, time) lands in NAME_predictions on flush, close, lak
 when the buffer fills; unlogged predictors write nothing."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -80,3 +81,53 @@ def test_logging_does_not_change_the_answers(lake):
     assert plain.predict(keys) == logged.predict(keys)
     logged.flush()
     assert lake.feature_group("scorer_predictions").read().num_rows == 3
+
+
+CRASH = """
+import json, os, sys
+import numpy as np
+import lakecore
+from lakecore.models import prediction_log
+prediction_log.FLUSH_ROWS = 3
+
+class Doubler:
+    def predict(self, X):
+        return (2 * X[:, 0]).tolist()
+
+lake = lakecore.open(sys.argv[1])
+scorer = lake.predictor("scorer", load=lambda p: Doubler(), log=True)
+for card in (1, 2, 3, 1, 2):        # three rows committed, two left in the buffer
+    scorer.predict({"card": [card]})
+os._exit(0)                         # killed: no flush, no close
+"""
+
+
+def test_a_crash_loses_at_most_the_buffer(lake):
+    import subprocess
+    import sys
+
+    path = lake.path
+    lake.close()
+    subprocess.run([sys.executable, "-c", CRASH, path], check=True, timeout=120,
+                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with lakecore.open(path) as again:
+        assert again.feature_group("scorer_predictions").read().num_rows == 3
+        assert again.verify().ok, again.verify().problems
+
+
+def test_a_forked_child_does_not_commit_its_parents_buffer(lake):
+    scorer = lake.predictor("scorer", load=load, log=True)
+    scorer.predict({"card": [1, 2]})                # buffered in the parent
+    pid = os.fork()
+    if pid == 0:                                    # the child: its buffer starts empty
+        code = 0
+        try:
+            log = scorer._log
+            log._forked()                           # what record() and flush() do first
+            code = 0 if log._rows == 0 and log._parts == [] else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    scorer.flush()                                  # the parent still commits its own rows
+    assert lake.feature_group("scorer_predictions").read().num_rows == 2

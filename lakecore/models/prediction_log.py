@@ -4,12 +4,14 @@ the model and the time, into the offline group ``NAME_predictions``.
 A ``predict`` call only keeps references to its Arrow columns in a buffer (no conversion, no
 copy); the buffer is committed as one insert when it holds ``FLUSH_ROWS`` rows or its oldest
 row is ``FLUSH_SECONDS`` old (checked on each call), on ``flush()``, on the predictor's
-``close()`` and on ``lake.close()``. A crash loses at most the buffer. The group is created on
+``close()`` and on ``lake.close()``. A crash loses at most the buffer; a child made by
+``fork()`` starts with an empty one (the parent's rows are the parent's to commit). The group is created on
 the first commit: primary key the request's key columns, event time ``logged_at``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -30,10 +32,18 @@ class PredictionLog:
         self._parts: list[tuple[pa.Table, pa.Table, Any, int, int]] = []
         self._rows = 0
         self._since = 0.0
+        self._pid = os.getpid()
+
+    def _forked(self) -> None:
+        """In a child made by ``fork()``, forget the parent's buffered rows: they are the
+        parent's to commit, and the child logs its own from here on."""
+        if self._pid != os.getpid():
+            self._parts, self._rows, self._pid = [], 0, os.getpid()
 
     def record(self, keys: pa.Table, raw: pa.Table, prediction: Any, version: int) -> None:
         """Keep one call's rows (``keys``: the request key columns, ``raw``: the features as
         served), committed with the next flush."""
+        self._forked()
         if not self._parts:
             self._since = time.monotonic()
         self._parts.append((keys, raw, prediction, version, time.time_ns() // 1000))
@@ -43,6 +53,7 @@ class PredictionLog:
 
     def flush(self) -> None:
         """Commit the buffered rows (one insert); nothing to do when empty."""
+        self._forked()
         if not self._parts:
             return
         parts, self._parts, self._rows = self._parts, [], 0
