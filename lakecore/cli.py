@@ -238,13 +238,19 @@ def info(path: str) -> int:
     return 0
 
 
-def history(path: str, ref: str) -> int:
+def _group_ref(command: str, ref: str) -> tuple[str, int, int | None]:
+    """``(name, version, commit or None)`` of a feature group ref; ValidationError else."""
     from lakecore.governance.lineage import parse_ref
 
     kind, name, version, commit = parse_ref(ref)
     if kind != "fg":
-        raise lakecore.ValidationError(f"history: expected a feature group ref fg:NAME@V or "
+        raise lakecore.ValidationError(f"{command}: expected a feature group ref fg:NAME@V or "
                                        f"fg:NAME@V#COMMIT, got {ref!r}")
+    return name, version, commit
+
+
+def history(path: str, ref: str) -> int:
+    name, version, commit = _group_ref("history", ref)
     with lakecore.open(path, readonly=True) as lake:
         commits = lake.feature_group(name, version).history()
         if commit is not None:
@@ -260,12 +266,7 @@ def history(path: str, ref: str) -> int:
 
 def stats(path: str, ref: str) -> int:
     """Print the statistics of a feature group at a commit, one line per column."""
-    from lakecore.governance.lineage import parse_ref
-
-    kind, name, version, commit = parse_ref(ref)
-    if kind != "fg":
-        raise lakecore.ValidationError(f"stats: expected a feature group ref fg:NAME@V or "
-                                       f"fg:NAME@V#COMMIT, got {ref!r}")
+    name, version, commit = _group_ref("stats", ref)
     with lakecore.open(path, readonly=True) as lake:
         table = lake.feature_group(name, version).statistics(as_of=commit).to_table()
     for row in table.to_pylist():

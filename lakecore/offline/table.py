@@ -293,10 +293,7 @@ class OfflineTable:
         return table.take(pa.array(keep)) if len(keep) < table.num_rows else table
 
     def plan_upsert(self, snapshot: Snapshot, table: pa.Table, schema: pa.Schema) -> Change:
-        codes, _, n = key_codes(table, table.slice(0, 0), self.key_columns, self.key_columns)
-        keep = dedupe.last_occurrences(codes, n)
-        if len(keep) < table.num_rows:
-            table = table.take(pa.array(keep))
+        table = self.latest_per_key(table)
         removes, kept, removed = self._split_matching(snapshot, table, self.key_columns, schema)
         # the surviving rows of rewritten files go into the same new files as the new rows
         adds = self.write_files(pa.concat_tables([*kept, table]) if kept else table,
