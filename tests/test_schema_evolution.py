@@ -422,3 +422,18 @@ def test_each_change_is_audited_and_shows_in_history_and_lineage(lake):
     assert [n.ref for n in lake.lineage(td)] == ["fv:v@1", "fg:g@1#3"]
     assert [n.ref for n in lake.lineage("fg:g@1#1", "downstream")] == []
     assert lake.verify().ok
+
+
+def test_a_damaged_layout_record_is_an_integrity_error(lake):
+    from lakecore.online.store import LAYOUTS
+
+    fg = online_group(lake)
+    fg.add_columns([pa.field("w", pa.float64())])
+    env = lake._ctx.online_store._env(create=False)
+    with env.begin(write=True) as txn:
+        layouts = env.open_db(LAYOUTS, txn=txn)
+        txn.put(b"fg:o@1", b"12345678", db=layouts)
+        txn.put(b"#12345678", b"not an arrow schema", db=layouts)
+    with lakecore.open(lake.path, readonly=True) as reader:
+        with pytest.raises(lakecore.IntegrityError, match="layout"):
+            reader.feature_group("o").online_read({"id": [1]})

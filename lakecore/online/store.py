@@ -28,7 +28,7 @@ from lakecore._native.rowformat import Kind
 from lakecore._native.valuecodec import newer_rows
 from lakecore.base.files import remove_tree
 from lakecore.base.refs import group_ref
-from lakecore.errors import IntegrityError
+from lakecore.errors import IntegrityError, LakeError
 from lakecore.online.codec import (
     decode_batch,
     decode_row,
@@ -181,8 +181,13 @@ class OnlineStore:
             if schema is None:
                 raise IntegrityError(f"{self.path}: the online rows of {group_ref(name, version)} "
                                      f"name a layout the store does not hold")
-            stored = Layout.of(pa.ipc.read_schema(pa.py_buffer(schema)), layout.primary_key,
-                               layout.event_time)
+            try:
+                stored = Layout.of(pa.ipc.read_schema(pa.py_buffer(schema)),
+                                   layout.primary_key, layout.event_time)
+            except (pa.ArrowException, LakeError) as exc:
+                raise IntegrityError(f"{self.path}: the layout recorded for the online rows of "
+                                     f"{group_ref(name, version)} does not decode ({exc}); "
+                                     f"rebuild_online() restores it") from None
             self._stored_layouts[found] = stored
         return stored
 
