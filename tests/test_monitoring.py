@@ -19,7 +19,7 @@ from lakecore.quality.drift import js_distance, psi
 def reference_psi(t, s):
     edges = sorted(t)
     n = len(edges)
-    cuts = [edges[max(math.ceil(q * n), 1) - 1] for q in np.linspace(0.1, 0.9, 9)]
+    cuts = [edges[max(math.ceil(k * n / 10), 1) - 1] for k in range(1, 10)]
 
     def shares(values):
         counts = [0] * 10
@@ -33,6 +33,9 @@ def reference_psi(t, s):
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(-100, 100), min_size=1, max_size=80),
        st.lists(st.floats(-100, 100), min_size=1, max_size=80))
+@example([float(v) for v in range(10)] * 3, [float(v) for v in range(10)] * 3)
+@example([float(v) for v in range(10)] * 10,
+         [float(v) for v in [0, 1, 3, 3, 4, 5, 7, 7, 8, 9]] * 10)   # a decile moved: drift
 def test_psi_matches_the_reference(t, s):
     value = psi(np.array(t), np.array(s))[0]
     assert math.isclose(value, reference_psi(t, s), rel_tol=1e-9, abs_tol=1e-9)

@@ -12,6 +12,7 @@ Nulls are left out of both sides.
 
 from __future__ import annotations
 
+import collections
 import html
 import math
 from typing import Any
@@ -90,7 +91,11 @@ def psi(training: np.ndarray, serving: np.ndarray) -> tuple[float, np.ndarray, n
     """PSI on the training deciles; with the edges and both sides' smoothed shares."""
     if not len(training) or not len(serving):
         return 0.0, np.zeros(0), np.zeros(0), np.zeros(0)
-    edges = np.quantile(training, np.linspace(0.1, 0.9, 9), method="inverted_cdf")
+    # the k-th decile is the value at rank ceil(k * n / 10), in integers: float ranks such as
+    # 0.30000000000000004 * n would move a cut one value up when 10 divides n
+    ordered = np.sort(training)
+    n = len(ordered)
+    edges = ordered[[max(-(-k * n // 10), 1) - 1 for k in range(1, 10)]]
     shares = []
     for values in (training, serving):
         bins = np.digitize(values, edges, right=True)       # (-inf, q1], (q1, q2], ..., (q9, inf)
@@ -104,10 +109,10 @@ def js_distance(training: list[Any], serving: list[Any]) -> tuple[float, list, l
     """The Jensen-Shannon distance (base 2) of two samples' value frequencies."""
     if not training or not serving:
         return 0.0, [], [], []
-    values = sorted(set(training) | set(serving), key=lambda v: (str(type(v)), v))
-    index = {v: i for i, v in enumerate(values)}
-    p = np.bincount([index[v] for v in training], minlength=len(values)) / len(training)
-    q = np.bincount([index[v] for v in serving], minlength=len(values)) / len(serving)
+    t_counts, s_counts = collections.Counter(training), collections.Counter(serving)
+    values = sorted(t_counts.keys() | s_counts.keys(), key=lambda v: (str(type(v)), v))
+    p = np.array([t_counts.get(v, 0) for v in values], np.float64) / len(training)
+    q = np.array([s_counts.get(v, 0) for v in values], np.float64) / len(serving)
     m = (p + q) / 2
 
     def kl(a: np.ndarray) -> float:
