@@ -24,14 +24,18 @@ from lakecore.governance.verify import Report
 from lakecore.lake import Lake, open
 from lakecore.models.predictor import Predictor
 from lakecore.models.registry import ModelRegistry, ModelVersion
+from lakecore.quality.drift import DriftReport
 from lakecore.quality.expectations import ValidationReport
+from lakecore.quality.statistics import ColumnStats, Statistics
 from lakecore.query.asof import asof_join
 
 __all__ = [
     "AlreadyExistsError",
     "AuditEvent",
+    "ColumnStats",
     "Commit",
     "ConflictError",
+    "DriftReport",
     "FeatureGroup",
     "FeatureView",
     "IntegrityError",
@@ -46,6 +50,7 @@ __all__ = [
     "ReadOnlyError",
     "Report",
     "SchemaError",
+    "Statistics",
     "StorageError",
     "TrainingDataset",
     "ValidationError",

@@ -41,7 +41,8 @@ from lakecore.online.layout import Layout, check_keys
 from lakecore.online.store import OnlineRows, prepare
 from lakecore.quality.expectations import ValidationReport
 from lakecore.quality.expectations import check as check_expectations
-from lakecore.quality.statistics import Statistics, describe
+from lakecore.quality.file_statistics import table_statistics
+from lakecore.quality.statistics import Statistics
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -305,7 +306,8 @@ class FeatureGroup:
     def statistics(self, *, as_of: int | dt.datetime | None = None,
                    columns: list[str] | None = None) -> Statistics:
         """Statistics of the table at ``as_of`` (latest when None), of ``columns`` (every
-        column when None); computed once per commit in this process.
+        column when None). Built from summaries of each data file, kept in the lake, so that
+        a new commit costs only the files it added (see ``lakecore.quality.file_statistics``).
 
         Examples
         --------
@@ -331,7 +333,8 @@ class FeatureGroup:
         cache = self._table.statistics_cache
         missing = [c for c in names if (snapshot.version, c) not in cache]
         if missing:
-            found = describe(self._table.read(snapshot, schema, missing), missing)
+            found = table_statistics(self._table, snapshot, schema, missing,
+                                     keep=not self._ctx.readonly)
             for name, stats in found.columns.items():
                 cache[(snapshot.version, name)] = stats
         return Statistics(columns={c: cache[(snapshot.version, c)] for c in names})

@@ -7,7 +7,8 @@ are files no commit names (left by a writer killed before its commit) and tempor
 once older than ``LEFTOVER_GRACE``, since a writer of another engine may still be at work.
 Beyond the tables, the folders of training datasets no catalog entry owns (a build killed
 before its catalog change) and temporary files in the lake's own folder go after the same
-grace period; no event recorded them, so none records their removal.
+grace period; no event recorded them, so none records their removal. Kept statistics
+summaries go with their data file (they are a cache: nothing records them).
 
 The horizon is recorded in the audit log (a ``"vacuum"`` event) before anything is deleted,
 so that ``verify()`` accepts the missing files and a read of an earlier commit says it was
@@ -31,6 +32,8 @@ from lakecore.errors import IntegrityError, ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.governance.audit import AuditLog
 from lakecore.offline.delta_log import LOG_DIR
+from lakecore.offline.table import file_digest
+from lakecore.quality.file_statistics import unused_summaries
 from lakecore.training.datasets import discard_folder, folder_of
 
 LEFTOVER_GRACE = dt.timedelta(hours=1)
@@ -147,9 +150,11 @@ def _vacuum_table(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec, cut
     if latest < 0:
         return
     added = []                          # (timestamp, paths added) of every commit
+    digest_of: dict[str, str | None] = {}
     for version in range(latest + 1):
         actions, timestamp = table.log.read_commit(version)
         added.append((timestamp, {a["add"]["path"] for a in actions if "add" in a}))
+        digest_of.update((a["add"]["path"], file_digest(a["add"])) for a in actions if "add" in a)
     # the first commit still the latest at the cutoff: the one before the first made after it
     horizon = next((max(v - 1, 0) for v, (ts, _) in enumerate(added) if ts >= cutoff_ms),
                    latest)
@@ -163,6 +168,8 @@ def _vacuum_table(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec, cut
     doomed = [p for p in referenced - needed
               if os.path.basename(p) == p and os.path.lexists(os.path.join(table.location, p))]
     leftovers = _leftovers(table.location, referenced)
+    kept_digests = {digest_of[p] for p in referenced - set(doomed)}
+    leftovers += unused_summaries(table, kept_digests, time.time() - LEFTOVER_GRACE.total_seconds())
     result.horizons[ref] = horizon
     if not doomed and not leftovers and horizon == audit.vacuum_horizon(ref):
         return

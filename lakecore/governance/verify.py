@@ -62,6 +62,7 @@ from lakecore.offline.table import (
 from lakecore.online.codec import decode_batch, encode_values
 from lakecore.online.layout import NO_TTL, Layout
 from lakecore.online.store import prepare
+from lakecore.quality.file_statistics import kept_problems
 from lakecore.training.datasets import content_hash
 
 CACHE_FILE = ".verify-cache.json"
@@ -258,6 +259,8 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests
             if horizon >= 0 and path not in needed and not os.path.lexists(full):
                 continue                # vacuumed
             _check_file(report, digests, full, file_digest(add), f"{ref} data file")
+        report.problems.extend(f"{ref}: {problem}" for problem in
+                               kept_problems(table, referenced, recompute=not digests.fast))
         if len(report.problems) == problems_before and snapshot.version >= 0:
             digests.reached[ref] = [snapshot.version, snapshot.commit_hash]
     return hashes, trusted

@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakecore.catalog.specs import QUANTILES, ColumnStats, Statistics
+from lakecore.quality.summaries import HASHES, Summary
 
-__all__ = ["ColumnStats", "Statistics", "describe"]
+__all__ = ["ColumnStats", "Statistics", "describe", "merge"]
 
 BINS = 20
 TOP = 20
@@ -66,19 +67,36 @@ def _numbers(base: ColumnStats, values: np.ndarray, time_type: pa.DataType | Non
              ) -> ColumnStats:
     """Moments, quantiles and histogram of non-missing numbers (times as microseconds)."""
     ordered = np.sort(values)
-    n = len(ordered)
     as_float = ordered.astype(np.float64)
-    low, high = ordered[0].item(), ordered[-1].item()
-    ranks = [ordered[min(int(np.ceil(q * n)) - 1, n - 1) if q * n >= 1 else 0].item()
-             for q in QUANTILES]
+    return _figures(base, ordered, None, ordered[0].item(), ordered[-1].item(),
+                    float(as_float.mean()), float(as_float.std()), time_type)
+
+
+def _figures(base: ColumnStats, ordered: np.ndarray, weights: np.ndarray | None, low, high,
+             mean: float, std: float, time_type: pa.DataType | None) -> ColumnStats:
+    """The figures of sorted values, each standing for ``weights`` values (1 when None)."""
+    n = base.count - base.nulls
+    if weights is None:
+        ranks = [ordered[min(int(np.ceil(q * n)) - 1, n - 1) if q * n >= 1 else 0].item()
+                 for q in QUANTILES]
+    else:
+        cumulative = np.cumsum(weights)
+        tolerance = 1e-9 * n
+        ranks = [ordered[min(int(np.searchsorted(cumulative, max(np.ceil(q * n), 1) - tolerance)),
+                             len(ordered) - 1)].item() for q in QUANTILES]
     if low == high:
         edges = [float(low)] * (BINS + 1)
         counts = [n] + [0] * (BINS - 1)
     else:
-        counts_array, edges_array = np.histogram(as_float, bins=BINS, range=(low, high))
-        edges, counts = edges_array.tolist(), [int(c) for c in counts_array]
-    mean = float(as_float.mean())
-    std = float(as_float.std())
+        # np.histogram's bins (edges by linspace, each bin closed on the left, the last on
+        # both sides), counted by hand: np.histogram refuses ranges too narrow for 20 floats
+        edges_array = np.linspace(float(low), float(high), BINS + 1)
+        bins = np.clip(np.searchsorted(edges_array, ordered.astype(np.float64), "right") - 1,
+                       0, BINS - 1)
+        counts_array = np.bincount(bins, weights=weights, minlength=BINS)
+        edges = edges_array.tolist()
+        counts = _whole_counts(counts_array, n) if weights is not None \
+            else [int(c) for c in counts_array]
     if time_type is not None:
         convert = _time_converter(time_type)
         low, high = convert(low), convert(high)
@@ -87,6 +105,59 @@ def _numbers(base: ColumnStats, values: np.ndarray, time_type: pa.DataType | Non
         edges = [convert(round(e)) for e in edges]
     return msgspec.structs.replace(base, min=low, max=high, mean=mean, std=std,
                                    quantile_values=ranks, histogram=(edges, counts))
+
+
+def _whole_counts(weighted: np.ndarray, n: int) -> list[int]:
+    """Weighted bin counts rounded to whole rows that still add up to ``n``."""
+    counts = np.floor(weighted).astype(np.int64)
+    short = n - int(counts.sum())
+    if short > 0:       # the largest remainders get the rows rounding dropped
+        counts[np.argsort(-(weighted - counts), kind="stable")[:short]] += 1
+    return [int(c) for c in counts]
+
+
+def merge(summaries: list[Summary], t: pa.DataType) -> ColumnStats:
+    """The statistics of a column of type ``t`` from its summaries, one per data file."""
+    count = sum(s.count for s in summaries)
+    nulls = sum(s.nulls for s in summaries)
+    filled = [s for s in summaries if s.count > s.nulls]
+    base = ColumnStats(count=count, nulls=nulls, distinct=_distinct(filled))
+    if not filled or filled[0].kind == "other":
+        return base
+    if filled[0].kind == "category":
+        totals: dict = {}
+        for s in filled:
+            for value, n in s.top:
+                totals[value] = totals.get(value, 0) + n
+        pairs = sorted(totals.items(), key=lambda p: (-p[1], p[0]))
+        return msgspec.structs.replace(base, top=[(v, int(n)) for v, n in pairs[:TOP]])
+    as_int = pa.types.is_integer(t) or pa.types.is_timestamp(t) or pa.types.is_date(t)
+    dtype = np.dtype("<i8") if as_int else np.dtype("<f8")
+    parts = [np.frombuffer(s.points, dtype) for s in filled]
+    points = np.concatenate(parts)
+    order = np.argsort(points, kind="stable")
+    weights = np.concatenate([np.full(len(p), s.step) for p, s in zip(parts, filled)])[order]
+    n = count - nulls
+    mean = sum(s.total for s in filled) / n
+    squares = sum(s.squares + (s.count - s.nulls) * (s.total / (s.count - s.nulls) - mean) ** 2
+                  for s in filled)
+    time_type = t if not (pa.types.is_integer(t) or pa.types.is_floating(t)) else None
+    return _figures(base, points[order], weights, min(s.low for s in filled),
+                    max(s.high for s in filled), float(mean), float(np.sqrt(squares / n)),
+                    time_type)
+
+
+def _distinct(summaries: list[Summary]) -> int:
+    """Distinct values across files: exact while every file kept all its hashes, else the
+    k-minimum-values estimate from the ``HASHES`` smallest of the union."""
+    if not summaries:
+        return 0
+    union = np.sort(np.concatenate([np.frombuffer(s.hashes, "<u8") for s in summaries]))
+    union = union[np.concatenate(([True], union[1:] != union[:-1]))]
+    if all(s.hashes_complete for s in summaries) or len(union) < HASHES:
+        return len(union)
+    kth = float(union[HASHES - 1]) / 2.0**64
+    return int(round((HASHES - 1) / kth))
 
 
 def _time_converter(t: pa.DataType):
