@@ -211,7 +211,7 @@ class Lake:
         lakecore.errors.LakeError: the lake at ... is closed
         """
         for prediction_log in self._prediction_logs:   # what predictors logged, first
-            prediction_log.flush()
+            prediction_log.close()
         self._ctx.closed = True
         self._release()
 

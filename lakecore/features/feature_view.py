@@ -404,6 +404,13 @@ class FeatureView:
         {'total': 1.0}
         >>> lake.close()
         """
+        plan, raw = self.raw_vector(key, training_data)
+        return plan.transform(raw)
+
+    def raw_vector(self, key: dict[str, Any], training_data: Any = None
+                   ) -> tuple[_ServingPlan, dict[str, Any]]:
+        """``feature_vector``'s values before transforms, and the serving plan that
+        transforms them (``plan.transform``)."""
         if not isinstance(key, dict):
             raise ValidationError(f"key: expected a dict of join key column to value, got {key!r}")
         try:
@@ -416,8 +423,10 @@ class FeatureView:
                     self._plan = None
                     reader.close()
                     table = self.feature_vectors(pa.table({k: [v] for k, v in key.items()}),
-                                                 training_data=training_data)
-                    return {name: table.column(name)[0].as_py() for name in table.column_names}
+                                                 training_data=training_data,
+                                                 untransformed=True)
+                    return (self._serving_plan(training_data),
+                            {name: table.column(name)[0].as_py() for name in table.column_names})
                 for lookup in plan.lookups:
                     on = lookup.on
                     try:
@@ -436,8 +445,8 @@ class FeatureView:
             finally:
                 reader.close()
             if plan.identity and len(key) == plan.n_key_columns:
-                return plan.transform(dict(zip(plan.features, flat)))
-            return plan.transform(plan.pick(key, flat))
+                return plan, dict(zip(plan.features, flat))
+            return plan, plan.pick(key, flat)
         except (OSError, lmdb.Error) as exc:    # here, not by a wrapper: a hot path
             if isinstance(exc, LakeError):
                 raise

@@ -109,6 +109,8 @@ class Predictor:
                                   f"training data, so its features are unknown")
         self.model = self._load(found.path)
         self.model_version = found
+        self._served_schema: pa.Schema | None = None
+        self._log_ident: tuple | None = None    # what one-key rows are logged under
         view_name, view_version, _, _ = found._spec.training_data
         # one view object per model version: its serving plan is made once, not per call
         self._view = FeatureView(self._ctx, view_spec(self._ctx, view_name, view_version))
@@ -209,6 +211,19 @@ class Predictor:
         if not callable(call):
             raise ValidationError(f"method: model {self._name!r} version {self.version} "
                                   f"({type(self.model).__name__}) has no method {method!r}")
+        key = _one_key(keys)
+        if key is not None:
+            row = self._one_row(key)
+            if row is not None:
+                raw, matrix = row
+                prediction = call(matrix)
+                if self._log is not None:
+                    ident = self._log_ident
+                    if ident is None or ident[0] != tuple(key):
+                        ident = self._log_ident = (tuple(key), self._raw_schema(key),
+                                                   self.version)
+                    self._log.record_row(ident, key, raw, prediction)
+                return prediction
         if self._log is None:
             return call(self.features(keys))
         request, raw, vectors = self._served(keys)
@@ -216,17 +231,63 @@ class Predictor:
         self._log.record(request, raw, prediction, self.version)
         return prediction
 
+    def _one_row(self, key: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray] | None:
+        """One key's features as served and its 1-row input matrix, through the serving
+        plan's one-key reader (``feature_vector``'s path); None when a value is not a number
+        (the batch path then says what is wrong)."""
+        plan, raw = self._view.raw_vector(key, self.model_version._spec.training_data[2])
+        fill = _NAN if self._fill is None else self._fill
+        try:
+            values = [fill if v is None or v != v else float(v)
+                      for v in plan.transform(raw).values()]
+        except (TypeError, ValueError):
+            return None
+        return raw, np.array([values], dtype=np.float64)
+
+    def _raw_schema(self, key: dict[str, Any]) -> pa.Schema:
+        """The features' names and types as served (what one-key rows are logged as), read
+        once per model version through the batch path."""
+        if self._served_schema is None:
+            self._served_schema = self._served({k: [v] for k, v in key.items()})[1].schema
+        return self._served_schema
+
     def flush(self) -> None:
         """Commit the logged predictions now (``log=True``; else nothing to do)."""
         if self._log is not None:
             self._log.flush()
 
     def close(self) -> None:
-        """Commit the logged predictions; the predictor may still be used."""
-        self.flush()
+        """Commit the logged predictions and stop the log's background thread; the predictor
+        may still be used."""
+        if self._log is not None:
+            self._log.close()
 
     def __enter__(self) -> Predictor:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_NAN = float("nan")
+
+
+def _one_key(keys: Any) -> dict[str, Any] | None:
+    """``keys`` as one key's Python values when it is a dict of one-element lists or arrays
+    (the common serving call), else None."""
+    if type(keys) is not dict or not keys:
+        return None
+    key = {}
+    for name, value in keys.items():
+        if type(value) is list or type(value) is tuple:
+            if len(value) != 1:
+                return None
+            value = value[0]
+        elif isinstance(value, np.ndarray):
+            if value.shape != (1,):
+                return None
+            value = value[0]
+        else:
+            return None
+        key[name] = value.item() if isinstance(value, np.generic) else value
+    return key
