@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 PSI_THRESHOLD = 0.2
 JS_THRESHOLD = 0.1
@@ -72,7 +73,7 @@ def compare(name: str, training: pa.ChunkedArray, serving: pa.ChunkedArray) -> D
     t, s = training.drop_null(), serving.drop_null()
     kind = training.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind):
-        return _js_row(name, t.to_pylist(), s.to_pylist())
+        return _js_row(name, t, s)
     return _psi_row(name, _numbers(t), _numbers(s))
 
 
@@ -105,11 +106,12 @@ def psi(training: np.ndarray, serving: np.ndarray) -> tuple[float, np.ndarray, n
     return float(np.sum((s - t) * np.log(s / t))), edges, t, s
 
 
-def js_distance(training: list[Any], serving: list[Any]) -> tuple[float, list, list, list]:
-    """The Jensen-Shannon distance (base 2) of two samples' value frequencies."""
-    if not training or not serving:
+def js_distance(training: Any, serving: Any) -> tuple[float, list, list, list]:
+    """The Jensen-Shannon distance (base 2) of two samples' value frequencies (lists, or
+    Arrow arrays without nulls, counted by Arrow)."""
+    if not len(training) or not len(serving):
         return 0.0, [], [], []
-    t_counts, s_counts = collections.Counter(training), collections.Counter(serving)
+    t_counts, s_counts = _frequencies(training), _frequencies(serving)
     values = sorted(t_counts.keys() | s_counts.keys(), key=lambda v: (str(type(v)), v))
     p = np.array([t_counts.get(v, 0) for v in values], np.float64) / len(training)
     q = np.array([s_counts.get(v, 0) for v in values], np.float64) / len(serving)
@@ -132,7 +134,14 @@ def _psi_row(name: str, training: np.ndarray, serving: np.ndarray) -> DriftRow:
                     serving=list(map(float, s)))
 
 
-def _js_row(name: str, training: list, serving: list) -> DriftRow:
+def _frequencies(values: Any) -> dict[Any, int]:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        counted = pc.value_counts(values)
+        return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+    return collections.Counter(values)
+
+
+def _js_row(name: str, training: Any, serving: Any) -> DriftRow:
     value, values, p, q = js_distance(training, serving)
     return DriftRow(feature=name, metric="js", value=value, threshold=JS_THRESHOLD,
                     drifted=value > JS_THRESHOLD, training=p, labels=[str(v) for v in values],
