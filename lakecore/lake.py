@@ -49,6 +49,8 @@ from lakecore.features.feature_view import FeatureView
 from lakecore.features.query import Query
 from lakecore.features.training_dataset import view_spec
 from lakecore.governance.audit import AuditEvent, AuditLog, anchor_problems, catch_up
+from lakecore.governance.forget import ForgetReport, forget
+from lakecore.governance.forget import finish as finish_forget
 from lakecore.governance.lineage import Node, lineage
 from lakecore.governance.vacuum import VacuumResult, check_retain, vacuum
 from lakecore.governance.verify import Report, verify
@@ -57,8 +59,8 @@ from lakecore.models.monitoring import monitor
 from lakecore.models.prediction_log import PredictionLog
 from lakecore.models.predictor import Predictor
 from lakecore.models.registry import ModelRegistry
-from lakecore.quality.drift import DriftReport
 from lakecore.online.store import OnlineStore
+from lakecore.quality.drift import DriftReport
 
 MARKER_FILE = "lakecore.json"
 LAKE_FORMAT = 1
@@ -165,6 +167,8 @@ class Lake:
         """After a crash: record the changes a killed writer announced and never made, roll
         every online group forward to its latest offline commit, and make a merge of small
         files that is due (``offline.compaction``)."""
+        with self._ctx.lock.hold():
+            finish_forget(self._ctx, self.audit)    # before anything reads the rewritten logs
         catch_up(self._ctx, self.audit)
         specs = [s for s in self._ctx.catalog.state().feature_groups if s.online]
         with self._ctx.lock.hold():
@@ -509,6 +513,36 @@ class Lake:
         retain = check_retain(retain)
         with self._ctx.writing("vacuum"):
             return vacuum(self._ctx, self.audit, retain)
+
+    def forget(self, keys: Any, *, groups: Any = None, reason: str) -> ForgetReport:
+        """Erase entities everywhere in the lake (GDPR article 17): ``keys`` is data with the
+        entity's key columns (``{"user_id": [7]}``); ``groups`` (names) defaults to every
+        group whose primary key holds those columns, and prediction logs that do are always
+        included. Every version of those tables is rewritten without the rows (and still
+        reads, minus them, in lakecore and in other Delta readers), the online store is
+        purged and compacted, and one audit event records how many keys, their salted hash
+        and ``reason``. Keys found nowhere change nothing.
+
+        Examples
+        --------
+        >>> import tempfile, lakecore
+        >>> lake = lakecore.open(tempfile.mkdtemp())
+        >>> fg = lake.create_feature_group("users", primary_key="user_id")
+        >>> _ = fg.insert({"user_id": [7, 8], "age": [30, 40]})
+        >>> _ = fg.insert({"user_id": [7], "age": [31]})
+        >>> report = lake.forget({"user_id": [7]}, reason="erasure request 2026-11-29")
+        >>> report.rows_removed, len(report.commits_rewritten)
+        (1, 2)
+        >>> fg.read().to_pydict(), fg.read(as_of=0).to_pydict()
+        ({'user_id': [8], 'age': [40]}, {'user_id': [8], 'age': [40]})
+        >>> lake.verify().ok
+        True
+        >>> lake.close()
+        """
+        self._ctx.check_open()
+        for prediction_log in self._prediction_logs:    # what is buffered holds them too
+            prediction_log.flush()
+        return forget(self._ctx, self.audit, keys, groups, reason)
 
     def audit_head(self) -> tuple[int, str] | None:
         """``(seq, hash)`` of the latest audit event (None before any): keep it outside the

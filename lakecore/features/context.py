@@ -46,6 +46,8 @@ class AuditTrail(Protocol):
 
     def vacuum_horizon(self, group: str) -> int: ...
 
+    def rewrites(self) -> Any: ...
+
 
 @dataclass(eq=False)
 class LakeContext:
@@ -123,9 +125,11 @@ class LakeContext:
                     if event is None:
                         return None
                     files = event.files or {}
+                    now = self.audit.rewrites().files     # what a forget rewrote since
                     log = os.path.join(folder, LOG_DIR, f"{version:020d}")
-                    return RecordedCommit(files.get(log + ".json"),
-                                          files.get(log + ".checkpoint.parquet"),
+                    return RecordedCommit(now.get(log + ".json", files.get(log + ".json")),
+                                          now.get(log + ".checkpoint.parquet",
+                                                  files.get(log + ".checkpoint.parquet")),
                                           event.object_hash)
                 table = OfflineTable(location, keys, list(spec.primary_key), recorded)
                 self._tables[location] = table

@@ -85,7 +85,9 @@ def stored_reports(ctx: LakeContext, table: OfflineTable, name: str, version: in
         path = os.path.join(folder, file_name)
         with open_own(path) as f:
             data = f.read()
-        if (event.files or {}).get(os.path.relpath(path, ctx.path)) != digest_bytes(data):
+        relative = os.path.relpath(path, ctx.path)
+        recorded = ctx.audit.rewrites().files.get(relative, (event.files or {}).get(relative))
+        if recorded != digest_bytes(data):
             raise IntegrityError(f"{path}: not the validation report the audit log recorded "
                                  f"for commit {commit}")
         reports.append(msgspec.json.decode(data, type=ValidationReport))

@@ -29,6 +29,8 @@ import contextlib
 import datetime as dt
 import os
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -96,6 +98,9 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     catalog: str | None = None            # sha256 of the catalog the change wrote
     aborts: int | None = None             # op "abort": the seq of the change that never landed
     horizon: int | None = None            # op "vacuum": the first commit still whole
+    # op "forget": what the rewrite did (see ``lakecore.governance.forget``): the salted hash
+    # of the keys, how many, the reason, and what verify needs to accept the rewritten files
+    details: dict[str, Any] | None = None
 
     @property
     def time(self) -> dt.datetime:
@@ -105,13 +110,14 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     def expected_hash(self) -> str:
         """The hash this event's content should have (``hash`` when untouched)."""
         return event_hash(self.seq, self.time_ms, self.op, self.target, self.object_hash,
-                          self.prev_hash, self.files, self.catalog, self.aborts, self.horizon)
+                          self.prev_hash, self.files, self.catalog, self.aborts, self.horizon,
+                          self.details)
 
 
 def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | None,
                prev_hash: str | None, files: dict[str, str] | None = None,
                catalog: str | None = None, aborts: int | None = None,
-               horizon: int | None = None) -> str:
+               horizon: int | None = None, details: dict[str, Any] | None = None) -> str:
     record = {"seq": seq, "time_ms": time_ms, "op": op, "target": target,
               "object_hash": object_hash, "prev_hash": prev_hash}
     if files:
@@ -122,11 +128,48 @@ def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | 
         record["aborts"] = aborts
     if horizon is not None:
         record["horizon"] = horizon
+    if details is not None:
+        record["details"] = details
     return digest_record(record)
 
 
 _decoder = msgspec.json.Decoder(AuditEvent)
 _encoder = msgspec.json.Encoder(order="sorted")
+
+
+FORGET_OP = "forget"
+
+
+@dataclass(frozen=True)
+class Rewrites:
+    """What ``forget`` events rewrote, latest first wins:
+
+    - ``files``: lake path -> the sha256 its file has now (commit files, checkpoints,
+      validation reports), superseding what the event of its change recorded;
+    - ``data_files``: a rewritten data file's lake path -> ``(size before, sha256 before,
+      sha256 now)``: what the commit hashes were made over, and what the file is now;
+    - ``hashes``: ref -> the object's hash now (a training dataset rewritten without the
+      erased rows), superseding what its event recorded.
+    """
+
+    files: dict[str, str]
+    data_files: dict[str, tuple[int, str, str]]
+    hashes: dict[str, str]
+
+    @classmethod
+    def of(cls, events: list[AuditEvent]) -> Rewrites:
+        files: dict[str, str] = {}
+        data_files: dict[str, tuple[int, str, str]] = {}
+        hashes: dict[str, str] = {}
+        for event in events:
+            details = event.details or {}
+            files.update(event.files or {})
+            for path, (size, before, now) in (details.get("data_files") or {}).items():
+                # a file rewritten twice: what hashes were made over is the first one
+                first = data_files.get(path, (int(size), before, now))
+                data_files[path] = (first[0], first[1], now)
+            hashes.update(details.get("hashes") or {})
+        return cls(files, data_files, hashes)
 
 
 class AuditIndex(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,6 +184,7 @@ class AuditIndex(msgspec.Struct, frozen=True, kw_only=True):
     catalog: list[AuditEvent]
     horizons: dict[str, int]
     window: dict[str, int]                  # group ref -> the first commit whose event is kept
+    forgets: list[AuditEvent] = []          # every live "forget" event
 
 
 _index_decoder = msgspec.json.Decoder(AuditIndex)
@@ -192,6 +236,8 @@ class AuditLog:
         self._by_target: dict[str, AuditEvent] = {}     # the live event of each ref
         self._catalog: list[AuditEvent] = []            # live events that wrote the catalog
         self._horizons: dict[str, int] = {}             # a table's vacuum horizon, by group ref
+        self._forgets: list[AuditEvent] = []            # live "forget" events, oldest first
+        self._rewrites: Rewrites | None = None          # what they add up to (made on demand)
         # loaded from the index: events before it are not in _events, and commits of a group
         # before its window not in _by_target
         self._window: dict[str, int] | None = None
@@ -288,6 +334,7 @@ class AuditLog:
         self._by_target = {e.target: e for e in index.live}
         self._catalog = list(index.catalog)
         self._horizons = dict(index.horizons)
+        self._forgets, self._rewrites = list(index.forgets), None
         self._window = dict(index.window)
         self._indexed_lines = index.lines
 
@@ -331,7 +378,8 @@ class AuditLog:
         index = AuditIndex(offset=self._offset, lines=self._lines,
                            last_line=self._last_line.decode(), last_event=self._events[-1],
                            damaged=self._damaged, live=sorted(live, key=lambda e: e.seq),
-                           catalog=self._catalog, horizons=self._horizons, window=window)
+                           catalog=self._catalog, horizons=self._horizons, window=window,
+                           forgets=self._forgets)
         raw = _encoder.encode(index)
         # staged, recorded, then put in place: the index in place is always a recorded one
         final = os.path.join(self.lake_path, INDEX_FILE)
@@ -375,7 +423,7 @@ class AuditLog:
                            if (c := _commit_of(t)) is None
                            or c[1] >= index.window.get(c[0], 0)), key=lambda e: e.seq)
         if (index.live != expected or index.catalog != fresh._catalog
-                or index.horizons != fresh._horizons
+                or index.horizons != fresh._horizons or index.forgets != fresh._forgets
                 or index.last_event != (fresh._events[-1] if fresh._events else None)):
             return [f"{INDEX_FILE}: it does not match the audit events it covers"]
         return []
@@ -387,6 +435,8 @@ class AuditLog:
             if aborted is not None and aborted.seq == event.aborts:
                 del self._by_target[event.target]
             self._catalog = [e for e in self._catalog if e.seq != event.aborts]
+            self._forgets = [e for e in self._forgets if e.seq != event.aborts]
+            self._rewrites = None
             return
         if event.op.startswith("create_"):     # a new object: what an earlier one of the
             for ref in [r for r in self._by_target  # same ref recorded is not its own
@@ -395,6 +445,9 @@ class AuditLog:
             self._horizons.pop(event.target, None)
             if self._window is not None:    # its earlier life's commits: none of its own
                 self._window.pop(event.target, None)
+        if event.op == FORGET_OP:
+            self._forgets.append(event)
+            self._rewrites = None
         if event.op == "vacuum" and event.horizon is not None:
             self._horizons[event.target] = max(event.horizon, self._horizons.get(event.target, -1))
             return
@@ -429,6 +482,14 @@ class AuditLog:
                 found = self._by_target.get(target)
         return found
 
+    def rewrites(self) -> Rewrites:
+        """What every ``forget`` so far rewrote: the files' digests now, and what the
+        rewritten data files and datasets were before (for hashes made over them)."""
+        self._refresh()
+        if self._rewrites is None:
+            self._rewrites = Rewrites.of(self._forgets)
+        return self._rewrites
+
     def vacuum_horizon(self, group: str) -> int:
         """The first commit of table ``group`` (a group ref) whose files vacuum kept (-1:
         never vacuumed): earlier commits may have lost files."""
@@ -451,7 +512,8 @@ class AuditLog:
     # -- writing -----------------------------------------------------------------------------
     def append(self, op: str, target: str, object_hash: str | None, *,
                files: dict[str, str] | None = None, catalog: str | None = None,
-               aborts: int | None = None, horizon: int | None = None) -> AuditEvent:
+               aborts: int | None = None, horizon: int | None = None,
+               details: dict[str, Any] | None = None) -> AuditEvent:
         """Append one event (the caller holds the writer lock) and return it."""
         self._refresh()
         last = self._events[-1] if self._events else None
@@ -461,8 +523,9 @@ class AuditLog:
         event = AuditEvent(seq=seq, time_ms=time_ms, op=op, target=target,
                            object_hash=object_hash, prev_hash=prev,
                            hash=event_hash(seq, time_ms, op, target, object_hash, prev, files,
-                                           catalog, aborts, horizon),
-                           files=files or None, catalog=catalog, aborts=aborts, horizon=horizon)
+                                           catalog, aborts, horizon, details),
+                           files=files or None, catalog=catalog, aborts=aborts, horizon=horizon,
+                           details=details)
         line = _encoder.encode(event) + b"\n"
         with open_own(self.path, "ab") as f:
             size = os.fstat(f.fileno()).st_size

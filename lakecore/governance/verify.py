@@ -53,6 +53,7 @@ from lakecore.models.registry import model_hash
 from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, Snapshot, commit_info
 from lakecore.offline.table import (
     HASH_SCHEME,
+    SHA_TAG,
     OfflineTable,
     change_digest,
     commit_digest,
@@ -251,7 +252,9 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests
                                               replay=version == max(usable))
                 if problem:
                     report.problems.append(f"{ref}: checkpoint {version} {problem}")
-            problem = _hash_problem(actions, parent, snapshot)
+            problem = _hash_problem(actions, parent, snapshot,
+                                    group_folder(spec.name, spec.version),
+                                    lake.audit.rewrites().data_files)
             if problem:
                 report.problems.append(f"{ref}#{version}: {problem}")
         for path, add in sorted(referenced.items()):
@@ -266,18 +269,30 @@ def _verify_tables(lake: LakeContext, report: Report, digests: _Digests
     return hashes, trusted
 
 
-def _hash_problem(actions: list[dict], parent: str | None, snapshot: Snapshot) -> str | None:
-    """Whether a lakecore commit's hash and parent hash match its content."""
+def _hash_problem(actions: list[dict], parent: str | None, snapshot: Snapshot,
+                  folder: str, rewritten: dict[str, tuple[int, str, str]]) -> str | None:
+    """Whether a lakecore commit's hash and parent hash match its content; a data file a
+    ``forget`` rewrote counts as it was when the hash was made (``rewritten``: by lake path,
+    its size and sha256 then and its sha256 now; ``folder``: the table's, in the lake)."""
     ours = commit_info(actions).get("lakecore")
     if not ours or snapshot.metadata is None:
         return None
     schema = snapshot.metadata["schemaString"]
+
+    def as_made(add: dict) -> dict:
+        before = rewritten.get(os.path.join(folder, add["path"]))
+        if before is None or before[2] != file_digest(add):
+            return add
+        return {**add, "size": before[0], "tags": {**(add.get("tags") or {}),
+                                                  SHA_TAG: before[1]}}
     if ours.get("hash_scheme") == HASH_SCHEME:
-        expected = change_digest(parent, schema, [a["add"] for a in actions if "add" in a],
+        expected = change_digest(parent, schema,
+                                 [as_made(a["add"]) for a in actions if "add" in a],
                                  [a["remove"] for a in actions if "remove" in a],
                                  ours.get("operation"))
     else:
-        expected = commit_digest(parent, schema, snapshot.files.values(), ours.get("operation"))
+        expected = commit_digest(parent, schema, [as_made(a) for a in snapshot.files.values()],
+                                 ours.get("operation"))
     if expected != ours.get("hash"):
         return f"commit hash {ours.get('hash')} does not match its content (expected {expected})"
     if ours.get("parent_hash") != parent:
@@ -495,6 +510,7 @@ def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: d
     # a commit announced and not (yet) made: its writer is at work, or was killed there
     pending = {event.target for spec in lake.catalog.state().feature_groups
                if (event := pending_commit(lake, audit, spec)) is not None}
+    rewrites = audit.rewrites()
     # events of deleted objects (and deletions themselves) describe what no longer exists
     for event in live_events(events):
         kind = event.target.split(":", 1)[0]
@@ -506,7 +522,8 @@ def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: d
             if event.target in commits:     # its validation report, when it has one
                 for path, digest in (event.files or {}).items():
                     if f"/{REPORTS_DIR}/" in f"/{path}":
-                        _check_file(report, digests, os.path.join(lake.path, path), digest,
+                        _check_file(report, digests, os.path.join(lake.path, path),
+                                    rewrites.files.get(path, digest),
                                     f"{event.target} validation report")
         elif kind == "td":
             known = datasets
@@ -523,9 +540,10 @@ def _verify_audit(lake: LakeContext, audit: AuditLog, report: Report, commits: d
             if event.target not in pending:
                 report.problems.append(f"audit event {event.seq} ({event.op}): {event.target} "
                                        f"no longer exists")
-        elif event.object_hash is not None and known[event.target] != event.object_hash:
+        elif event.object_hash is not None and known[event.target] != rewrites.hashes.get(
+                event.target, event.object_hash):
             report.problems.append(f"audit event {event.seq} ({event.op}): {event.target} has "
                                    f"hash {known[event.target]}, the log recorded "
-                                   f"{event.object_hash}")
+                                   f"{rewrites.hashes.get(event.target, event.object_hash)}")
     if len(report.problems) == problems_before:
         digests.audit_reached = [end, index]    # where the next fast verify starts

@@ -47,8 +47,8 @@ from lakecore.offline.schema import from_delta_schema_string, to_delta_schema_st
 MAX_FILE_ROWS = ROW_GROUP_ROWS
 # Below this many rows a file is written on one thread.
 _PARALLEL_ROWS = 1 << 17
-_SHA_TAG = "lakecore.sha256"
-_RANGES_TAG = "lakecore.ranges"
+SHA_TAG = "lakecore.sha256"
+RANGES_TAG = "lakecore.ranges"
 _MAX_STAT_STRING = 32
 
 
@@ -123,7 +123,7 @@ def ranges_overlap(a: dict[str, list[Any]], b: dict[str, list[Any]], columns: li
     return True
 
 
-def _delta_stats(table: pa.Table) -> str:
+def delta_stats(table: pa.Table) -> str:
     """Delta file statistics that are exact: counts for every column, min/max only where
     lakecore and every reader agree on the order and the encoding."""
     mins: dict[str, Any] = {}
@@ -175,6 +175,13 @@ class OfflineTable:
         self.online_version = -2
         self.history_shown: list = []       # history() as the feature layer shows it, so far
         self.statistics_cache: dict = {}    # (commit, column) -> its statistics (immutable)
+
+    def drop_caches(self) -> None:
+        """Forget what this process cached of the table's files (after they were rewritten
+        in place: ``offline.rewrite``)."""
+        self.log = DeltaLog(self.location, self.log.recorded)
+        self.history_shown = []
+        self.statistics_cache = {}
 
     # -- reading -----------------------------------------------------------------------------
     def snapshot(self, version: int | None = None) -> Snapshot:
@@ -247,10 +254,10 @@ class OfflineTable:
             "size": size,
             "modificationTime": now_millis(),
             "dataChange": data_change,
-            "stats": _delta_stats(table),
+            "stats": delta_stats(table),
             "tags": {
-                _SHA_TAG: digest,
-                _RANGES_TAG: json.dumps(column_ranges(table, self.key_columns),
+                SHA_TAG: digest,
+                RANGES_TAG: json.dumps(column_ranges(table, self.key_columns),
                                         separators=(",", ":")),
             },
         }
@@ -266,7 +273,7 @@ class OfflineTable:
         """
         ranges = column_ranges(keys, columns)
         candidates = [add for add in snapshot.files.values()
-                      if ranges_overlap(_file_ranges(add), ranges, columns)]
+                      if ranges_overlap(file_ranges(add), ranges, columns)]
 
         def split(add: dict[str, Any]) -> tuple[dict, pa.Table | None, int]:
             stored = fit(read_parquet(os.path.join(self.location, add["path"])), schema)
@@ -450,10 +457,10 @@ def _file_threads(adds: Any) -> int:
     return get_num_threads() if sum(a["size"] for a in adds) >= SMALL_INPUT_BYTES else 1
 
 
-def _file_ranges(add: dict[str, Any]) -> dict[str, list[Any]]:
+def file_ranges(add: dict[str, Any]) -> dict[str, list[Any]]:
     """The key ranges lakecore recorded for a file; empty (may hold anything) for files that
     other engines wrote. Shared between calls: do not change it."""
-    return _parse_ranges((add.get("tags") or {}).get(_RANGES_TAG, "{}"))
+    return _parse_ranges((add.get("tags") or {}).get(RANGES_TAG, "{}"))
 
 
 # Every change checks the ranges of every live file: parse each file's once, not per change.
@@ -473,7 +480,7 @@ def commit_digest(parent: str | None, schema_string: str, live: Any, operation: 
     return digest_record({
         "parent": parent,
         "schema": schema_string,
-        "files": sorted([a["path"], a["size"], (a.get("tags") or {}).get(_SHA_TAG)]
+        "files": sorted([a["path"], a["size"], (a.get("tags") or {}).get(SHA_TAG)]
                         for a in live),
         "operation": operation,
     })
@@ -486,7 +493,7 @@ def change_digest(parent: str | None, schema_string: str, adds: list[dict[str, A
     return digest_record({
         "parent": parent,
         "schema": schema_string,
-        "adds": sorted([a["path"], a["size"], (a.get("tags") or {}).get(_SHA_TAG)]
+        "adds": sorted([a["path"], a["size"], (a.get("tags") or {}).get(SHA_TAG)]
                        for a in adds),
         "removes": sorted(r["path"] for r in removes),
         "operation": operation,
@@ -504,12 +511,12 @@ def _holds(path: str, body: bytes) -> bool:
 
 def file_digest(add: dict[str, Any]) -> str | None:
     """The sha256 lakecore recorded for a data file (None: written by another engine)."""
-    return (add.get("tags") or {}).get(_SHA_TAG)
+    return (add.get("tags") or {}).get(SHA_TAG)
 
 
 def _may_hold(add: dict[str, Any], column: str, lo: int | None, hi: int | None) -> bool:
     """Whether a file may hold rows with ``lo <= column <= hi`` (no recorded range: maybe)."""
-    recorded = _file_ranges(add).get(column)
+    recorded = file_ranges(add).get(column)
     if recorded is None:
         return True
     return (lo is None or recorded[1] >= lo) and (hi is None or recorded[0] <= hi)

@@ -16,6 +16,7 @@ Lake), never used across ``fork()`` (the child opens its own); map size grows on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from itertools import repeat
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from lakecore._native.rowformat import Kind
 from lakecore._native.valuecodec import newer_rows
-from lakecore.base.files import remove_tree
+from lakecore.base.files import fsync_path, open_own, remove_tree
 from lakecore.base.refs import group_ref
 from lakecore.errors import IntegrityError, LakeError
 from lakecore.online.codec import (
@@ -38,17 +39,16 @@ from lakecore.online.codec import (
     latest_in_key_order,
 )
 from lakecore.online.environments import (
-    discard_environment,
     WATERMARKS,
     begin_read,
     created_db,
+    discard_environment,
     environment,
     existing_db,
     forget_db_handles,
     handles_version,
 )
 from lakecore.online.layout import NO_TTL, Layout
-
 
 # group database name -> the fingerprint of the layout its rows are encoded in;
 # b"#" + fingerprint -> that layout's schema (Arrow IPC). Written with the rows.
@@ -103,6 +103,30 @@ class OnlineStore:
         discard_environment(self.path)
         self._handles.clear()
         remove_tree(self.path)
+
+    def compact(self) -> None:
+        """Rewrite the environment without its free pages (LMDB never zeroes a deleted value;
+        a compacting copy holds none of them) and put it in place of the old one. The caller
+        holds the writer lock; other processes reopen it on their next call (the data file's
+        inode changed: ``environments.environment``)."""
+        env = self._env(create=False)
+        if env is None:
+            return
+        staged = self.path + ".compact.tmp"
+        remove_tree(staged)
+        os.makedirs(staged)
+        try:
+            env.copy(staged, compact=True)
+            with open_own(os.path.join(staged, "data.mdb")) as f:
+                os.fsync(f.fileno())
+            discard_environment(self.path)
+            self._handles.clear()
+            os.replace(os.path.join(staged, "data.mdb"), os.path.join(self.path, "data.mdb"))
+            with contextlib.suppress(FileNotFoundError):    # it described the old file
+                os.unlink(os.path.join(self.path, "lock.mdb"))
+            fsync_path(self.path)
+        finally:
+            remove_tree(staged)
 
     def watermark(self, name: str, version: int) -> int:
         """The last offline commit applied to the group (-1: none). Compactions change no
