@@ -385,6 +385,30 @@ def vacuum(path: str, retain: str) -> int:
     return 0
 
 
+def forget(path: str, keys: list[str], reason: str, groups: list[str] | None) -> int:
+    columns: dict[str, list] = {}
+    for text in keys:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise lakecore.ValidationError(f"--key: expected COLUMN=VALUE, got {text!r}")
+        columns.setdefault(name, []).append(_key_value(value))
+    if len({len(v) for v in columns.values()}) > 1:
+        raise lakecore.ValidationError("--key: give each column the same number of times "
+                                       "(one value per entity)")
+    with lakecore.open(path) as lake:
+        report = lake.forget(columns, groups=groups, reason=reason)
+    print(report)
+    return 0
+
+
+def _key_value(text: str):
+    """A key value from the command line: an integer when it reads as one, else the text."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakecore", description="lakecore: an embedded, single-process AI lakehouse.",
@@ -456,6 +480,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("path", help="the lake folder")
     sweep.add_argument("--retain", default="7d",
                        help="how long a replaced version stays readable: 7d, 12h, 30m, 45s or 0")
+    erase = command("forget", "erase an entity from every version, store and log",
+                    "Erase the rows of an entity (GDPR article 17) from every version of every "
+                    "feature group whose primary key holds the key columns, prediction logs "
+                    "included, and from the online store; audited with the reason and a "
+                    "salted hash of the keys. Prints what was rewritten.")
+    erase.add_argument("path", help="the lake folder")
+    erase.add_argument("--key", action="append", required=True, metavar="COLUMN=VALUE",
+                       help="a key column and value (repeat for more columns or entities)")
+    erase.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    erase.add_argument("--group", action="append", default=None, metavar="NAME",
+                       help="only these groups (and prediction logs); default: every group "
+                            "whose primary key holds the key columns")
     return parser
 
 
@@ -481,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
             return stats(args.path, args.ref)
         if args.command == "monitor":
             return monitor(args.path, args.ref, args.html)
+        if args.command == "forget":
+            return forget(args.path, args.key, args.reason, args.group)
         parser.print_usage(sys.stderr)
         print("lakecore: error: a command is required (lakecore --help lists them)",
               file=sys.stderr)

@@ -42,7 +42,7 @@ def build(path) -> dict:
         other = lake.create_feature_group("cities", primary_key="city")
         other.insert({"city": ["a", "b"], "people": [7, 8]})
         users.statistics()
-        return {v: users.read(as_of=v) for v in range(users.version + 1)} | {}
+        return versions(lake)
 
 
 class _nothing:
@@ -250,3 +250,33 @@ def test_a_killed_forget_is_finished_or_undone_by_the_next_open(tmp_path, point,
             {"user_id": [7]}).column("score").to_pylist() == [None]
         assert lake.verify().problems == []
     assert scan(path) == []
+
+
+def test_the_forget_command(tmp_path, capsys):
+    from lakecore.cli import main as cli
+
+    path = tmp_path / "lake"
+    build_rows = build(path)
+    assert cli(["forget", str(path), "--key", "user_id=7", "--reason", "erasure #2"]) == 0
+    out = capsys.readouterr().out
+    latest = build_rows[max(build_rows)]
+    erased = latest.num_rows - without_7(latest).num_rows
+    assert f"rows removed from the latest versions: {erased}\n" in out and "fg:users@1#" in out
+    assert cli(["forget", str(path), "--key", "user_id", "--reason", "x"]) == 2
+    assert "COLUMN=VALUE" in capsys.readouterr().err
+    with lakecore.open(path) as lake:
+        assert 7 not in lake.feature_group("users").read().column("user_id").to_pylist()
+        assert [e.details["reason"] for e in lake.audit_log() if e.op == "forget"] == [
+            "erasure #2"]
+
+
+def test_verify_reports_an_unfinished_forget(tmp_path):
+    path = tmp_path / "lake"
+    build(path)
+    run = subprocess.run([sys.executable, "-c", KILLED, str(path), "moves", "1"], cwd=ROOT,
+                         timeout=300)
+    assert run.returncode == 9
+    with lakecore.open(path, readonly=True) as lake:    # read-only: nothing is finished
+        assert any("forget.journal" in p for p in lake.verify().problems)
+    with lakecore.open(path) as lake:
+        assert lake.verify().ok

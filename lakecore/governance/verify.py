@@ -49,6 +49,7 @@ from lakecore.governance.audit import (
     live_events,
     pending_commit,
 )
+from lakecore.governance.forget import JOURNAL as FORGET_JOURNAL
 from lakecore.models.registry import model_hash
 from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, Snapshot, commit_info
 from lakecore.offline.table import (
@@ -145,6 +146,9 @@ class _Digests:
 
 def verify(lake: LakeContext, audit: AuditLog, *, fast: bool = False) -> Report:
     report = Report()
+    if os.path.lexists(os.path.join(lake.path, FORGET_JOURNAL)):
+        report.problems.append(f"{FORGET_JOURNAL}: a forget was interrupted; a writable open "
+                               f"of the lake finishes it (or removes what it staged)")
     digests = _Digests(lake, fast)
     commits, trusted = _verify_tables(lake, report, digests)
     datasets = _verify_datasets(lake, report, digests)
