@@ -159,7 +159,8 @@ def test_prediction_logs_are_included(tmp_path):
     with lakecore.open(path) as lake:
         fg = lake.create_feature_group("users", primary_key="user_id", online=True)
         fg.insert({"user_id": [7, 8], "score": [1.0, 2.0]})
-        td = lake.create_feature_view("v", query=fg.select_all()).create_training_data()
+        view = lake.create_feature_view("v", query=fg.select_all())
+        td = view.create_training_data(spine={"user_id": [8]})     # user 7 is not in it
         artifact = tmp_path / "m.json"
         artifact.write_text(json.dumps({}))
         lake.models.register("m", str(artifact), training_data=td)
@@ -172,6 +173,20 @@ def test_prediction_logs_are_included(tmp_path):
         assert 7 not in log.read().column("user_id").to_pylist()
         assert log.read().num_rows == 1
         assert lake.verify().ok
+        assert td.recreate().hash == td.hash       # made from commits forget rewrote
+
+
+def test_training_data_holding_the_keys_is_refused_for_now(tmp_path):
+    path = tmp_path / "lake"
+    build(path)
+    with lakecore.open(path) as lake:
+        view = lake.create_feature_view("v", query=lake.feature_group("users").select_all())
+        view.create_training_data()
+        snapshot = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
+        with pytest.raises(lakecore.LakeError, match="td:v@1/1"):
+            lake.forget({"user_id": [7]}, reason="x")
+    now = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
+    assert now == snapshot
 
 
 def test_bad_requests_leave_the_lake_as_it_was(tmp_path):

@@ -36,12 +36,15 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
+from lakecore._native import dedupe
 from lakecore.base.arrow import as_table
 from lakecore.base.files import fsync_path, open_own, replace_file
 from lakecore.base.hashing import digest_bytes, digest_record
-from lakecore.base.refs import group_folder, group_ref
+from lakecore.base.keys import key_codes
+from lakecore.base.parquet import read_parquet
+from lakecore.base.refs import dataset_ref, group_folder, group_ref
 from lakecore.catalog.specs import FeatureGroupSpec
-from lakecore.errors import IntegrityError, SchemaError, ValidationError
+from lakecore.errors import IntegrityError, LakeError, SchemaError, ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.features.feature_group import FeatureGroup
 from lakecore.features.validation import REPORTS_DIR
@@ -112,6 +115,12 @@ def forget(ctx: LakeContext, audit: AuditLog, keys: Any, groups: Any, reason: An
                                   f"be given whole")
     with ctx.writing("forget"):
         specs = _target_groups(ctx, columns, groups)
+        holding = _datasets_holding(ctx, specs, table, columns)
+        if holding:
+            # rewriting training data is not built yet: refuse rather than leave them there
+            raise LakeError(f"forget: training dataset(s) {', '.join(holding)} may hold these "
+                            f"keys, and lakecore does not rewrite training data yet; delete "
+                            f"them first (view.delete_training_data) and make them again after")
         report = ForgetReport()
         plans: list[tuple[FeatureGroupSpec, rewrite.TableRewrite, pa.Table | None]] = []
         try:
@@ -218,12 +227,39 @@ def _target_groups(ctx: LakeContext, columns: list[str], groups: Any) -> list[Fe
     return chosen + logs
 
 
+def _datasets_holding(ctx: LakeContext, specs: list[FeatureGroupSpec], keys: pa.Table,
+                      columns: list[str]) -> list[str]:
+    """Refs of the training datasets read from ``specs`` whose rows or spine hold ``keys``
+    (every such dataset without all of ``columns``: it cannot be told)."""
+    groups = {(s.name, s.version) for s in specs}
+    found = []
+    for td in ctx.catalog.state().training_datasets:
+        if not any((s.group, s.version) in groups for s in td.sources):
+            continue
+        files = [f for parts in td.files.values() for f in parts]
+        files += [td.spine] if td.spine is not None else []
+        for data in files:
+            rows = read_parquet(os.path.join(ctx.path, data.path), columns)
+            if rows.column_names != columns:
+                if data is not td.spine:
+                    found.append(dataset_ref(td.view, td.view_version, td.version))
+                    break
+                continue
+            try:
+                typed = keys.select(columns).cast(rows.schema)
+                stored, erased, n = key_codes(rows, typed, columns, columns, "stored", "keys")
+                held = bool(dedupe.isin(stored, erased, n).any())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, NotImplementedError):
+                held = True                 # keys of another type: it cannot be told
+            if held:
+                found.append(dataset_ref(td.view, td.view_version, td.version))
+                break
+    return found
+
+
 def _erased_online_keys(offline, keys: pa.Table, columns: list[str],
                         spec: FeatureGroupSpec) -> pa.Table:
     """The primary keys of the latest rows holding ``keys`` (what the online store has)."""
-    from lakecore._native import dedupe
-    from lakecore.base.keys import key_codes
-
     latest = offline.snapshot()
     schema = table_schema(latest, spec.schema)
     rows = offline.read(latest, schema, list(spec.primary_key))
