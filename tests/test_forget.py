@@ -176,34 +176,35 @@ def test_prediction_logs_are_included(tmp_path):
         assert td.recreate().hash == td.hash       # made from commits forget rewrote
 
 
-def test_training_data_holding_the_keys_is_refused_for_now(tmp_path):
+def test_training_data_holding_the_keys_is_made_again_without_them(tmp_path):
+    import json
+
     path = tmp_path / "lake"
     build(path)
     with lakecore.open(path) as lake:
-        view = lake.create_feature_view("v", query=lake.feature_group("users").select_all())
-        view.create_training_data()
-        snapshot = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
-        with pytest.raises(lakecore.LakeError, match="td:v@1/1"):
-            lake.forget({"user_id": [7]}, reason="x")
-    now = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
-    assert now == snapshot
-
-
-def test_bad_requests_leave_the_lake_as_it_was(tmp_path):
-    path = tmp_path / "lake"
-    build(path)
-    snapshot = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
-    with lakecore.open(path) as lake:
-        with pytest.raises(lakecore.ValidationError, match="reason"):
-            lake.forget({"user_id": [7]}, reason=" ")
-        with pytest.raises(lakecore.ValidationError, match="nulls"):
-            lake.forget({"user_id": [7, None]}, reason="x")
-        with pytest.raises(lakecore.SchemaError, match="primary key"):
-            lake.forget({"user_id": [7]}, groups=["cities"], reason="x")
-        with pytest.raises(lakecore.ValidationError, match="no feature group"):
-            lake.forget({"user_id": [7]}, groups=["nope"], reason="x")
-    now = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
-    assert now == snapshot
+        users = lake.feature_group("users")
+        view = lake.create_feature_view("v", query=users.select(["score", "email"]),
+                                        transforms={"score": "standard_scaler"})
+        split = view.create_training_data(split={"train": 0.7, "test": 0.3}, seed=3)
+        spine = {"user_id": [7, 8, 7], "at": [day(20)] * 3}
+        spined = view.create_training_data(spine=spine)
+        split.recreate()                        # a copy under recreated/ holds user 7 too
+        artifact = tmp_path / "m.json"
+        artifact.write_text(json.dumps({}))
+        lake.models.register("m", str(artifact), training_data=split)
+        old = {split.version: split.hash, spined.version: spined.hash}
+        report = lake.forget({"user_id": [7]}, reason="erasure")
+        assert sorted(r for r, _, _ in report.datasets) == ["td:v@1/1", "td:v@1/2"]
+        assert all(old_hash == old[int(r.rsplit("/", 1)[1])] and new != old_hash
+                   for r, old_hash, new in report.datasets)
+        assert report.models == ["model:m@1"]
+        for td in (view.training_data(1), view.training_data(2)):
+            assert 7 not in td.read(with_keys=True).column("user_id").to_pylist()
+            assert td.hash != old[td.version]
+            assert td.recreate().hash == td.hash
+        assert view.training_data(2).read(with_keys=True).num_rows == 1
+        assert lake.verify().problems == []
+    assert scan(path) == []
 
 
 KILLED = """
@@ -295,3 +296,47 @@ def test_verify_reports_an_unfinished_forget(tmp_path):
         assert any("forget.journal" in p for p in lake.verify().problems)
     with lakecore.open(path) as lake:
         assert lake.verify().ok
+
+
+KILLED_IN_DATASETS = """
+import os, sys, lakecore
+from lakecore.governance import forget as forget_module
+
+real = forget_module._record_dataset
+calls = [0]
+
+
+def record(*args, **kwargs):        # the second dataset's files written, its manifest not
+    calls[0] += 1
+    if calls[0] == int(sys.argv[2]):
+        os._exit(9)
+    return real(*args, **kwargs)
+
+
+forget_module._record_dataset = record
+lake = lakecore.open(sys.argv[1])
+lake.forget({"user_id": [7]}, reason="killed")
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2])
+def test_a_forget_killed_while_making_datasets_again_is_finished(tmp_path, kill_at):
+    path = tmp_path / "lake"
+    build(path)
+    with lakecore.open(path) as lake:
+        view = lake.create_feature_view(
+            "v", query=lake.feature_group("users").select(["score"]))
+        view.create_training_data(split={"train": 0.5, "test": 0.5}, seed=1)
+        view.create_training_data(spine={"user_id": [7, 8], "at": [day(20)] * 2})
+    run = subprocess.run([sys.executable, "-c", KILLED_IN_DATASETS, str(path), str(kill_at)],
+                         cwd=ROOT, timeout=300)
+    assert run.returncode == 9
+    with lakecore.open(path) as lake:
+        view = lake.feature_view("v")
+        for version in (1, 2):
+            td = view.training_data(version)
+            assert 7 not in td.read(with_keys=True).column("user_id").to_pylist()
+            assert td.recreate().hash == td.hash
+        assert lake.verify().problems == []
+    assert scan(path) == []

@@ -34,7 +34,7 @@ from lakecore.online.store import OnlineStore
 class AuditTrail(Protocol):
     def append(self, op: str, target: str, object_hash: str | None, *,
                files: dict[str, str] | None = None, catalog: str | None = None,
-               aborts: int | None = None) -> Any: ...
+               aborts: int | None = None, details: dict[str, Any] | None = None) -> Any: ...
 
     def recorded(self, target: str) -> Any: ...
 
@@ -79,7 +79,7 @@ class LakeContext:
                     self.audit.write_index()
 
     def record(self, change: Callable[[CatalogState], Any], op: str, target: str,
-               object_hash: str | None) -> None:
+               object_hash: str | None, details: dict[str, Any] | None = None) -> None:
         """Record a change of definitions (the caller is inside ``writing``): its audit event
         first, with the new catalog's sha256, then the catalog, which names the event. A crash
         between the two leaves an event whose change never landed: the next writable open
@@ -88,7 +88,8 @@ class LakeContext:
         try:
             self.catalog.update(change, audit_seq=self.audit.next_seq(), announce=lambda digest:
                                 announced.append(self.audit.append(op, target, object_hash,
-                                                                   catalog=digest)))
+                                                                   catalog=digest,
+                                                                   details=details)))
         except BaseException:
             if announced and self.catalog.digest() != announced[0].catalog:
                 self.withdraw(announced[0])     # the catalog was not written

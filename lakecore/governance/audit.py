@@ -149,27 +149,32 @@ class Rewrites:
     - ``data_files``: a rewritten data file's lake path -> ``(size before, sha256 before,
       sha256 now)``: what the commit hashes were made over, and what the file is now;
     - ``hashes``: ref -> the object's hash now (a training dataset rewritten without the
-      erased rows), superseding what its event recorded.
+      erased rows), superseding what its event recorded;
+    - ``earlier``: ref -> every hash it had before (what models trained on it record).
     """
 
     files: dict[str, str]
     data_files: dict[str, tuple[int, str, str]]
     hashes: dict[str, str]
+    earlier: dict[str, set[str]]
 
     @classmethod
     def of(cls, events: list[AuditEvent]) -> Rewrites:
         files: dict[str, str] = {}
         data_files: dict[str, tuple[int, str, str]] = {}
         hashes: dict[str, str] = {}
+        earlier: dict[str, set[str]] = {}
         for event in events:
             details = event.details or {}
+            for ref, was in (details.get("was") or {}).items():
+                earlier.setdefault(ref, set()).add(was)
             files.update(event.files or {})
             for path, (size, before, now) in (details.get("data_files") or {}).items():
                 # a file rewritten twice: what hashes were made over is the first one
                 first = data_files.get(path, (int(size), before, now))
                 data_files[path] = (first[0], first[1], now)
             hashes.update(details.get("hashes") or {})
-        return cls(files, data_files, hashes)
+        return cls(files, data_files, hashes, earlier)
 
 
 class AuditIndex(msgspec.Struct, frozen=True, kw_only=True):

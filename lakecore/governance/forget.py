@@ -38,15 +38,17 @@ import pyarrow as pa
 
 from lakecore._native import dedupe
 from lakecore.base.arrow import as_table
-from lakecore.base.files import fsync_path, open_own, replace_file
+from lakecore.base.files import fsync_path, open_own, remove_tree, replace_file
 from lakecore.base.hashing import digest_bytes, digest_record
 from lakecore.base.keys import key_codes
-from lakecore.base.parquet import read_parquet
-from lakecore.base.refs import dataset_ref, group_folder, group_ref
-from lakecore.catalog.specs import FeatureGroupSpec
-from lakecore.errors import IntegrityError, LakeError, SchemaError, ValidationError
+from lakecore.base.parquet import read_parquet, write_parquet
+from lakecore.base.refs import dataset_ref, group_folder, group_ref, model_ref
+from lakecore.base.times import from_micros
+from lakecore.catalog.specs import DataFile, FeatureGroupSpec, TrainingDatasetSpec
+from lakecore.errors import IntegrityError, SchemaError, ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.features.feature_group import FeatureGroup
+from lakecore.features.training_dataset import view_spec
 from lakecore.features.validation import REPORTS_DIR
 from lakecore.governance.audit import FORGET_OP, AuditLog
 from lakecore.offline import rewrite
@@ -55,6 +57,7 @@ from lakecore.offline.table import table_schema
 from lakecore.online.codec import encode_keys
 from lakecore.quality.expectations import ValidationReport
 from lakecore.quality.file_statistics import STATISTICS_DIR, kept_path
+from lakecore.training.datasets import folder_of, materialize, with_statistics
 
 JOURNAL = "forget.journal"
 PREDICTIONS_SUFFIX = "_predictions"
@@ -97,6 +100,7 @@ class _Journal(msgspec.Struct, frozen=True, kw_only=True):
     moves: list[tuple[str, str, str, int | None]]   # staged, final (lake paths), sha256, mtime
     online: list[tuple[str, int]]           # groups whose online rows are purged
     obsolete: list[str]                     # lake paths to delete (kept statistics)
+    datasets: list[str] = []                # training datasets to make again (refs)
 
 
 def forget(ctx: LakeContext, audit: AuditLog, keys: Any, groups: Any, reason: Any
@@ -116,11 +120,6 @@ def forget(ctx: LakeContext, audit: AuditLog, keys: Any, groups: Any, reason: An
     with ctx.writing("forget"):
         specs = _target_groups(ctx, columns, groups)
         holding = _datasets_holding(ctx, specs, table, columns)
-        if holding:
-            # rewriting training data is not built yet: refuse rather than leave them there
-            raise LakeError(f"forget: training dataset(s) {', '.join(holding)} may hold these "
-                            f"keys, and lakecore does not rewrite training data yet; delete "
-                            f"them first (view.delete_training_data) and make them again after")
         report = ForgetReport()
         plans: list[tuple[FeatureGroupSpec, rewrite.TableRewrite, pa.Table | None]] = []
         try:
@@ -138,12 +137,16 @@ def forget(ctx: LakeContext, audit: AuditLog, keys: Any, groups: Any, reason: An
                 erased = _erased_online_keys(offline, typed, columns, spec) if spec.online \
                     else None
                 plans.append((spec, plan, erased))
-            if not plans:
+            if not plans and not holding:
                 return report                   # nothing holds these keys: a no-op
             moves, digests, data_files, obsolete = _staged_moves(ctx, plans)
+            for ref in holding:                 # their spines without the keys' rows
+                staged = _staged_spine(ctx, ref, table, columns)
+                if staged is not None:
+                    moves.append(staged)
             journal = _Journal(event_seq=_next_seq(audit), moves=moves,
                                online=[(s.name, s.version) for s, _, _ in plans if s.online],
-                               obsolete=obsolete)
+                               obsolete=obsolete, datasets=holding)
             replace_file(os.path.join(ctx.path, JOURNAL), msgspec.json.encode(journal))
         except BaseException:
             for _, plan, _ in plans:
@@ -165,6 +168,7 @@ def forget(ctx: LakeContext, audit: AuditLog, keys: Any, groups: Any, reason: An
                 _purge_online(ctx, spec, erased)
         if journal.online:
             ctx.online_store.compact()
+        report.datasets, report.models = _rebuild_datasets(ctx, journal.datasets)
         _finish(ctx, journal)
         for spec, plan, _ in plans:
             report.commits_rewritten += [group_ref(spec.name, spec.version, v)
@@ -199,6 +203,7 @@ def finish(ctx: LakeContext, audit: AuditLog) -> None:
         FeatureGroup(ctx, spec).rebuild_online()
     if journal.online:
         ctx.online_store.compact()
+    _rebuild_datasets(ctx, journal.datasets)
     _finish(ctx, journal)
 
 
@@ -255,6 +260,99 @@ def _datasets_holding(ctx: LakeContext, specs: list[FeatureGroupSpec], keys: pa.
                 found.append(dataset_ref(td.view, td.view_version, td.version))
                 break
     return found
+
+
+def _dataset(ctx: LakeContext, ref: str) -> TrainingDatasetSpec:
+    for td in ctx.catalog.state().training_datasets:
+        if dataset_ref(td.view, td.view_version, td.version) == ref:
+            return td
+    raise IntegrityError(f"{JOURNAL}: no training dataset {ref}")
+
+
+def _staged_spine(ctx: LakeContext, ref: str, keys: pa.Table, columns: list[str]
+                  ) -> tuple[str, str, str, None] | None:
+    """The dataset's stored spine without the keys' rows, staged (None: it has no spine, or
+    none of those columns)."""
+    td = _dataset(ctx, ref)
+    if td.spine is None:
+        return None
+    final = td.spine.path
+    spine = read_parquet(os.path.join(ctx.path, final))
+    if not set(columns) <= set(spine.column_names):
+        return None
+    try:
+        typed = keys.select(columns).cast(spine.select(columns).schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, NotImplementedError):
+        return None
+    stored, erased, n = key_codes(spine, typed, columns, columns, "spine", "keys")
+    mask = dedupe.isin(stored, erased, n)
+    if not mask.any():
+        return None
+    folder, name = os.path.split(final)
+    staged = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.forget.tmp")
+    _, digest = write_parquet(spine.filter(pa.array(~mask)), os.path.join(ctx.path, staged))
+    return staged, final, digest, None
+
+
+def _rebuild_datasets(ctx: LakeContext, refs: list[str]
+                      ) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Make each dataset again from its (rewritten) source commits and spine, in its own
+    folder, as ``recreate()`` would, and record its new manifest: ``(ref, old hash, new
+    hash)`` of each, and the refs of the models trained on them. A dataset already made
+    again (after a crash) is left as it is."""
+    rebuilt_refs, models = [], []
+    for ref in refs:
+        td = _dataset(ctx, ref)
+        view = view_spec(ctx, td.view, td.view_version)
+        spine = stored = None
+        if td.spine is not None:
+            spine = read_parquet(os.path.join(ctx.path, td.spine.path))
+            with open_own(os.path.join(ctx.path, td.spine.path)) as f:
+                stored = DataFile(path=td.spine.path, sha256=digest_bytes(f.read()),
+                                  rows=spine.num_rows)
+        folder = folder_of(td.view, td.view_version, td.version)
+        remove_tree(os.path.join(ctx.path, folder, "recreated"))   # recreate()'s copies
+        rebuilt = materialize(ctx.resolve, ctx.path, view, td.version, spine=spine,
+                              spine_time=td.spine_time, start_time=from_micros(td.start_time_us),
+                              end_time=from_micros(td.end_time_us), split=td.splits,
+                              seed=td.seed, description=td.description, folder=folder,
+                              pinned={(s.group, s.version): s.commit for s in td.sources},
+                              stored_spine=stored, spark=None, spark_engine=ctx.spark,
+                              transform_order=[f.column for f in td.transforms])
+        if td.statistics is not None:
+            rebuilt = with_statistics(rebuilt, ctx.path)
+        rebuilt = msgspec.structs.replace(rebuilt, created_at_ms=td.created_at_ms)
+        _remove_stale_parts(ctx, folder, td, rebuilt)
+        if rebuilt.hash != td.hash:
+            _record_dataset(ctx, ref, td, rebuilt)
+            rebuilt_refs.append((ref, td.hash, rebuilt.hash))
+        models += [model_ref(m.name, m.version) for m in ctx.catalog.state().models
+                   if m.training_data is not None and dataset_ref(
+                       *m.training_data[:3]) == ref]
+    return rebuilt_refs, models
+
+
+def _record_dataset(ctx: LakeContext, ref: str, old: TrainingDatasetSpec,
+                    new: TrainingDatasetSpec) -> None:
+    """Put the dataset's new manifest in the catalog, recorded by a ``forget`` event that
+    names its hash before and now (``verify`` accepts the models that record the old one)."""
+    place = (old.view, old.view_version, old.version)
+
+    def change(state) -> None:
+        state.training_datasets = [new if (d.view, d.view_version, d.version) == place else d
+                                   for d in state.training_datasets]
+    ctx.record(change, FORGET_OP, ref, new.hash,
+               details={"hashes": {ref: new.hash}, "was": {ref: old.hash}})
+
+
+def _remove_stale_parts(ctx: LakeContext, folder: str, old: TrainingDatasetSpec,
+                        new: TrainingDatasetSpec) -> None:
+    """Remove the old dataset's part files the new one does not have (fewer rows)."""
+    kept = {f.path for parts in new.files.values() for f in parts}
+    for parts in old.files.values():
+        for f in parts:
+            if f.path not in kept:
+                _unlink(ctx, f.path)
 
 
 def _erased_online_keys(offline, keys: pa.Table, columns: list[str],
@@ -382,7 +480,8 @@ def _check_paths(journal: _Journal) -> None:
     kept statistics (a journal is a file anyone could have edited)."""
     def inside(path: str) -> bool:
         return (not os.path.isabs(path) and os.path.normpath(path) == path
-                and ".." not in path.split(os.sep) and path.startswith("feature_groups" + os.sep))
+                and ".." not in path.split(os.sep)
+                and path.split(os.sep)[0] in ("feature_groups", "training_data"))
     for staged, final, _, _ in journal.moves:
         if not (inside(staged) and inside(final) and staged.endswith(".forget.tmp")
                 and os.path.dirname(staged) == os.path.dirname(final)):
