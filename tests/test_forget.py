@@ -390,3 +390,40 @@ def test_a_forget_killed_at_a_random_time_is_finished_or_undone(tmp_path, seed):
         assert td.recreate().hash == td.hash
         assert lake.verify().problems == []
     assert scan(path) == []
+
+
+def test_forget_after_vacuum_rewrites_what_is_left(tmp_path):
+    path = tmp_path / "lake"
+    before = build(path)
+    with lakecore.open(path) as lake:
+        lake.vacuum(retain=dt.timedelta(0))
+        latest = max(before)
+        lake.forget({"user_id": [7]}, reason="erasure")
+        rows = lake.feature_group("users").read()
+        assert canonical(rows) == canonical(without_7(before[latest]))
+        assert lake.verify().problems == []
+    assert scan(path) == []
+    deltalake = pytest.importorskip("deltalake")
+    theirs = deltalake.DeltaTable(str(path / "feature_groups" / "users" / "v1")).to_pyarrow_table()
+    assert canonical(theirs.select(rows.column_names)) == canonical(rows)
+
+
+def test_training_data_built_on_spark_is_not_rebuilt_here(tmp_path):
+    import msgspec
+
+    path = tmp_path / "lake"
+    build(path)
+    with lakecore.open(path) as lake:
+        view = lake.create_feature_view("v", query=lake.feature_group("users").select(["score"]))
+        view.create_training_data()
+
+        def on_spark(state):        # as if Spark had built it (forget does not run Spark)
+            state.training_datasets = [msgspec.structs.replace(d, engine="spark")
+                                       for d in state.training_datasets]
+        with lake._ctx.lock.hold():
+            lake._ctx.catalog.update(on_spark)
+        snapshot = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
+        with pytest.raises(lakecore.LakeError, match="td:v@1/1.*Spark"):
+            lake.forget({"user_id": [7]}, reason="x")
+    now = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
+    assert now == snapshot

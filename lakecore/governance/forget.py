@@ -45,7 +45,7 @@ from lakecore.base.parquet import read_parquet, write_parquet
 from lakecore.base.refs import dataset_ref, group_folder, group_ref, model_ref
 from lakecore.base.times import from_micros
 from lakecore.catalog.specs import DataFile, FeatureGroupSpec, TrainingDatasetSpec
-from lakecore.errors import IntegrityError, SchemaError, ValidationError
+from lakecore.errors import IntegrityError, LakeError, SchemaError, ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.features.feature_group import FeatureGroup
 from lakecore.features.training_dataset import view_spec
@@ -120,6 +120,11 @@ def forget(ctx: LakeContext, audit: AuditLog, keys: Any, groups: Any, reason: An
     with ctx.writing("forget"):
         specs = _target_groups(ctx, columns, groups)
         holding = _datasets_holding(ctx, specs, table, columns)
+        on_spark = [ref for ref in holding if _dataset(ctx, ref).engine != "lakecore"]
+        if on_spark:
+            raise LakeError(f"forget: training dataset(s) {', '.join(on_spark)} hold these keys "
+                            f"and were built on Spark, which forget does not run; delete them "
+                            f"(view.delete_training_data) and build them again after")
         report = ForgetReport()
         plans: list[tuple[FeatureGroupSpec, rewrite.TableRewrite, pa.Table | None]] = []
         try:
@@ -392,11 +397,13 @@ def _staged_moves(ctx: LakeContext, plans: list) -> tuple[list, dict, dict, list
 
 
 def _adding_commits(offline, plan: rewrite.TableRewrite) -> list[int]:
-    """The commits that added the rewritten files (their inserts' reports may show the rows)."""
+    """The commits whose inserts' reports may show the rows: those that added a rewritten
+    file, or a file a vacuum has deleted since (what it held cannot be told any more)."""
     found = []
-    for version in plan.commits:
+    for version in range(offline.snapshot().version + 1):
         actions, _ = offline.log.read_commit(version)
-        if any("add" in a and a["add"]["path"] in plan.data_files for a in actions):
+        if any("add" in a and (a["add"]["path"] in plan.data_files or not os.path.lexists(
+                os.path.join(offline.location, a["add"]["path"]))) for a in actions):
             found.append(version)
     return found
 

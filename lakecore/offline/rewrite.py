@@ -63,13 +63,16 @@ class TableRewrite:
     data_files: dict[str, tuple[int, str, int, str]] = field(default_factory=dict)
     # path -> (size before, sha256 before, size after, sha256 after)
     erased: dict[str, int] = field(default_factory=dict)    # path -> rows erased from it
+    # files a vacuum deleted that may have held the keys: their statistics and key ranges
+    # (which may show the keys' values) are taken out of the log
+    stripped: list[str] = field(default_factory=list)
     commits: list[int] = field(default_factory=list)       # versions whose file is rewritten
     moves: list[Move] = field(default_factory=list)
     rows_removed: int = 0               # rows erased from the latest version
 
     @property
     def empty(self) -> bool:
-        return not self.data_files
+        return not self.data_files and not self.stripped
 
 
 def plan(table: OfflineTable, keys: pa.Table, columns: list[str]) -> TableRewrite:
@@ -91,9 +94,15 @@ def plan(table: OfflineTable, keys: pa.Table, columns: list[str]) -> TableRewrit
     try:
         for path, add in first_adds.items():
             full = os.path.join(table.location, path)
-            if (os.path.basename(path) != path or not os.path.lexists(full)
+            if (os.path.basename(path) != path
                     or not ranges_overlap(file_ranges(add), wanted, columns)):
-                continue                    # vacuumed, or cannot hold the keys
+                continue                    # cannot hold the keys
+            if not os.path.lexists(full):   # vacuumed: only what the log says of it is left
+                if "stats" in add or RANGES_TAG in (add.get("tags") or {}):
+                    tags = {k: v for k, v in (add.get("tags") or {}).items() if k != RANGES_TAG}
+                    new_adds[path] = {"stats": _DROP, "tags": tags}
+                    rewrite.stripped.append(path)
+                continue
             rows = read_parquet(full)
             stored, erased, n = key_codes(rows, keys, columns, columns, "stored", "keys")
             mask = dedupe.isin(stored, erased, n)
@@ -131,9 +140,10 @@ def _stage_log(table: OfflineTable, commits: list[tuple[list[dict], int]],
         rewritten = []
         for action in actions:
             if "add" in action and action["add"]["path"] in new_adds:
-                action = {"add": {**action["add"], **new_adds[action["add"]["path"]]}}
+                add = {**action["add"], **new_adds[action["add"]["path"]]}
+                action = {"add": {k: v for k, v in add.items() if v is not _DROP}}
                 changed = True
-            elif "remove" in action and action["remove"]["path"] in new_adds:
+            elif "remove" in action and "size" in new_adds.get(action["remove"]["path"], {}):
                 remove = action["remove"]
                 action = {"remove": {**remove, "size": new_adds[remove["path"]]["size"]}
                           if "size" in remove else remove}
@@ -161,6 +171,9 @@ def _stage_log(table: OfflineTable, commits: list[tuple[list[dict], int]],
             rewrite.moves.append(Move(staged, final, ""))
             written, rewrite.moves[-1].digest = table.log.stage_checkpoint(snapshot.copy())
             os.replace(written, os.path.join(table.location, staged))
+
+
+_DROP = object()     # an add field to leave out
 
 
 def _stage_name(final: str) -> str:
