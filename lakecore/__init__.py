@@ -19,6 +19,7 @@ from lakecore.features.feature_view import FeatureView
 from lakecore.features.query import Query
 from lakecore.features.training_dataset import TrainingDataset
 from lakecore.governance.audit import AuditEvent
+from lakecore.governance.forget import ForgetReport
 from lakecore.governance.lineage import Node
 from lakecore.governance.verify import Report
 from lakecore.lake import Lake, open
@@ -38,6 +39,7 @@ __all__ = [
     "DriftReport",
     "FeatureGroup",
     "FeatureView",
+    "ForgetReport",
     "IntegrityError",
     "Lake",
     "LakeError",
