@@ -18,7 +18,7 @@ from lakecore.features.feature_group import Commit, FeatureGroup
 from lakecore.features.feature_view import FeatureView
 from lakecore.features.query import Query
 from lakecore.features.training_dataset import TrainingDataset
-from lakecore.governance.audit import AuditEvent
+from lakecore.governance.audit_events import AuditEvent
 from lakecore.governance.forget import ForgetReport
 from lakecore.governance.lineage import Node
 from lakecore.governance.verify import Report

@@ -48,10 +48,12 @@ from lakecore.features.feature_group import FeatureGroup, feature_group
 from lakecore.features.feature_view import FeatureView
 from lakecore.features.query import Query
 from lakecore.features.training_dataset import view_spec
-from lakecore.governance.audit import AuditEvent, AuditLog, anchor_problems, catch_up
+from lakecore.governance.audit import AuditLog
+from lakecore.governance.audit_events import AuditEvent
 from lakecore.governance.forget import ForgetReport, forget
 from lakecore.governance.forget import finish as finish_forget
 from lakecore.governance.lineage import Node, lineage
+from lakecore.governance.recovery import anchor_problems, catch_up
 from lakecore.governance.vacuum import VacuumResult, check_retain, vacuum
 from lakecore.governance.verify import Report, verify
 from lakecore.integrations.spark import SparkEngine

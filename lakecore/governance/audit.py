@@ -26,155 +26,32 @@ index cannot answer (an older commit, every event) reads the whole log, once.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from lakecore.base.files import create_exclusively, fsync_path, open_own
-from lakecore.base.hashing import digest_bytes, digest_record
-from lakecore.base.refs import group_ref
-from lakecore.base.times import from_millis, now_millis
-from lakecore.catalog.specs import FeatureGroupSpec
-from lakecore.errors import IntegrityError, ValidationError
-from lakecore.features.context import LakeContext
+from lakecore.base.hashing import digest_bytes
+from lakecore.base.times import now_millis
+from lakecore.errors import IntegrityError
+from lakecore.governance.audit_events import (
+    FORGET_OP,
+    AuditEvent,
+    Rewrites,
+    commit_of,
+    decoder,
+    encoder,
+    event_hash,
+    holders,
+)
 
 AUDIT_FILE = "audit.log"
 INDEX_FILE = "audit.index"
 INDEX_OP = "index_audit_log"
 INDEX_EVERY = 1000      # events between two indexes
 INDEX_WINDOW = 32       # the latest commits of each table the index keeps (checkpoints: 10)
-
-
-class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """One change of the lake, hash-chained to the one before.
-
-    Attributes
-    ----------
-    seq : int
-        1, 2, ... in order.
-    time : datetime.datetime
-    op : str
-        What was done (``create_feature_group``, ``insert``, ``register_model``, ...).
-    target : str
-        The ref of what was changed.
-    object_hash : str or None
-        The changed object's hash.
-    prev_hash, hash : str
-        The previous event's hash, and this event's own (over all of these fields).
-    files : dict or None
-        For a table commit: the sha256 of its commit file (and checkpoint), by path.
-    catalog : str or None
-        For a change of definitions: the sha256 of the catalog it wrote.
-    aborts : int or None
-        For ``op == "abort"``: the seq of the announced change that was never made.
-    horizon : int or None
-        For ``op == "vacuum"``: the first commit of the table whose files were all kept.
-
-    Examples
-    --------
-    >>> import tempfile, lakecore
-    >>> with lakecore.open(tempfile.mkdtemp()) as lake:
-    ...     _ = lake.create_feature_group("users", primary_key="id").insert({"id": [1]})
-    ...     events = lake.audit_log()
-    >>> [(e.seq, e.op, e.target) for e in events]
-    [(1, 'create_feature_group', 'fg:users@1'), (2, 'insert', 'fg:users@1#0')]
-    >>> events[1].prev_hash == events[0].hash
-    True
-    """
-
-    seq: int
-    time_ms: int
-    op: str
-    target: str
-    object_hash: str | None
-    prev_hash: str | None
-    hash: str
-    files: dict[str, str] | None = None   # sha256 of the files recording the change (a commit's
-                                          # log file and checkpoint), by path in the lake
-    catalog: str | None = None            # sha256 of the catalog the change wrote
-    aborts: int | None = None             # op "abort": the seq of the change that never landed
-    horizon: int | None = None            # op "vacuum": the first commit still whole
-    # op "forget": what the rewrite did (see ``lakecore.governance.forget``): the salted hash
-    # of the keys, how many, the reason, and what verify needs to accept the rewritten files
-    details: dict[str, Any] | None = None
-
-    @property
-    def time(self) -> dt.datetime:
-        """When the change was recorded (UTC, millisecond precision)."""
-        return from_millis(self.time_ms)
-
-    def expected_hash(self) -> str:
-        """The hash this event's content should have (``hash`` when untouched)."""
-        return event_hash(self.seq, self.time_ms, self.op, self.target, self.object_hash,
-                          self.prev_hash, self.files, self.catalog, self.aborts, self.horizon,
-                          self.details)
-
-
-def event_hash(seq: int, time_ms: int, op: str, target: str, object_hash: str | None,
-               prev_hash: str | None, files: dict[str, str] | None = None,
-               catalog: str | None = None, aborts: int | None = None,
-               horizon: int | None = None, details: dict[str, Any] | None = None) -> str:
-    record = {"seq": seq, "time_ms": time_ms, "op": op, "target": target,
-              "object_hash": object_hash, "prev_hash": prev_hash}
-    if files:
-        record["files"] = files
-    if catalog is not None:
-        record["catalog"] = catalog
-    if aborts is not None:
-        record["aborts"] = aborts
-    if horizon is not None:
-        record["horizon"] = horizon
-    if details is not None:
-        record["details"] = details
-    return digest_record(record)
-
-
-_decoder = msgspec.json.Decoder(AuditEvent)
-_encoder = msgspec.json.Encoder(order="sorted")
-
-
-FORGET_OP = "forget"
-
-
-@dataclass(frozen=True)
-class Rewrites:
-    """What ``forget`` events rewrote, latest first wins:
-
-    - ``files``: lake path -> the sha256 its file has now (commit files, checkpoints,
-      validation reports), superseding what the event of its change recorded;
-    - ``data_files``: a rewritten data file's lake path -> ``(size before, sha256 before,
-      sha256 now)``: what the commit hashes were made over, and what the file is now;
-    - ``hashes``: ref -> the object's hash now (a training dataset rewritten without the
-      erased rows), superseding what its event recorded;
-    - ``earlier``: ref -> every hash it had before (what models trained on it record).
-    """
-
-    files: dict[str, str]
-    data_files: dict[str, tuple[int, str, str]]
-    hashes: dict[str, str]
-    earlier: dict[str, set[str]]
-
-    @classmethod
-    def of(cls, events: list[AuditEvent]) -> Rewrites:
-        files: dict[str, str] = {}
-        data_files: dict[str, tuple[int, str, str]] = {}
-        hashes: dict[str, str] = {}
-        earlier: dict[str, set[str]] = {}
-        for event in events:
-            details = event.details or {}
-            for ref, was in (details.get("was") or {}).items():
-                earlier.setdefault(ref, set()).add(was)
-            files.update(event.files or {})
-            for path, (size, before, now) in (details.get("data_files") or {}).items():
-                # a file rewritten twice: what hashes were made over is the first one
-                first = data_files.get(path, (int(size), before, now))
-                data_files[path] = (first[0], first[1], now)
-            hashes.update(details.get("hashes") or {})
-        return cls(files, data_files, hashes, earlier)
 
 
 class AuditIndex(msgspec.Struct, frozen=True, kw_only=True):
@@ -195,16 +72,6 @@ class AuditIndex(msgspec.Struct, frozen=True, kw_only=True):
 _index_decoder = msgspec.json.Decoder(AuditIndex)
 
 
-def decode_events(lines: list[bytes]) -> list[AuditEvent]:
-    """The events of these lines (a line that does not decode is left out: ``check_chain``
-    reports it)."""
-    events = []
-    for line in lines:
-        with contextlib.suppress(msgspec.DecodeError):
-            events.append(_decoder.decode(line))
-    return events
-
-
 def index_digest(lake_path: str) -> str | None:
     """The sha256 of ``audit.index`` (None: there is none, or it cannot be read)."""
     try:
@@ -212,14 +79,6 @@ def index_digest(lake_path: str) -> str | None:
             return digest_bytes(f.read())
     except (OSError, IntegrityError):
         return None
-
-
-def _commit_of(target: str) -> tuple[str, int] | None:
-    """``(group ref, version)`` of a table-commit ref, else None."""
-    group, sep, version = target.partition("#")
-    if sep and target.startswith("fg:") and version.isdigit():
-        return group, int(version)
-    return None
 
 
 class AuditLog:
@@ -283,7 +142,7 @@ class AuditLog:
             return                          # only a line being appended (or torn by a crash)
         lines = data[:end].split(b"\n")
         try:                                # all at once, when every line decodes
-            events = _decoder.decode_lines(data[:end])
+            events = decoder.decode_lines(data[:end])
         except msgspec.DecodeError:
             events = None
         if events is not None and len(events) == len(lines):
@@ -297,7 +156,7 @@ class AuditLog:
                 if not line:
                     continue
                 try:
-                    event = _decoder.decode(line)
+                    event = decoder.decode(line)
                 except msgspec.DecodeError as exc:
                     self._damaged.append(f"audit log line {self._lines} is damaged: {exc}")
                     continue
@@ -327,7 +186,7 @@ class AuditLog:
             if f.read(len(last) + 1) != last + b"\n":
                 return
             f.seek(index.offset)
-            recording = _decoder.decode(f.readline().rstrip(b"\n"))
+            recording = decoder.decode(f.readline().rstrip(b"\n"))
         except (OSError, ValueError, msgspec.DecodeError, IntegrityError):
             return
         if (recording.op != INDEX_OP or recording.object_hash != digest_bytes(raw)
@@ -368,7 +227,7 @@ class AuditLog:
         self._refresh()
         newest: dict[str, int] = {}
         for target in self._by_target:
-            commit = _commit_of(target)
+            commit = commit_of(target)
             if commit is not None:
                 newest[commit[0]] = max(commit[1], newest.get(commit[0], -1))
         window = {group: max(version - INDEX_WINDOW + 1, 0) for group, version in newest.items()}
@@ -377,7 +236,7 @@ class AuditLog:
                 window[group] = max(window.get(group, first), first)
         live = []
         for target, event in self._by_target.items():
-            commit = _commit_of(target)
+            commit = commit_of(target)
             if commit is None or commit[1] >= window.get(commit[0], 0):
                 live.append(event)
         index = AuditIndex(offset=self._offset, lines=self._lines,
@@ -385,7 +244,7 @@ class AuditLog:
                            damaged=self._damaged, live=sorted(live, key=lambda e: e.seq),
                            catalog=self._catalog, horizons=self._horizons, window=window,
                            forgets=self._forgets)
-        raw = _encoder.encode(index)
+        raw = encoder.encode(index)
         # staged, recorded, then put in place: the index in place is always a recorded one
         final = os.path.join(self.lake_path, INDEX_FILE)
         staged = os.path.join(self.lake_path, f".{INDEX_FILE}.{uuid.uuid4().hex}.tmp")
@@ -425,7 +284,7 @@ class AuditLog:
             if event.seq <= index.last_event.seq:
                 fresh._add(event)
         expected = sorted((e for t, e in fresh._by_target.items()
-                           if (c := _commit_of(t)) is None
+                           if (c := commit_of(t)) is None
                            or c[1] >= index.window.get(c[0], 0)), key=lambda e: e.seq)
         if (index.live != expected or index.catalog != fresh._catalog
                 or index.horizons != fresh._horizons or index.forgets != fresh._forgets
@@ -445,7 +304,7 @@ class AuditLog:
             return
         if event.op.startswith("create_"):     # a new object: what an earlier one of the
             for ref in [r for r in self._by_target  # same ref recorded is not its own
-                        if r != event.target and event.target in _holders(r)]:
+                        if r != event.target and event.target in holders(r)]:
                 del self._by_target[ref]
             self._horizons.pop(event.target, None)
             if self._window is not None:    # its earlier life's commits: none of its own
@@ -481,7 +340,7 @@ class AuditLog:
         self._refresh()
         found = self._by_target.get(target)
         if found is None and self._window is not None:
-            commit = _commit_of(target)
+            commit = commit_of(target)
             if commit is not None and commit[1] < self._window.get(commit[0], 0):
                 self._read_whole()          # an older commit: the index left it out
                 found = self._by_target.get(target)
@@ -531,7 +390,7 @@ class AuditLog:
                                            catalog, aborts, horizon, details),
                            files=files or None, catalog=catalog, aborts=aborts, horizon=horizon,
                            details=details)
-        line = _encoder.encode(event) + b"\n"
+        line = encoder.encode(event) + b"\n"
         with open_own(self.path, "ab") as f:
             size = os.fstat(f.fileno()).st_size
             if size != self._offset:        # a line torn by a crash: cut it first
@@ -613,7 +472,7 @@ class AuditLog:
         problems = []
         for n, line in enumerate(self.raw_lines() if lines is None else lines, start=first):
             try:
-                event = _decoder.decode(line)
+                event = decoder.decode(line)
             except msgspec.DecodeError as exc:
                 problems.append(f"audit log line {n}: not a valid event ({exc})")
                 prev = None
@@ -631,108 +490,3 @@ class AuditLog:
                                 f"missing or out of order")
             prev = event
         return problems
-
-
-# Deleting an object ends its events' story: its own events and those of what it holds (a
-# group's commits, a view's datasets) describe an earlier life of the ref, not the present.
-DELETE_OPS = ("delete_feature_group", "delete_feature_view", "delete_training_data",
-              "delete_model")
-
-
-def _holders(target: str) -> tuple[str, ...]:
-    """The refs whose deletion removes ``target``: itself, and its group or view."""
-    if target.startswith("fg:") and "#" in target:
-        return target, target.split("#", 1)[0]
-    if target.startswith("td:") and "/" in target:
-        return target, "fv:" + target[3:].split("/", 1)[0]
-    return (target,)
-
-
-def live_events(events: list[AuditEvent]) -> list[AuditEvent]:
-    """The events about objects as they exist now: not deletions or aborts, not changes that
-    were aborted, and not events of an object (or of its group or view) deleted after them."""
-    deleted_at: dict[str, int] = {}
-    aborted = set()
-    for event in events:
-        if event.op in DELETE_OPS:
-            deleted_at[event.target] = event.seq
-        elif event.op == "abort":
-            aborted.add(event.aborts)
-    return [e for e in events if e.op not in DELETE_OPS and e.op not in ("abort", "vacuum")
-            and e.seq not in aborted
-            and all(deleted_at.get(ref, -1) < e.seq for ref in _holders(e.target))]
-
-
-# -- what the catalog and the tables should be ------------------------------------------------
-def catalog_status(ctx: LakeContext, audit: AuditLog) -> tuple[str | None, AuditEvent | None]:
-    """Whether the catalog is the one lakecore last wrote: ``(None, None)`` when it is;
-    ``(None, event)`` when it is still the one before ``event``, the log's last, whose change
-    never landed (a writer between the two, or one killed there); else ``(problem, None)``."""
-    found = ctx.catalog.digest()
-    events = audit.catalog_events()
-    stamped = ctx.catalog.state().audit_seq
-    head = audit.last_event()
-    if not events:
-        if stamped is None:
-            return None, None           # a lake made before catalogs were recorded
-        return (f"the catalog was written with audit event {stamped}, and the audit log "
-                f"records no catalog change (it lost its tail, or was deleted)"), None
-    last = events[-1]
-    if found == last.catalog and stamped == last.seq:
-        return None, None
-    if head is not None and head.seq == last.seq and stamped != last.seq:
-        before = events[-2] if len(events) > 1 else None
-        if before is None and stamped is None or before is not None and (
-                found, stamped) == (before.catalog, before.seq):
-            return None, last
-    if stamped is not None and (head is None or stamped > head.seq):
-        return (f"the catalog was written with audit event {stamped}, and the audit log ends "
-                f"at event {head.seq if head else 0} (it lost its tail, or was deleted)"), None
-    return (f"the catalog has sha256 {found}, and audit event {last.seq} ({last.op} "
-            f"{last.target}) recorded {last.catalog}: it was changed outside lakecore"), None
-
-
-def pending_commit(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec
-                   ) -> AuditEvent | None:
-    """The event of a commit that was announced and not written (yet): an event for the
-    table's next version, which has no commit file."""
-    last = ctx.offline_table(spec).log.last_version_on_disk()
-    return audit.recorded(group_ref(spec.name, spec.version, last + 1))
-
-
-def catch_up(ctx: LakeContext, audit: AuditLog) -> None:
-    """On a writable open, record the changes a killed writer announced and never made (an
-    ``abort`` event each). A catalog lakecore did not write is refused: the next change would
-    otherwise make it look recorded."""
-    with ctx.lock.hold():
-        audit.check_readable()          # a damaged log is an IntegrityError here
-        problem, unfinished = catalog_status(ctx, audit)
-        if problem:
-            raise IntegrityError(f"{ctx.catalog.path}: {problem}; restore it (verify() reports "
-                                 f"it), or open the lake read-only")
-        if unfinished is not None:
-            audit.abort(unfinished)
-        for spec in ctx.catalog.state().feature_groups:
-            pending = pending_commit(ctx, audit, spec)
-            if pending is not None:
-                audit.abort(pending)
-        if audit.index_due():
-            with contextlib.suppress(OSError):  # the next writer makes it
-                audit.write_index()
-
-
-def anchor_problems(audit: AuditLog, anchor: object) -> list[str]:
-    """What is wrong with the log against an ``(seq, hash)`` anchor kept outside the lake:
-    the event must still be there, with that hash (events after it may have been added)."""
-    if not (isinstance(anchor, (tuple, list)) and len(anchor) == 2
-            and isinstance(anchor[0], int) and isinstance(anchor[1], str)):
-        raise ValidationError(f"anchor: expected (seq, hash) from audit_head(), got {anchor!r}")
-    seq, digest = anchor
-    found = next((e for e in audit.events(strict=False) if e.seq == seq), None)
-    if found is None:
-        return [f"audit log: the anchored event {seq} is gone (the log was truncated, deleted "
-                f"or rewritten)"]
-    if found.hash != digest:
-        return [f"audit log: event {seq} has hash {found.hash}, the anchor kept {digest} (the "
-                f"log was rewritten)"]
-    return []

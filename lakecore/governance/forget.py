@@ -50,7 +50,8 @@ from lakecore.features.context import LakeContext
 from lakecore.features.feature_group import FeatureGroup
 from lakecore.features.training_dataset import view_spec
 from lakecore.features.validation import REPORTS_DIR
-from lakecore.governance.audit import FORGET_OP, AuditLog
+from lakecore.governance.audit import AuditLog
+from lakecore.governance.audit_events import FORGET_OP
 from lakecore.offline import rewrite
 from lakecore.offline.schema import conform
 from lakecore.offline.table import table_schema

@@ -41,15 +41,10 @@ from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import LakeError
 from lakecore.features.context import LakeContext
 from lakecore.features.validation import REPORTS_DIR
-from lakecore.governance.audit import (
-    AuditLog,
-    catalog_status,
-    decode_events,
-    index_digest,
-    live_events,
-    pending_commit,
-)
+from lakecore.governance.audit import AuditLog, index_digest
+from lakecore.governance.audit_events import decode_events, live_events
 from lakecore.governance.forget import JOURNAL as FORGET_JOURNAL
+from lakecore.governance.recovery import catalog_status, pending_commit
 from lakecore.models.registry import model_hash
 from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, Snapshot, commit_info
 from lakecore.offline.table import (

@@ -24,7 +24,14 @@ from lakecore.base.times import now_micros
 from lakecore.catalog.specs import DataFile, SourceCommit, TrainingDatasetSpec
 from lakecore.errors import LakeError, ValidationError
 from lakecore.offline.delta_log import Snapshot
-from lakecore.query.planner import Built, Resolve, _source, as_utc_times, spine_of, time_window
+from lakecore.query.planner import (
+    Built,
+    Resolve,
+    _source,
+    as_utc_times,
+    spine_of,
+    time_window,
+)
 from lakecore.training import transforms as tf
 from lakecore.training.datasets import (
     PART_ROWS,

@@ -9,8 +9,8 @@ import pyarrow as pa
 
 from lakecore._native import batchexport, keycodec, valuecodec
 from lakecore._native.keycodec import KeyRefused, KeyStatus
-from lakecore._native.rowformat import Kind, ValueRefused, ValueStatus
 from lakecore._native.memory import empty
+from lakecore._native.rowformat import Kind, ValueRefused, ValueStatus
 from lakecore.base.arrow import (
     binary_buffers,
     fixed_width_values,

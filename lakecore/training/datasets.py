@@ -26,7 +26,12 @@ from lakecore.base.files import fsync_path, remove_tree
 from lakecore.base.hashing import digest_record
 from lakecore.base.parquet import read_parquet, write_parquet
 from lakecore.base.times import now_millis, utc_micros
-from lakecore.catalog.specs import DataFile, FeatureViewSpec, SplitPart, TrainingDatasetSpec
+from lakecore.catalog.specs import (
+    DataFile,
+    FeatureViewSpec,
+    SplitPart,
+    TrainingDatasetSpec,
+)
 from lakecore.errors import SchemaError, ValidationError
 from lakecore.quality.statistics import describe
 from lakecore.query.planner import Resolve, as_utc_times, build
