@@ -14,7 +14,8 @@ from lakecore.errors import (
     StorageError,
     ValidationError,
 )
-from lakecore.features.feature_group import Commit, FeatureGroup
+from lakecore.features.commits import Commit
+from lakecore.features.feature_group import FeatureGroup
 from lakecore.features.feature_view import FeatureView
 from lakecore.features.query import Query
 from lakecore.features.training_dataset import TrainingDataset

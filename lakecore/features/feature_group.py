@@ -12,14 +12,12 @@ import os
 import warnings
 from typing import Any
 
-import lmdb
 import msgspec
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table
 from lakecore.base.refs import group_folder, group_ref
 from lakecore.base.storage_errors import guard_storage, storage_error
-from lakecore.base.times import from_millis
 from lakecore.catalog.specs import Expectation, FeatureGroupSpec
 from lakecore.errors import (
     IntegrityError,
@@ -28,16 +26,18 @@ from lakecore.errors import (
     SchemaError,
     ValidationError,
 )
+from lakecore.features.commits import SCHEMA_CHANGES, Commit, commit_record
 from lakecore.features.context import LakeContext
+from lakecore.features.group_evolution import SchemaEvolution
+from lakecore.features.group_online import OnlineServing
 from lakecore.features.query import Query, select_query
 from lakecore.features.validation import judge_insert, store_report, stored_reports
 from lakecore.offline.compaction import fan_in, files_to_merge
-from lakecore.offline.delta_log import Snapshot, commit_info
-from lakecore.offline.evolution import added, dropped, fit, widened
+from lakecore.offline.delta_log import Snapshot
 from lakecore.offline.schema import conform, storage_schema
 from lakecore.offline.table import Change, table_schema
 from lakecore.online.codec import encode_keys
-from lakecore.online.layout import Layout, check_keys
+from lakecore.online.layout import Layout
 from lakecore.online.store import OnlineRows, prepare
 from lakecore.quality.expectations import ValidationReport
 from lakecore.quality.expectations import check as check_expectations
@@ -45,61 +45,8 @@ from lakecore.quality.file_statistics import table_statistics
 from lakecore.quality.statistics import Statistics
 
 
-class Commit(msgspec.Struct, frozen=True):
-    """One commit of a feature group's table.
-
-    Attributes
-    ----------
-    version : int
-        The Delta table version: 0, 1, 2, ... in commit order.
-    timestamp : datetime.datetime
-    operation : str
-        ``insert``, ``delete``, ``compact``, ...
-    rows_added, rows_removed : int
-    hash : str or None
-    validation : ValidationReport or None
-        The verdict of the group's expectations on this insert (returned by ``insert``).
-
-    Examples
-    --------
-    >>> import datetime as dt, tempfile, lakecore
-    >>> lake = lakecore.open(tempfile.mkdtemp())
-    >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
-    >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
-    >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
-    >>> commit = fg.history()[0]
-    >>> commit.version, commit.operation, commit.rows_added, commit.hash.startswith("sha256:")
-    (0, 'insert', 2, True)
-    >>> lake.close()
-    """
-
-    version: int
-    timestamp: dt.datetime
-    operation: str
-    rows_added: int
-    rows_removed: int
-    hash: str | None
-    validation: ValidationReport | None = None
-
-
-SCHEMA_CHANGES = ("add_columns", "widen", "drop_columns")
-
-
-def _commit(version: int, timestamp_ms: int, info: dict[str, Any]) -> Commit:
-    ours = info.get("lakecore") or {}
-    metrics = info.get("operationMetrics") or {}
-    return Commit(
-        version=version,
-        timestamp=from_millis(timestamp_ms),
-        operation=ours.get("operation") or str(info.get("operation", "unknown")).lower(),
-        rows_added=int(ours.get("rows_added", metrics.get("num_added_rows", 0)) or 0),
-        rows_removed=int(ours.get("rows_removed", metrics.get("num_removed_rows", 0)) or 0),
-        hash=ours.get("hash"),
-    )
-
-
 @guard_storage(skip=("online_read",))
-class FeatureGroup:
+class FeatureGroup(SchemaEvolution, OnlineServing):
     """A feature group version; get one from ``Lake.create_feature_group`` or
     ``Lake.feature_group``.
 
@@ -243,7 +190,7 @@ class FeatureGroup:
                     table.online_version = snapshot.version
                 else:
                     self._sync_online()
-        commit = _commit(snapshot.version, snapshot.timestamp, info)
+        commit = commit_record(snapshot.version, snapshot.timestamp, info)
         return commit if report is None else msgspec.structs.replace(commit, validation=report)
 
     # -- expectations (quality.expectations) -------------------------------------------------
@@ -425,105 +372,6 @@ class FeatureGroup:
             self._merge_small_files()
             return commit
 
-    # -- schema evolution (offline.evolution) -----------------------------------------------
-    def add_columns(self, fields: Any) -> Commit:
-        """Add nullable columns (``fields``: a ``pyarrow.Schema`` or list of ``pyarrow.Field``)
-        in a commit that rewrites no data: earlier rows read them as nulls, later inserts
-        must carry them, and reads as of earlier commits keep their own columns.
-
-        Examples
-        --------
-        >>> import tempfile, pyarrow as pa, lakecore
-        >>> lake = lakecore.open(tempfile.mkdtemp())
-        >>> fg = lake.create_feature_group("users", primary_key="id")
-        >>> _ = fg.insert({"id": [1], "age": [30]})
-        >>> fg.add_columns([pa.field("city", pa.string())]).operation
-        'add_columns'
-        >>> fg.read().to_pylist(), fg.read(as_of=0).column_names
-        ([{'id': 1, 'age': 30, 'city': None}], ['id', 'age'])
-        >>> lake.close()
-        """
-        return self._evolve("add_columns", lambda schema: added(schema, fields))
-
-    def widen(self, column: str, type: pa.DataType) -> Commit:  # noqa: A002 - the API's name
-        """Give ``column`` a wider type (int8→int16→int32→int64, int→float64, float32→float64,
-        date→timestamp, string→large_string); anything else is a SchemaError. The current
-        files are rewritten with it; earlier versions keep the old type.
-
-        Examples
-        --------
-        >>> import tempfile, pyarrow as pa, lakecore
-        >>> lake = lakecore.open(tempfile.mkdtemp())
-        >>> fg = lake.create_feature_group("users", primary_key="id")
-        >>> _ = fg.insert(pa.table({"id": [1], "age": pa.array([30], pa.int32())}))
-        >>> _ = fg.widen("age", pa.int64())
-        >>> fg.read().schema.field("age").type, fg.read(as_of=0).schema.field("age").type
-        (DataType(int64), DataType(int32))
-        >>> lake.close()
-        """
-        return self._evolve("widen", lambda schema: widened(schema, column, type, self._keys()),
-                            rewrite=True)
-
-    def drop_columns(self, names: list[str]) -> Commit:
-        """Remove columns (never a key or event_time column, nor one a feature view selects).
-        The current files are rewritten without them; earlier versions keep them.
-
-        Examples
-        --------
-        >>> import tempfile, lakecore
-        >>> lake = lakecore.open(tempfile.mkdtemp())
-        >>> fg = lake.create_feature_group("users", primary_key="id")
-        >>> _ = fg.insert({"id": [1], "age": [30], "tmp": [0.5]})
-        >>> _ = fg.drop_columns(["tmp"])
-        >>> fg.read().column_names, fg.read(as_of=0).column_names
-        (['id', 'age'], ['id', 'age', 'tmp'])
-        >>> lake.close()
-        """
-        def new_schema(schema: pa.Schema) -> pa.Schema:
-            schema = dropped(schema, names, self._keys())
-            self._refuse_if_selected([n for n in ([names] if isinstance(names, str) else names)])
-            return schema
-        return self._evolve("drop_columns", new_schema, rewrite=True)
-
-    def _keys(self) -> list[str]:
-        return self.primary_key + ([self.event_time] if self.event_time else [])
-
-    def _refuse_if_selected(self, names: list[str]) -> None:
-        """LakeError when a feature view of this group selects one of ``names``."""
-        for view in self._ctx.catalog.state().feature_views:
-            for part in view.query.parts:
-                if (part.group, part.version) != (self.name, self.version):
-                    continue
-                chosen = [n for n in names if n in part.columns or n in view.labels]
-                if chosen:
-                    raise LakeError(f"drop_columns: feature view {view.name!r} version "
-                                    f"{view.version} selects {', '.join(map(repr, chosen))}; "
-                                    f"delete that view first")
-
-    def _evolve(self, operation: str, change_schema, rewrite: bool = False) -> Commit:
-        """Commit a new schema (``change_schema(old) -> new``): metadata only, or with the
-        current files rewritten to it (``rewrite``)."""
-        with self._ctx.writing(f"{operation} on {self.name!r}"):
-            snapshot = self._table.snapshot()
-            schema = self._schema(snapshot)
-            if schema is None:
-                raise ValidationError(f"{operation}: feature group {self.name!r} has no schema "
-                                      f"yet; insert rows first (or create it with schema=)")
-            new = change_schema(schema)
-            if self.online:
-                Layout.of(new, self.primary_key, self.event_time)   # storable online: or refused
-                if snapshot.version >= 0:
-                    # the rows say which layout they are in, should a crash come between the
-                    # commit and their rewrite under the new one
-                    self._ctx.online_store.note_layout(self.name, self.version,
-                                                       self._layout(schema))
-            if rewrite:
-                plan = lambda: self._table.plan_rewrite(snapshot, new, operation)  # noqa: E731
-            else:
-                plan = lambda: Change(operation, [], [], 0, 0, None,  # noqa: E731
-                                      data_change=False)
-            return self._commit_change(snapshot, new, plan)
-
     def compact(self) -> Commit:
         """Rewrite the table's files into as few as possible, as a new commit with the same rows.
 
@@ -564,115 +412,6 @@ class FeatureGroup:
             warnings.warn(f"feature group {self.name!r}: the automatic compaction after commit "
                           f"{snapshot.version} failed ({exc}); the commit stands, and the next "
                           f"change tries again", stacklevel=4)
-
-    # -- online store ------------------------------------------------------------------------
-    def _layout(self, schema: pa.Schema) -> Layout:
-        cached = self._table.online_layout
-        if cached is None or cached.schema != schema:
-            cached = Layout.of(schema, self.primary_key, self.event_time)
-            self._table.online_layout = cached
-        return cached
-
-    def _sync_online(self) -> None:
-        """Roll the online store forward to the latest offline commit (the caller holds the
-        writer lock): commit by commit when only inserts and compactions are missing (a
-        compaction changes no row: skipped), else by rebuilding the group's online data from
-        the offline table. Reads only the commits after the watermark."""
-        store, table = self._ctx.online_store, self._table
-        snapshot = table.snapshot()
-        watermark = store.watermark(self.name, self.version)
-        if snapshot.version < 0 or watermark >= snapshot.version:
-            table.online_version = snapshot.version
-            return
-        schema = self._schema(snapshot)
-        layout = self._layout(schema)
-        missing = {v: commit_info(table.log.read_commit(v)[0])
-                   for v in range(max(watermark, -1) + 1, snapshot.version + 1)}
-        operations = {(info.get("lakecore") or {}).get("operation") for info in missing.values()}
-        if watermark >= 0 and operations <= {"insert", "compact"}:
-            for version, info in missing.items():
-                if (info.get("lakecore") or {}).get("operation") == "insert":
-                    store.apply(self.name, self.version, layout,
-                                table.rows_added_by(version, schema), version)
-        else:
-            store.apply(self.name, self.version, layout, table.read(snapshot, schema, None),
-                        snapshot.version, clear=True)
-        table.online_version = snapshot.version
-
-    def rebuild_online(self) -> None:
-        """Rebuild this group's online data from its offline table (for example after the
-        online files were lost).
-
-        Examples
-        --------
-        >>> import datetime as dt, tempfile, lakecore
-        >>> lake = lakecore.open(tempfile.mkdtemp())
-        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
-        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
-        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
-        >>> fg.rebuild_online()
-        >>> fg.online_read({"card": [1]}).column("total").to_pylist()
-        [10.0]
-        >>> lake.close()
-        """
-        if not self.online:
-            raise ValidationError(f"feature group {self.name!r} is not online")
-        with self._ctx.writing(f"rebuild_online {self.name!r}"):
-            snapshot = self._table.snapshot()
-            schema = self._schema(snapshot)
-            if schema is None or snapshot.version < 0:
-                return
-            self._ctx.online_store.apply(
-                self.name, self.version, self._layout(schema),
-                self._table.read(snapshot, schema, None), snapshot.version, clear=True)
-
-    def online_read(self, keys: Any) -> pa.Table:
-        """The latest row (greatest event time) of each requested key, in request order: the
-        key columns as requested, then the event time and features; nulls for keys never seen
-        and for rows older than the group's ttl.
-
-        Examples
-        --------
-        >>> import datetime as dt, tempfile, lakecore
-        >>> lake = lakecore.open(tempfile.mkdtemp())
-        >>> day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)
-        >>> fg = lake.create_feature_group("spend", primary_key="card", event_time="at", online=True)
-        >>> _ = fg.insert({"card": [1, 2], "at": [day(1), day(1)], "total": [10.0, 20.0]})
-        >>> _ = fg.insert({"card": [1], "at": [day(3)], "total": [30.0]})
-        >>> fg.online_read({"card": [2, 1, 9]}).column("total").to_pylist()
-        [20.0, 30.0, None]
-        >>> lake.close()
-        """
-        self._ctx.check_open()
-        if not self.online:
-            raise ValidationError(f"feature group {self.name!r} is not online")
-        try:
-            layout = self._read_layout()
-            key_rows = check_keys(as_table(keys, "keys"), layout)
-            found, stored = self._ctx.online_store.read(self.name, self.version, layout,
-                                                        key_rows, self._spec.ttl_us)
-            if stored is not layout:
-                # stored under another schema: a change made since this object read the
-                # schema, or one whose online rewrite a killed writer left to the next open
-                self._online_layout = None
-                layout = self._read_layout()
-                found = fit(found, layout.batch_schema)
-            return found
-        except (OSError, lmdb.Error) as exc:    # here, not by a wrapper: a hot path
-            if isinstance(exc, LakeError):
-                raise
-            raise storage_error(exc, self) from exc
-
-    def _read_layout(self) -> Layout:
-        """The online layout for reads, looked up once (again when the online store shows
-        rows stored under another: a schema change)."""
-        layout = self._online_layout
-        if layout is None:
-            schema = self._schema(self._table.snapshot())
-            if schema is None:
-                raise ValidationError(f"feature group {self.name!r} has no schema and no rows yet")
-            layout = self._online_layout = self._layout(schema)
-        return layout
 
     # -- queries -----------------------------------------------------------------------------
     def select(self, columns: list[str]) -> Query:
@@ -811,7 +550,7 @@ class FeatureGroup:
         """
         self._ctx.check_open()
         entries, shown = self._table.log.history(), self._table.history_shown
-        shown.extend(_commit(v, ts, info) for v, ts, info in entries[len(shown):])
+        shown.extend(commit_record(v, ts, info) for v, ts, info in entries[len(shown):])
         return list(shown)
 
 
