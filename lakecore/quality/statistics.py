@@ -14,6 +14,7 @@ mean. Times and dates are described in their own type (quantiles and edges as ti
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -44,23 +45,34 @@ def _column(column: pa.ChunkedArray) -> ColumnStats:
     if pa.types.is_floating(t) and len(valid):
         valid = pc.add(valid, pa.scalar(0.0, t))    # -0.0 is 0.0: one distinct value
     nulls = count - len(valid)
-    distinct = int(pc.count_distinct(valid).as_py()) if len(valid) else 0
-    base = ColumnStats(count=count, nulls=nulls, distinct=distinct)
+    base = ColumnStats(count=count, nulls=nulls, distinct=0)
     if not len(valid):
         return base
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return _numbers(base, valid.to_numpy(), None)
+        return _numbers(base, valid.to_numpy(), None)     # distinct counted on the sort
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t):
+        counts = pc.value_counts(valid)
+        return msgspec.structs.replace(base, distinct=len(counts), top=_top(counts))
+    base = msgspec.structs.replace(base, distinct=int(pc.count_distinct(valid).as_py()))
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         unit = pa.timestamp("us", t.tz) if pa.types.is_timestamp(t) else None
         micros = (valid.cast(unit).cast(pa.int64()) if unit is not None
                   else pc.multiply(valid.cast(pa.int32()).cast(pa.int64()), 86_400_000_000))
         return _numbers(base, micros.to_numpy(), t)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t):
-        counts = pc.value_counts(valid)
-        pairs = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()),
-                       key=lambda p: (-p[1], p[0]))
-        return msgspec.structs.replace(base, top=[(v, int(n)) for v, n in pairs[:TOP]])
     return base
+
+
+def _top(counts: pa.StructArray) -> list[tuple[Any, int]]:
+    """The ``TOP`` most frequent values, most frequent first, ties by value: only the values
+    at least as frequent as the ``TOP``-th are sorted in Python."""
+    frequencies = counts.field("counts").to_numpy()
+    if len(frequencies) > TOP:
+        cut = np.partition(frequencies, len(frequencies) - TOP)[len(frequencies) - TOP]
+        chosen = np.flatnonzero(frequencies >= cut)
+        counts = counts.take(pa.array(chosen))
+    pairs = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()),
+                   key=lambda p: (-p[1], p[0]))
+    return [(v, int(n)) for v, n in pairs[:TOP]]
 
 
 def _numbers(base: ColumnStats, values: np.ndarray, time_type: pa.DataType | None
@@ -68,6 +80,9 @@ def _numbers(base: ColumnStats, values: np.ndarray, time_type: pa.DataType | Non
     """Moments, quantiles and histogram of non-missing numbers (times as microseconds)."""
     ordered = np.sort(values)
     as_float = ordered.astype(np.float64)
+    if time_type is None:
+        base = msgspec.structs.replace(
+            base, distinct=1 + int(np.count_nonzero(ordered[1:] != ordered[:-1])))
     return _figures(base, ordered, None, ordered[0].item(), ordered[-1].item(),
                     float(as_float.mean()), float(as_float.std()), time_type)
 
