@@ -292,10 +292,11 @@ def _right_rows(source: _Source, features: list[str], spine_times: pa.ChunkedArr
     if not group.event_time:
         return right, np.zeros(right.num_rows, np.int64), None
     right = right.rename_columns([TIME if c == group.event_time else c for c in right.column_names])
-    if timed:
-        right = right.slice(0, 0) if within is None else _prune(right, within[1], within[2])
-    elif within is not None:
-        right = _prune(right, within[1], None)
+    if timed:       # rows outside the window cannot match (the kernel applies the ttl)
+        right = right.slice(0, 0) if within is None else \
+            _prune(right, within[1], within[2], required=False)
+    elif within is not None:            # here the ttl is applied by dropping the rows
+        right = _prune(right, within[1], None, required=True)
     times = pc.cast(right.column(TIME), pa.int64()).to_numpy(zero_copy_only=False)
     return right, times, ttl_us if timed else None
 
@@ -374,8 +375,11 @@ def _match_and_add(output, spine_times, left_codes, right_codes, right_times, n_
     return output
 
 
-def _prune(right: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
-    """Only the rows whose time is in ``[lo, hi]`` (microseconds; None: no bound)."""
+def _prune(right: pa.Table, lo: int | None, hi: int | None, required: bool) -> pa.Table:
+    """Only the rows whose time is in ``[lo, hi]`` (microseconds; None: no bound). Unless
+    ``required`` (the rows outside would be matched), rows are dropped only when that drops at
+    least half of them: copying every column of a table to lose a few rows costs more than
+    the kernel spends skipping them."""
     times = right.column(TIME)
     have = pc.min_max(times)
     if not have["max"].is_valid or ((hi is None or have["max"].value <= hi) and
@@ -384,4 +388,6 @@ def _prune(right: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
     masks = ([] if hi is None else [pc.less_equal(times, pa.scalar(hi, UTC_US))]) + \
         ([] if lo is None else [pc.greater_equal(times, pa.scalar(lo, UTC_US))])
     mask = masks[0] if len(masks) == 1 else pc.and_(*masks)
+    if not required and pc.sum(mask).as_py() * 2 > right.num_rows:
+        return right
     return right.filter(mask)
