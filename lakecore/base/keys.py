@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from lakecore._native import dedupe as _dedupe
 from lakecore._native import factorize as _factorize
 from lakecore.base.arrow import (
     binary_buffers,
@@ -128,3 +129,11 @@ def key_codes(
             )
     assert combined is not None
     return combined
+
+
+def rows_matching(rows: pa.Table, keys: pa.Table, columns: list[str],
+                  rows_argument: str = "stored", keys_argument: str = "keys") -> np.ndarray:
+    """A boolean mask of the ``rows`` whose ``columns`` equal those of some row of ``keys``."""
+    codes, wanted, n = key_codes(rows, keys, columns, columns, rows_argument, keys_argument)
+    return _dedupe.isin(codes, wanted, n).astype(bool, copy=False)
+

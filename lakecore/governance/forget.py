@@ -36,11 +36,10 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from lakecore._native import dedupe
 from lakecore.base.arrow import as_table
 from lakecore.base.files import fsync_path, open_own, remove_tree, replace_file
 from lakecore.base.hashing import digest_bytes, digest_record
-from lakecore.base.keys import key_codes
+from lakecore.base.keys import rows_matching
 from lakecore.base.parquet import read_parquet, write_parquet
 from lakecore.base.refs import dataset_ref, group_folder, group_ref, model_ref
 from lakecore.base.times import from_micros
@@ -150,7 +149,7 @@ def forget(ctx: LakeContext, audit: AuditLog, keys: Any, groups: Any, reason: An
                 staged = _staged_spine(ctx, ref, table, columns)
                 if staged is not None:
                     moves.append(staged)
-            journal = _Journal(event_seq=_next_seq(audit), moves=moves,
+            journal = _Journal(event_seq=audit.next_seq(), moves=moves,
                                online=[(s.name, s.version) for s, _, _ in plans if s.online],
                                obsolete=obsolete, datasets=holding)
             replace_file(os.path.join(ctx.path, JOURNAL), msgspec.json.encode(journal))
@@ -258,8 +257,7 @@ def _datasets_holding(ctx: LakeContext, specs: list[FeatureGroupSpec], keys: pa.
                 continue
             try:
                 typed = keys.select(columns).cast(rows.schema)
-                stored, erased, n = key_codes(rows, typed, columns, columns, "stored", "keys")
-                held = bool(dedupe.isin(stored, erased, n).any())
+                held = bool(rows_matching(rows, typed, columns).any())
             except (pa.ArrowInvalid, pa.ArrowTypeError, NotImplementedError):
                 held = True                 # keys of another type: it cannot be told
             if held:
@@ -290,8 +288,7 @@ def _staged_spine(ctx: LakeContext, ref: str, keys: pa.Table, columns: list[str]
         typed = keys.select(columns).cast(spine.select(columns).schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, NotImplementedError):
         return None
-    stored, erased, n = key_codes(spine, typed, columns, columns, "spine", "keys")
-    mask = dedupe.isin(stored, erased, n)
+    mask = rows_matching(spine, typed, columns, "spine")
     if not mask.any():
         return None
     folder, name = os.path.split(final)
@@ -367,8 +364,7 @@ def _erased_online_keys(offline, keys: pa.Table, columns: list[str],
     latest = offline.snapshot()
     schema = table_schema(latest, spec.schema)
     rows = offline.read(latest, schema, list(spec.primary_key))
-    stored, erased, n = key_codes(rows, keys, columns, columns, "stored", "keys")
-    return rows.filter(pa.array(dedupe.isin(stored, erased, n)))
+    return rows.filter(pa.array(rows_matching(rows, keys, columns)))
 
 
 def _staged_moves(ctx: LakeContext, plans: list) -> tuple[list, dict, dict, list]:
@@ -468,11 +464,6 @@ def _unlink(ctx: LakeContext, path: str) -> None:
         os.unlink(os.path.join(ctx.path, path))
     except FileNotFoundError:
         pass
-
-
-def _next_seq(audit: AuditLog) -> int:
-    last = audit.last_event()
-    return 1 if last is None else last.seq + 1
 
 
 def _events_at(audit: AuditLog, seq: int) -> list:

@@ -25,10 +25,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakecore._native import dedupe
 from lakecore.base.files import create_exclusively
 from lakecore.base.hashing import digest_bytes
-from lakecore.base.keys import key_codes
+from lakecore.base.keys import rows_matching
 from lakecore.base.parquet import read_parquet, write_parquet
 from lakecore.offline.delta_log import CHECKPOINT_INTERVAL, LOG_DIR, Snapshot
 from lakecore.offline.table import (
@@ -104,8 +103,7 @@ def plan(table: OfflineTable, keys: pa.Table, columns: list[str]) -> TableRewrit
                     rewrite.stripped.append(path)
                 continue
             rows = read_parquet(full)
-            stored, erased, n = key_codes(rows, keys, columns, columns, "stored", "keys")
-            mask = dedupe.isin(stored, erased, n)
+            mask = rows_matching(rows, keys, columns)
             if not mask.any():
                 continue
             kept = rows.filter(pa.array(~mask))

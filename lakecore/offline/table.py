@@ -26,7 +26,7 @@ from lakecore._native import dedupe
 from lakecore._version import __version__
 from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_bytes, digest_record
-from lakecore.base.keys import key_codes
+from lakecore.base.keys import key_codes, rows_matching
 from lakecore.base.parquet import ROW_GROUP_ROWS, read_parquet, write_parquet
 from lakecore.base.threads import SMALL_INPUT_BYTES, get_num_threads
 from lakecore.base.times import now_millis, utc_millis
@@ -277,8 +277,7 @@ class OfflineTable:
 
         def split(add: dict[str, Any]) -> tuple[dict, pa.Table | None, int]:
             stored = fit(read_parquet(os.path.join(self.location, add["path"])), schema)
-            stored_codes, incoming_codes, n = key_codes(stored, keys, columns, columns)
-            mask = dedupe.isin(stored_codes, incoming_codes, n)
+            mask = rows_matching(stored, keys, columns, "left", "right")
             matched = int(mask.sum())
             return add, (stored.filter(pa.array(~mask)) if matched else None), matched
 
