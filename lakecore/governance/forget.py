@@ -219,6 +219,9 @@ def _target_groups(ctx: LakeContext, columns: list[str], groups: Any) -> list[Fe
     every = ctx.catalog.state().feature_groups
     holds = [s for s in every if set(columns) <= set(s.primary_key)]
     if groups is None:
+        if not holds:       # a misspelt column must not pass for "found nowhere"
+            raise SchemaError(f"keys: no feature group's primary key holds the column(s) "
+                              f"{columns}")
         return holds
     names = [groups] if isinstance(groups, str) else list(groups)
     names = [getattr(g, "name", g) for g in names]
