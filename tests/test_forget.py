@@ -207,6 +207,25 @@ def test_training_data_holding_the_keys_is_made_again_without_them(tmp_path):
     assert scan(path) == []
 
 
+def test_bad_requests_leave_the_lake_as_it_was(tmp_path):
+    path = tmp_path / "lake"
+    build(path)
+    snapshot = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
+    with lakecore.open(path) as lake:
+        with pytest.raises(lakecore.ValidationError, match="reason"):
+            lake.forget({"user_id": [7]}, reason=" ")
+        with pytest.raises(lakecore.ValidationError, match="nulls"):
+            lake.forget({"user_id": [7, None]}, reason="x")
+        with pytest.raises(lakecore.SchemaError, match="primary key"):
+            lake.forget({"user_id": [7]}, groups=["cities"], reason="x")
+        with pytest.raises(lakecore.ValidationError, match="no feature group"):
+            lake.forget({"user_id": [7]}, groups=["nope"], reason="x")
+        with pytest.raises(lakecore.SchemaError, match="'usr_id'"):
+            lake.forget({"usr_id": [7]}, reason="x")        # misspelt: not a silent no-op
+    now = {p: p.read_bytes() for p in files_under(path) if p.name != "writer.lock"}
+    assert now == snapshot
+
+
 KILLED = """
 import os, sys, random, lakecore
 from lakecore.governance import forget as forget_module
