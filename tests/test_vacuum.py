@@ -111,8 +111,12 @@ def test_leftovers_of_crashed_writers_go_after_the_grace_period(tmp_path):
         fg.insert({"id": [1], "v": [1.0]})
         log = os.path.join(fg.location, "_delta_log")
         old = time.time() - 2 * 3600
+        reports = os.path.join(fg.location, "_validation")
+        os.makedirs(reports)
         planted = {os.path.join(fg.location, "part-00009-crashed-c000.zstd.parquet"): old,
                    os.path.join(log, ".00000000000000000009.abc.tmp"): old,
+                   # a report staged by a forget killed before it was recorded
+                   os.path.join(reports, ".00000000000000000000.json.ab.forget.tmp"): old,
                    os.path.join(fg.location, "part-00010-recent-c000.zstd.parquet"): None}
         for path, mtime in planted.items():
             with open(path, "wb") as f:
@@ -120,8 +124,8 @@ def test_leftovers_of_crashed_writers_go_after_the_grace_period(tmp_path):
             if mtime is not None:
                 os.utime(path, (mtime, mtime))
         assert lake.verify().ok                     # leftovers are not problems
-        assert lake.vacuum(retain=dt.timedelta(0)).files_deleted == 2
-        assert [os.path.exists(p) for p in planted] == [False, False, True]
+        assert lake.vacuum(retain=dt.timedelta(0)).files_deleted == 3
+        assert [os.path.exists(p) for p in planted] == [False, False, False, True]
         assert fg.read().num_rows == 1 and lake.verify().ok
 
 
@@ -146,14 +150,18 @@ def test_dataset_folders_no_catalog_entry_owns_go_after_the_grace_period(tmp_pat
         crashed = os.path.join(os.path.dirname(owned), "td7")   # a build killed before its
         shutil.copytree(owned, crashed)                         # catalog change
         stray = os.path.join(lake.path, ".catalog.json.0123.tmp")
-        with open(stray, "wb") as f:
-            f.write(b"{}")
+        staged = os.path.join(owned, ".spine.parquet.ab.forget.tmp")    # a killed forget's
+        for path in (stray, staged):
+            with open(path, "wb") as f:
+                f.write(b"{}")
         assert lake.verify().ok
         lake.vacuum(retain=dt.timedelta(0))
         assert os.path.isdir(crashed) and os.path.exists(stray)     # too recent
+        assert os.path.exists(staged)
         age(owned), age(crashed), age(stray)
         result = lake.vacuum(retain=dt.timedelta(0))
         assert not os.path.exists(crashed) and not os.path.exists(stray)
+        assert not os.path.exists(staged)
         assert result.files_deleted >= 2 and os.path.isdir(owned)
         assert td.recreate().hash == td.hash
         assert lake.verify().ok, lake.verify().problems

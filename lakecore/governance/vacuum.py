@@ -30,6 +30,7 @@ from lakecore.base.times import now_millis
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import IntegrityError, ValidationError
 from lakecore.features.context import LakeContext
+from lakecore.features.validation import REPORTS_DIR
 from lakecore.governance.audit import AuditLog
 from lakecore.offline.delta_log import LOG_DIR
 from lakecore.offline.table import file_digest
@@ -82,7 +83,12 @@ def vacuum(ctx: LakeContext, audit: AuditLog, retain: dt.timedelta) -> VacuumRes
         discard_folder(ctx.path, folder)
         result.files_deleted += files
         result.bytes_freed += size
-    for path in _root_leftovers(ctx.path):
+    # temporary files of interrupted writes: in the lake's folder, and in datasets' folders
+    # (a spine staged by a forget killed before it was recorded)
+    temporary = _temporary_files(ctx.path)
+    for folder in sorted(owned):
+        temporary += _temporary_files(os.path.join(ctx.path, folder))
+    for path in temporary:
         with contextlib.suppress(FileNotFoundError):
             size = os.lstat(path).st_size
             os.unlink(path)
@@ -133,11 +139,14 @@ def _tree_size(folder: str) -> tuple[int, int]:
     return files, size
 
 
-def _root_leftovers(lake_path: str) -> list[str]:
-    """Temporary files of interrupted writes in the lake's folder, older than the grace
-    period."""
+def _temporary_files(folder: str) -> list[str]:
+    """Temporary files of interrupted writes in ``folder``, older than the grace period."""
     limit = time.time() - LEFTOVER_GRACE.total_seconds()
-    return [e.path for e in os.scandir(lake_path)
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [e.path for e in entries
             if e.name.startswith(".") and e.name.endswith(".tmp")
             and e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < limit]
 
@@ -185,11 +194,12 @@ def _vacuum_table(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec, cut
 
 
 def _leftovers(location: str, referenced: set[str]) -> list[str]:
-    """Files in a table folder (and temporary files in its log) that no commit names, older
-    than the grace period."""
+    """Files in a table folder that no commit names, and temporary files in it, its log and
+    its reports' folder, older than the grace period."""
     limit = time.time() - LEFTOVER_GRACE.total_seconds()
     found = []
-    for folder, is_log in ((location, False), (os.path.join(location, LOG_DIR), True)):
+    for folder, is_log in ((location, False), (os.path.join(location, LOG_DIR), True),
+                           (os.path.join(location, REPORTS_DIR), True)):
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
