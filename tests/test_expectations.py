@@ -206,3 +206,16 @@ def test_unique_on_float_columns_uses_arrow_hash_aggregation():
     assert (result.unexpected_count, result.ok) == (5, False)
     assert math.isclose(result.unexpected_fraction, 5 / 6)
     assert sorted(result.examples) == [0.5, 2.5]
+
+
+def test_a_link_in_place_of_the_reports_folder_is_never_followed(lake, tmp_path):
+    fg = payments(lake, on_failure="warn")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, os.path.join(fg.location, "_validation"))
+    state = lake_digest(lake.path)
+    with pytest.warns(UserWarning), pytest.raises(lakecore.IntegrityError, match="link"):
+        fg.insert(rows([5.0, 500.0], ["DE", "FR"]))
+    assert lake_digest(lake.path) == state and list(elsewhere.iterdir()) == []
+    with pytest.raises(lakecore.IntegrityError, match="link"):
+        fg.validation_history()

@@ -253,3 +253,16 @@ def test_distinct_counts_of_large_files_stay_within_two_percent(offset):
     for column, truth in ((values, len(values)), (spread, len(np.unique(spread)))):
         got = merged(pa.array(column), [len(column) // 3])
         assert abs(got.distinct - truth) <= 0.02 * truth, (got.distinct, truth)
+
+
+def test_a_link_in_place_of_the_statistics_folder_is_never_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with lakecore.open(tmp_path / "lake") as lake:
+        fg = lake.create_feature_group("g", primary_key="id")
+        fg.insert(rows(0, 10))
+        os.symlink(elsewhere, os.path.join(fg.location, STATISTICS_DIR))
+        with pytest.raises(lakecore.IntegrityError, match="link"):
+            fg.statistics()
+        assert not lake.verify().ok
+    assert list(elsewhere.iterdir()) == []

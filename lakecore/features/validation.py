@@ -15,7 +15,12 @@ import warnings
 import msgspec
 import pyarrow as pa
 
-from lakecore.base.files import create_exclusively, fsync_path, open_own
+from lakecore.base.files import (
+    check_own_folders,
+    create_exclusively,
+    fsync_path,
+    open_own,
+)
 from lakecore.base.hashing import digest_bytes
 from lakecore.base.refs import group_ref
 from lakecore.catalog.specs import FeatureGroupSpec
@@ -56,6 +61,7 @@ def store_report(table: OfflineTable, report: ValidationReport | None, version: 
     if report is None:
         return {}
     folder = os.path.join(table.location, REPORTS_DIR)
+    check_own_folders(table.location, REPORTS_DIR)  # never written through a link
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{version:020d}.json")
     data = msgspec.json.encode(report)
@@ -73,6 +79,7 @@ def stored_reports(ctx: LakeContext, table: OfflineTable, name: str, version: in
     """Every stored report of a group whose commit landed, oldest first, each checked
     against its audit event (IntegrityError otherwise)."""
     folder = os.path.join(table.location, REPORTS_DIR)
+    check_own_folders(table.location, REPORTS_DIR)  # never read through a link
     latest = table.snapshot().version
     reports = []
     for file_name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:

@@ -37,7 +37,13 @@ import msgspec
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table
-from lakecore.base.files import fsync_path, open_own, remove_tree, replace_file
+from lakecore.base.files import (
+    check_own_folders,
+    fsync_path,
+    open_own,
+    remove_tree,
+    replace_file,
+)
 from lakecore.base.hashing import digest_bytes, digest_record
 from lakecore.base.keys import rows_matching
 from lakecore.base.parquet import read_parquet, write_parquet
@@ -412,6 +418,7 @@ def _staged_report(ctx: LakeContext, folder: str, version: int
                    ) -> tuple[str, str, str, None] | None:
     """The commit's validation report without example values, staged (None: it has none)."""
     final = os.path.join(folder, REPORTS_DIR, f"{version:020d}.json")
+    check_own_folders(ctx.path, os.path.join(folder, REPORTS_DIR))
     try:
         with open_own(os.path.join(ctx.path, final)) as f:
             report = msgspec.json.decode(f.read(), type=ValidationReport)

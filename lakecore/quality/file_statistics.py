@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from lakecore.base.files import open_own, replace_file
+from lakecore.base.files import check_own_folders, open_own, replace_file
 from lakecore.base.parquet import read_parquet
 from lakecore.base.threads import get_num_threads
 from lakecore.catalog.specs import Statistics
@@ -64,6 +64,8 @@ def file_summaries(table: OfflineTable, add: dict[str, Any], target: pa.Schema, 
     computed (and kept, when ``keep``)."""
     digest = file_digest(add)
     path = kept_path(table, digest)
+    if path:    # a link in place of the folder is never read or written through
+        check_own_folders(table.location, STATISTICS_DIR)
     kept = load_kept(path, add) if path else {}
     wanted = {f.name: str(f.type) for f in target}
     missing = [name for name, kind in wanted.items()
