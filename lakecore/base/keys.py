@@ -137,3 +137,32 @@ def rows_matching(rows: pa.Table, keys: pa.Table, columns: list[str],
     codes, wanted, n = key_codes(rows, keys, columns, columns, rows_argument, keys_argument)
     return _dedupe.isin(codes, wanted, n).astype(bool, copy=False)
 
+
+
+def key_hashes(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash of each row's ``columns`` (uint64). Equal keys hash equal when the
+    columns have the same types in both tables hashed (rows conformed to one schema); unequal
+    keys rarely collide, so a caller that must be exact compares the rows whose hashes meet.
+    Null key values hash as a fixed value (keys stored in a table are never null)."""
+    hashes = np.zeros(table.num_rows, np.uint64)
+    for name in columns:
+        array = _decoded(single_array(table.column(name)))
+        kind = _kind(array.type)
+        if kind in ("string", "binary"):
+            target = pa.large_string() if kind == "string" else pa.large_binary()
+            offsets, data = binary_buffers(array.cast(target).cast(pa.large_binary()))
+            _dedupe.hash_bytes_into(hashes, offsets, data)
+        elif type_kind(array.type) == "float":
+            # by value: -0.0 as 0.0 and every NaN as one (as grouping compares them)
+            values = array.cast(pa.float64()).fill_null(0.0).to_numpy() + 0.0
+            values[np.isnan(values)] = np.nan
+            _dedupe.hash_int64_into(hashes, np.ascontiguousarray(values).view(np.int64))
+        elif kind is None or kind == "null":
+            raise SchemaError(f"key column {name!r} has type {array.type}; expected an "
+                              f"integer, string, binary, date, timestamp or boolean column")
+        else:
+            values, valid = _as_int64(array, array.type, kind)
+            if len(valid) and array.null_count:
+                values = np.where(valid.astype(bool), values, 0)
+            _dedupe.hash_int64_into(hashes, np.ascontiguousarray(values))
+    return hashes

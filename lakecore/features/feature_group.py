@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -30,6 +31,7 @@ from lakecore.features.commits import SCHEMA_CHANGES, Commit, commit_record
 from lakecore.features.context import LakeContext
 from lakecore.features.group_evolution import SchemaEvolution
 from lakecore.features.group_online import OnlineServing
+from lakecore.features.group_stream import as_stream, insert_stream
 from lakecore.features.query import Query, select_query
 from lakecore.features.validation import judge_insert, store_report, stored_reports
 from lakecore.offline.compaction import fan_in, files_to_merge
@@ -139,11 +141,13 @@ class FeatureGroup(SchemaEvolution, OnlineServing):
     def _commit_change(self, snapshot: Snapshot, schema: pa.Schema, plan,
                        deleted_keys: list[bytes] | None = None,
                        online_rows: OnlineRows | None = None,
-                       report: ValidationReport | None = None) -> Commit | None:
+                       report: ValidationReport | Callable[[Change], ValidationReport | None]
+                       | None = None) -> Commit | None:
         """Run ``plan`` (which writes data files and returns a Change) and commit it, its audit
         event first; on any failure delete the files it wrote, so the lake is left as it was.
-        Then bring the online store up to the new commit (a derived store: a crash before that
-        is repaired on open)."""
+        ``report``: the insert's validation report, or a function giving it from the planned
+        Change (judged on its files). Then bring the online store up to the new commit (a
+        derived store: a crash before that is repaired on open)."""
         table = self._table
         table.begin_change()
         try:
@@ -155,6 +159,11 @@ class FeatureGroup(SchemaEvolution, OnlineServing):
                                     ) from exc
             if change.operation == "delete" and change.rows_removed == 0:
                 table.discard_pending()         # none of the keys is stored: no commit
+                return None
+            if callable(report):
+                report = report(change)
+            if change.operation == "insert" and not change.adds and not change.removes:
+                table.discard_pending()         # an empty stream: no commit
                 return None
             ctx = self._ctx
             snapshot, info = table.commit(
@@ -184,9 +193,12 @@ class FeatureGroup(SchemaEvolution, OnlineServing):
             else:
                 store = self._ctx.online_store
                 if current or store.watermark(self.name, self.version) == snapshot.version - 1:
-                    store.apply(self.name, self.version, self._layout(schema),
-                                online_rows if online_rows is not None else change.rows,
-                                snapshot.version, deleted_keys=deleted_keys)
+                    if online_rows is None and change.rows is None and change.row_files:
+                        self._apply_online_files(change.row_files, schema, snapshot.version)
+                    else:
+                        store.apply(self.name, self.version, self._layout(schema),
+                                    online_rows if online_rows is not None else change.rows,
+                                    snapshot.version, deleted_keys=deleted_keys)
                     table.online_version = snapshot.version
                 else:
                     self._sync_online()
@@ -311,6 +323,9 @@ class FeatureGroup(SchemaEvolution, OnlineServing):
         [12.5, 20.0]
         >>> lake.close()
         """
+        stream = as_stream(data)
+        if stream is not None:
+            return insert_stream(self, stream)
         incoming = as_table(data, "data")
         fan_in()                        # a bad compaction setting is refused before writing
         with self._ctx.writing(f"insert into {self.name!r}"):

@@ -4,12 +4,14 @@ offline commits, rebuilding it, and reading the latest row per key. A part of
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import lmdb
 import pyarrow as pa
 
 from lakecore.base.arrow import as_table
+from lakecore.base.parquet import read_parquet
 from lakecore.base.storage_errors import guard_storage, storage_error
 from lakecore.errors import LakeError, ValidationError
 from lakecore.offline.delta_log import commit_info
@@ -48,12 +50,24 @@ class OnlineServing:
         if watermark >= 0 and operations <= {"insert", "compact"}:
             for version, info in missing.items():
                 if (info.get("lakecore") or {}).get("operation") == "insert":
-                    store.apply(self.name, self.version, layout,
-                                table.rows_added_by(version, schema), version)
+                    self._apply_online_files(table.paths_added_by(version), schema, version)
         else:
             store.apply(self.name, self.version, layout, table.read(snapshot, schema, None),
                         snapshot.version, clear=True)
         table.online_version = snapshot.version
+
+    def _apply_online_files(self, paths: list[str], schema: pa.Schema, version: int) -> None:
+        """Write the rows of one commit's data files (``paths``, relative to the table) to
+        the online store a file at a time: memory follows one file. The last file's
+        transaction moves the watermark, so a crash in between leaves the commit to be
+        applied again on open (``_sync_online``; applying a row twice changes nothing)."""
+        layout = self._layout(schema)
+        if not paths:
+            self._ctx.online_store.apply(self.name, self.version, layout, None, version)
+        for i, path in enumerate(paths):
+            rows = fit(read_parquet(os.path.join(self._table.location, path)), schema)
+            self._ctx.online_store.apply(self.name, self.version, layout, rows, version,
+                                         watermark=i == len(paths) - 1)
 
     def rebuild_online(self) -> None:
         """Rebuild this group's online data from its offline table (for example after the

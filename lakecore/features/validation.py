@@ -13,6 +13,7 @@ import os
 import warnings
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from lakecore.base.files import (
@@ -22,12 +23,15 @@ from lakecore.base.files import (
     open_own,
 )
 from lakecore.base.hashing import digest_bytes
+from lakecore.base.parquet import read_parquet
 from lakecore.base.refs import group_ref
 from lakecore.catalog.specs import FeatureGroupSpec
 from lakecore.errors import IntegrityError, ValidationError
 from lakecore.features.context import LakeContext
-from lakecore.offline.table import OfflineTable
-from lakecore.quality.expectations import ValidationReport, judge
+from lakecore.offline.compaction import file_rows
+from lakecore.offline.evolution import fit
+from lakecore.offline.table import Change, OfflineTable
+from lakecore.quality.expectations import ValidationReport, judge, judge_parts
 from lakecore.quality.expectations import check as check_expectations
 
 REPORTS_DIR = "_validation"
@@ -41,7 +45,44 @@ def judge_insert(spec: FeatureGroupSpec, table: OfflineTable, rows: pa.Table
     if not spec.expectations:
         return None
     check_expectations(spec.expectations, rows.schema)
-    report = judge(spec.expectations, table.latest_per_key(rows))
+    return _act_on(spec, judge(spec.expectations, table.latest_per_key(rows)), stacklevel=6)
+
+
+def judge_files(spec: FeatureGroupSpec, table: OfflineTable, change: Change,
+                schema: pa.Schema) -> ValidationReport | None:
+    """``judge_insert`` for an insert too large to hold, whose rows (duplicates resolved)
+    are in the data files ``change.row_files`` (not yet committed): judged one file at a
+    time."""
+    if not spec.expectations:
+        return None
+    check_expectations(spec.expectations, schema)
+    adds = {a["path"]: a for a in change.adds}
+    paths = change.row_files or []
+    files = [os.path.join(table.location, p) for p in paths]
+
+    def parts():
+        for path in files:
+            yield fit(read_parquet(path), schema)
+
+    starts = np.cumsum([0] + [file_rows(adds[p]) or 0 for p in paths])
+
+    def fetch(rows: np.ndarray, columns: list[str]) -> pa.Table:
+        owner = np.searchsorted(starts, rows, "right") - 1
+        found = []
+        for index in np.unique(owner):
+            part = fit(read_parquet(files[index], columns), pa.schema(
+                [schema.field(c) for c in columns]))
+            found.append(part.take(pa.array(rows[owner == index] - starts[index])))
+        return pa.concat_tables(found)
+
+    return _act_on(spec, judge_parts(spec.expectations, parts(), fetch, table.location),
+                   stacklevel=8)
+
+
+def _act_on(spec: FeatureGroupSpec, report: ValidationReport, stacklevel: int
+            ) -> ValidationReport:
+    """Raise (the group rejects) or warn (at the caller's line: ``stacklevel``) when
+    ``report`` failed."""
     if not report.ok:
         failed = [r.expectation for r in report.results if not r.ok]
         message = (f"insert into {spec.name!r}: {len(failed)} expectation(s) failed: "
@@ -50,7 +91,8 @@ def judge_insert(spec: FeatureGroupSpec, table: OfflineTable, rows: pa.Table
             error = ValidationError(message + "; nothing was written")
             error.report = report
             raise error
-        warnings.warn(message + "; written anyway (on_failure='warn')", stacklevel=5)
+        warnings.warn(message + "; written anyway (on_failure='warn')",
+                      stacklevel=stacklevel)
     return report
 
 

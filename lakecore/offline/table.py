@@ -26,7 +26,7 @@ from lakecore._native import dedupe
 from lakecore._version import __version__
 from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_bytes, digest_record
-from lakecore.base.keys import key_codes, rows_matching
+from lakecore.base.keys import key_codes, key_hashes, rows_matching
 from lakecore.base.parquet import ROW_GROUP_ROWS, read_parquet, write_parquet
 from lakecore.base.threads import SMALL_INPUT_BYTES, get_num_threads
 from lakecore.base.times import now_millis, utc_millis
@@ -64,6 +64,7 @@ class Change:
     key_ranges: dict[str, list[Any]] | None  # the keys it touched, for conflict checks
     data_change: bool = True
     rows: pa.Table | None = None              # the rows an insert wrote (for the online store)
+    row_files: list[str] | None = None        # or, when not held, the files holding them
 
 
 def table_schema(snapshot: Snapshot, declared: str | None) -> pa.Schema | None:
@@ -237,6 +238,17 @@ class OfflineTable:
         with ThreadPoolExecutor(min(threads, pieces)) as pool:
             return list(pool.map(lambda s: self._write_file(s, version_hint, data_change), slices))
 
+    def write_file(self, table: pa.Table, version_hint: int) -> dict[str, Any]:
+        """``table`` as one new data file (safe to call from one writer thread while the
+        caller goes on); its ``add`` action."""
+        return self._write_file(table, version_hint, True)
+
+    def drop_pending(self, path: str) -> None:
+        """Delete one file this change wrote and will not commit after all."""
+        self.pending.remove(path)
+        if not self.ready_files.undo(os.path.basename(path)):
+            os.unlink(path)
+
     def _write_file(self, table: pa.Table, version_hint: int, data_change: bool,
                     ready: bool = False) -> dict[str, Any]:
         """One data file; ``ready``: into a file made ahead of time (one writing thread)."""
@@ -287,16 +299,38 @@ class OfflineTable:
                 results = list(pool.map(split, candidates))
         else:
             results = [split(add) for add in candidates]
-        removes = [_remove_action(add) for add, _, matched in results if matched]
+        removes = [remove_action(add) for add, _, matched in results if matched]
         kept = [rows for _, rows, matched in results if matched and rows.num_rows]
         return removes, kept, sum(matched for _, _, matched in results)
 
     def latest_per_key(self, table: pa.Table) -> pa.Table:
         """``table`` with its own duplicates of (primary key, event time) resolved: the last
         one wins, as an upsert stores them."""
-        codes, _, n = key_codes(table, table.slice(0, 0), self.key_columns, self.key_columns)
-        keep = dedupe.last_occurrences(codes, n)
-        return table.take(pa.array(keep)) if len(keep) < table.num_rows else table
+        return self.latest_with_hashes(table)[0]
+
+    def latest_with_hashes(self, table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+        """``latest_per_key`` and the key hashes (``key_hashes``) of the rows it keeps. Rows
+        are hashed first; only rows whose hash repeats are factorized and compared exactly
+        (most inserts hold no duplicate)."""
+        hashes = key_hashes(table, self.key_columns)
+        order = np.argsort(hashes)
+        ordered = hashes[order]
+        same = ordered[1:] == ordered[:-1]
+        if not same.any():
+            return table, hashes
+        shared = np.zeros(len(order), bool)
+        shared[1:] |= same
+        shared[:-1] |= same
+        candidates = np.sort(order[shared])
+        keys = table.select(self.key_columns).take(pa.array(candidates))
+        codes, _, n = key_codes(keys, keys.slice(0, 0), self.key_columns, self.key_columns)
+        losing = np.ones(len(candidates), bool)
+        losing[dedupe.last_occurrences(codes, n)] = False
+        if not losing.any():
+            return table, hashes
+        keep = np.ones(table.num_rows, bool)
+        keep[candidates[losing]] = False
+        return table.filter(pa.array(keep)), hashes[keep]
 
     def plan_upsert(self, snapshot: Snapshot, table: pa.Table, schema: pa.Schema) -> Change:
         table = self.latest_per_key(table)
@@ -325,7 +359,7 @@ class OfflineTable:
         if len(adds) >= len(files):
             self.discard_pending()  # nothing gained: leave the table as it is
             return Change("compact", [], [], 0, 0, None, data_change=False)
-        removes = [_remove_action(a, data_change=False) for a in files]
+        removes = [remove_action(a, data_change=False) for a in files]
         return Change("compact", adds, removes, table.num_rows, table.num_rows, None,
                       data_change=False)
 
@@ -343,7 +377,7 @@ class OfflineTable:
                     field.type:
                 check_values_fit(table, field.name, field.type)
         adds = self.write_files(fit(table, schema), snapshot.version + 1)
-        return Change(operation, adds, [_remove_action(a) for a in files], 0, 0, None)
+        return Change(operation, adds, [remove_action(a) for a in files], 0, 0, None)
 
     # -- committing --------------------------------------------------------------------------
     def commit(self, snapshot: Snapshot, change: Change, schema: pa.Schema, table_id: str,
@@ -425,12 +459,10 @@ class OfflineTable:
                     os.unlink(staged)
         return new, info
 
-    def rows_added_by(self, version: int, schema: pa.Schema) -> pa.Table:
-        """The rows of the files that commit ``version`` added."""
+    def paths_added_by(self, version: int) -> list[str]:
+        """The data files commit ``version`` added (relative to the table)."""
         actions, _ = self.log.read_commit(version)
-        paths = [a["add"]["path"] for a in actions if "add" in a]
-        parts = [fit(read_parquet(os.path.join(self.location, p)), schema) for p in paths]
-        return pa.concat_tables(parts) if parts else schema.empty_table()
+        return [a["add"]["path"] for a in actions if "add" in a]
 
     def begin_change(self) -> None:
         """A change starts writing files: ``discard_pending`` undoes what it writes."""
@@ -521,6 +553,6 @@ def _may_hold(add: dict[str, Any], column: str, lo: int | None, hi: int | None) 
     return (lo is None or recorded[1] >= lo) and (hi is None or recorded[0] <= hi)
 
 
-def _remove_action(add: dict[str, Any], data_change: bool = True) -> dict[str, Any]:
+def remove_action(add: dict[str, Any], data_change: bool = True) -> dict[str, Any]:
     return {"path": add["path"], "dataChange": data_change, "extendedFileMetadata": True,
             "partitionValues": {}, "size": add["size"]}

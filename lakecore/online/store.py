@@ -141,10 +141,11 @@ class OnlineStore:
 
     def apply(self, name: str, version: int, layout: Layout, rows: pa.Table | OnlineRows | None,
               commit: int, deleted_keys: list[bytes] | None = None,
-              clear: bool = False) -> None:
+              clear: bool = False, watermark: bool = True) -> None:
         """Write the latest row per key of ``rows`` (from offline commit ``commit``; or
         ``prepare``'s result), remove ``deleted_keys`` (encoded), and move the
-        group's watermark to ``commit``: one transaction."""
+        group's watermark to ``commit``: one transaction. ``watermark=False``: one part of
+        a commit written in several transactions, all but the last leaving the watermark."""
         if rows is None:
             rows = layout.schema.empty_table()
         rows, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
@@ -176,7 +177,9 @@ class OnlineStore:
                     cursor.putmulti(zip(chunk_keys, values))
                 else:
                     cursor.putmulti((k, v) for k, v, r in zip(chunk_keys, values, replace) if r)
-            txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True), db=wm)
+            if watermark:
+                txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True),
+                        db=wm)
             _record_layout(env, txn, self.db_name(name, version), layout)
         self._write(write)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore.base.keys import key_codes
+from lakecore.base.keys import key_codes, key_hashes
+from lakecore.base.spill import KeyHashes
 from lakecore.base.threads import threads_for
 from lakecore.catalog.specs import Expectation
 from lakecore.errors import SchemaError, ValidationError
@@ -93,22 +95,123 @@ def judge(expectations: list[Expectation], table: pa.Table,
                             rows=table.num_rows, time_ms=now_us // 1000)
 
 
+class _Tally(msgspec.Struct):
+    """One expectation's counts over some rows, which add up over parts of an insert."""
+
+    count: int = 0                      # unexpected values
+    base: int = 0                       # values judged
+    examples: list = []                 # the first unexpected values (up to EXAMPLES)
+    total: float = 0.0                  # mean_between: the sum and number of values
+    values: int = 0
+
+    def add(self, other: _Tally) -> None:
+        self.count += other.count
+        self.base += other.base
+        if len(self.examples) < EXAMPLES:
+            self.examples = self.examples + other.examples[:EXAMPLES - len(self.examples)]
+        self.total += other.total
+        self.values += other.values
+
+
+def judge_parts(expectations: list[Expectation], parts: Iterable[pa.Table],
+                fetch: Callable[[np.ndarray, list[str]], pa.Table], spill_folder: str,
+                now_us: int | None = None) -> ValidationReport:
+    """The report ``judge`` gives on the rows of ``parts`` together (an insert too large to
+    hold), holding one part at a time. ``fetch(rows, columns)``: those columns of the rows
+    numbered ``rows`` (ascending, counted across the parts in order), for ``unique``, whose
+    repeats are found by hashing (spilled under ``spill_folder``) and then compared exactly."""
+    now_us = time.time_ns() // 1000 if now_us is None else now_us
+    tallies = {i: _Tally() for i, e in enumerate(expectations) if e.kind != "unique"}
+    uniques = {i: KeyHashes(spill_folder) for i, e in enumerate(expectations)
+               if e.kind == "unique"}
+    rows = 0
+    try:
+        for part in parts:
+            for i, tally in tallies.items():
+                tally.add(_tally(expectations[i], part, now_us))
+            for i, hashes in uniques.items():
+                columns = expectations[i].columns
+                keys = part.select(columns)
+                valid = np.flatnonzero(_all_valid(keys))
+                hashes.add(key_hashes(keys.take(pa.array(valid)), columns), rows, valid + rows)
+            rows += part.num_rows
+        results = []
+        for i, e in enumerate(expectations):
+            if i in tallies:
+                results.append(_verdict(e, tallies[i]))
+            else:
+                results.append(_unique_spilled(e, uniques[i], fetch))
+    finally:
+        for hashes in uniques.values():
+            hashes.close()
+    return ValidationReport(ok=all(r.ok for r in results), results=results, rows=rows,
+                            time_ms=now_us // 1000)
+
+
+def _all_valid(keys: pa.Table) -> np.ndarray:
+    valid = np.ones(keys.num_rows, bool)
+    for column in keys.columns:
+        if column.null_count:
+            valid &= column.is_valid().to_numpy(zero_copy_only=False)
+    return valid
+
+
+def _unique_spilled(e: Expectation, hashes: KeyHashes,
+                    fetch: Callable[[np.ndarray, list[str]], pa.Table]) -> ExpectationResult:
+    """``unique`` over rows known by their key hashes: only the rows whose hash repeats are
+    read back and compared exactly."""
+    count, examples = 0, []
+    for candidates in hashes.repeated():
+        keys = fetch(candidates, e.columns)
+        found = _unique(e, keys)
+        count += found.unexpected_count
+        if found.unexpected_count:
+            firsts = _first_repeats(e, keys)
+            examples += [(int(candidates[j]), keys.slice(j, 1).to_pylist()[0]) for j in firsts]
+    examples.sort(key=lambda pair: pair[0])
+    shown = [tuple(r[c] for c in e.columns) if len(e.columns) > 1 else r[e.columns[0]]
+             for _, r in examples[:EXAMPLES]]
+    return _result(e, count, hashes.rows, shown)
+
+
+def _first_repeats(e: Expectation, keys: pa.Table) -> list[int]:
+    """Positions of the first row of each repeated key (the first EXAMPLES of them)."""
+    numbered = keys.append_column("__row", pa.array(np.arange(keys.num_rows)))
+    grouped = numbered.group_by(e.columns).aggregate([("__row", "min"), ([], "count_all")])
+    repeated = grouped.filter(pc.greater(grouped.column("count_all"), 1))
+    return sorted(repeated.column("__row_min").to_pylist())[:EXAMPLES]
+
+
 def _judge_one(e: Expectation, table: pa.Table, now_us: int) -> ExpectationResult:
-    if e.kind == "row_count_between":
-        ok = _within(table.num_rows, e.min, e.max)
-        return _result(e, int(not ok), 1, [table.num_rows] if not ok else [], plain=True)
-    column = table.column(e.columns[0]) if e.kind != "unique" else None
-    if e.kind == "not_null":
-        failed = column.is_null()
-        return _column_result(e, column, failed, table.num_rows)
     if e.kind == "unique":
         return _unique(e, table)
+    return _verdict(e, _tally(e, table, now_us))
+
+
+def _verdict(e: Expectation, tally: _Tally) -> ExpectationResult:
+    """An expectation's result from its counts over every row of the insert."""
+    if e.kind == "row_count_between":
+        ok = _within(tally.base, e.min, e.max)
+        return _result(e, int(not ok), 1, [tally.base] if not ok else [], plain=True)
     if e.kind == "mean_between":
-        valid = column.drop_null()
-        mean = pc.mean(_numeric(valid)).as_py() if len(valid) else None
+        mean = tally.total / tally.values if tally.values else None
         ok = mean is not None and _within(mean, e.min, e.max)
         return _result(e, int(not ok), 1, [mean] if not ok else [], plain=True)
+    return _result(e, tally.count, tally.base, tally.examples)
+
+
+def _tally(e: Expectation, table: pa.Table, now_us: int) -> _Tally:
+    if e.kind == "row_count_between":
+        return _Tally(base=table.num_rows)
+    column = table.column(e.columns[0])
+    if e.kind == "not_null":
+        return _column_tally(column, column.is_null(), table.num_rows)
     valid = column.drop_null()
+    if e.kind == "mean_between":
+        if not len(valid):
+            return _Tally()
+        return _Tally(total=float(pc.sum(_numeric(valid).cast(pa.float64())).as_py()),
+                      values=len(valid))
     if e.kind == "between":
         values = valid
         inside = pc.and_(pc.greater_equal(values, _scalar(e.min, values.type)) if e.min is not None
@@ -125,16 +228,13 @@ def _judge_one(e: Expectation, table: pa.Table, now_us: int) -> ExpectationResul
         failed = pc.less(micros, pa.scalar(now_us - e.max_age_us, pa.int64()))
     else:
         raise ValidationError(f"expectations: unknown kind {e.kind!r}")
-    return _column_result(e, valid, failed, len(valid))
+    return _column_tally(valid, failed, len(valid))
 
 
-def _column_result(e: Expectation, values: pa.ChunkedArray, failed: Any,
-                   base: int) -> ExpectationResult:
+def _column_tally(values: pa.ChunkedArray, failed: Any, base: int) -> _Tally:
     count = int(pc.sum(failed).as_py() or 0) if len(values) else 0
-    examples = []
-    if count:
-        examples = values.filter(failed).slice(0, EXAMPLES).to_pylist()
-    return _result(e, count, base, examples)
+    examples = values.filter(failed).slice(0, EXAMPLES).to_pylist() if count else []
+    return _Tally(count=count, base=base, examples=examples)
 
 
 def _result(e: Expectation, count: int, base: int, examples: list,

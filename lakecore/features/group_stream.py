@@ -1,0 +1,86 @@
+"""Inserting a stream (a ``pyarrow.RecordBatchReader`` or any ``__arrow_c_stream__``
+object) without holding it: batches are gathered into chunks of ``CHUNK_ROWS`` rows, each
+checked like an in-memory insert's rows (columns, types, null keys, keys the online store
+could not hold) and written as it comes (``offline.stream_upsert``); expectations are
+judged on the written files, one at a time; one commit at the end, or none when any of it
+fails. The online store is then written a file at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from lakecore.base.parquet import ROW_GROUP_ROWS
+from lakecore.errors import SchemaError
+from lakecore.features.commits import Commit
+from lakecore.features.validation import judge_files
+from lakecore.offline.compaction import fan_in
+from lakecore.offline.schema import conform, storage_schema
+from lakecore.offline.stream_upsert import plan_stream_upsert
+from lakecore.online.store import prepare
+
+CHUNK_ROWS = ROW_GROUP_ROWS     # a full-size data file per chunk
+
+
+def as_stream(data: Any) -> pa.RecordBatchReader | None:
+    """``data`` as a reader when it is a stream (a RecordBatchReader, or an object with
+    ``__arrow_c_stream__`` that is not a table or data frame already in memory)."""
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if isinstance(data, (pa.Table, pa.RecordBatch)) or not hasattr(data, "__arrow_c_stream__"):
+        return None
+    if type(data).__name__ == "DataFrame":      # pandas, polars: in memory already
+        return None
+    try:
+        return pa.RecordBatchReader.from_stream(data)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise SchemaError(f"data: could not read {type(data).__name__} as an Arrow stream: "
+                          f"{exc}") from exc
+
+
+def chunks_of(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
+    """The reader's batches as tables of ``rows`` rows (the last may be shorter)."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in reader:
+        while batch.num_rows:
+            take = min(rows - count, batch.num_rows)
+            held.append(batch.slice(0, take))
+            count += take
+            batch = batch.slice(take)
+            if count == rows:
+                yield pa.Table.from_batches(held)
+                held, count = [], 0
+    if count:
+        yield pa.Table.from_batches(held)
+
+
+def insert_stream(group: Any, reader: pa.RecordBatchReader) -> Commit | None:
+    """``FeatureGroup.insert`` of a stream (see the module's text)."""
+    fan_in()                        # a bad compaction setting is refused before writing
+    with group._ctx.writing(f"insert into {group.name!r}"):
+        table = group._table
+        snapshot = table.snapshot()
+        schema = group._schema(snapshot)
+        if schema is None:
+            schema = storage_schema(reader.schema, group.primary_key, group.event_time)
+        layout = group._layout(schema) if group.online else None
+
+        def checked_chunks() -> Iterator[pa.Table]:
+            for chunk in chunks_of(reader, CHUNK_ROWS):
+                rows = conform(chunk, schema, group.primary_key, group.event_time)
+                if layout is not None:
+                    prepare(rows, layout)   # a key the online store cannot hold: refused now
+                yield rows
+
+        group._spec = group._ctx.group_spec(group.name, group.version)
+        spec = group._spec
+        commit = group._commit_change(
+            snapshot, schema,
+            lambda: plan_stream_upsert(table, snapshot, checked_chunks(), schema),
+            report=lambda change: judge_files(spec, table, change, schema))
+        group._merge_small_files()
+        return commit
