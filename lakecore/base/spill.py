@@ -21,21 +21,21 @@ import numpy as np
 
 BUCKETS = 256
 _SHIFT = np.uint64(56)                  # the top 8 bits name the bucket
-DEFAULT_BUDGET_ROWS = 1 << 22           # 64 MB of (hash, row) pairs before spilling
+DEFAULT_BUDGET_ROWS = 1 << 20           # 16 MB of (hash, row) pairs before spilling
 _PAIR = np.dtype([("hash", "<u8"), ("row", "<i8")])
 
 
 class KeyHashes:
     """(hash, row number) pairs, bucketed by hash; spilled under ``folder`` when large.
 
-    ``add`` them in any order; then ``repeated()`` and ``rows_with()`` read them bucket by
+    ``add`` them in any order; then ``repeated()`` and ``matches()`` read them bucket by
     bucket. ``close()`` removes the spill folder (also on errors: use it as a context
     manager).
     """
 
-    def __init__(self, folder: str, budget_rows: int = DEFAULT_BUDGET_ROWS):
+    def __init__(self, folder: str, budget_rows: int | None = None):
         self._parent = folder
-        self._budget = max(int(budget_rows), 1)
+        self._budget = max(int(DEFAULT_BUDGET_ROWS if budget_rows is None else budget_rows), 1)
         self._held: list[np.ndarray] = []     # pair arrays not yet spilled
         self._held_rows = 0
         self._spill: str | None = None        # the folder of bucket files, once spilled
@@ -88,11 +88,16 @@ class KeyHashes:
         return os.path.join(self._spill, f"{bucket:03d}.pairs")
 
     def _bucket(self, bucket: int) -> np.ndarray:
-        """The pairs of one bucket, sorted by hash. Reading starts by sorting every
-        bucket once (a spilled one in its file, then mapped): no ``add`` after that."""
+        """The pairs of one bucket, sorted by hash. Reading starts by sorting every bucket
+        once (a spilled one in its file): no ``add`` after that. A spilled bucket is read
+        into memory of its own each time (never mapped: mapped pages of a file count in the
+        process's resident memory)."""
         if not self._sorted:
             self._sort_buckets()
-        return self._sorted[bucket]
+        if self._spill is None:
+            return self._sorted[bucket]
+        path = self._bucket_path(bucket)
+        return np.fromfile(path, _PAIR) if os.path.exists(path) else np.empty(0, _PAIR)
 
     def _sort_buckets(self) -> None:
         if self._spill is None:     # in memory: sort everything once, split by bucket
@@ -106,13 +111,9 @@ class KeyHashes:
             self._write_out()
         for bucket in range(BUCKETS):
             path = self._bucket_path(bucket)
-            if not os.path.exists(path):
-                self._sorted[bucket] = np.empty(0, _PAIR)
-                continue
-            pairs = _by_hash(np.fromfile(path, _PAIR))
-            pairs.tofile(path)
-            del pairs
-            self._sorted[bucket] = np.memmap(path, _PAIR, "r")
+            if os.path.exists(path):
+                _by_hash(np.fromfile(path, _PAIR)).tofile(path)
+        self._sorted = {-1: np.empty(0, _PAIR)}     # marks the buckets sorted
 
     def repeated(self, batch_rows: int | None = None) -> Iterator[np.ndarray]:
         """Row numbers (ascending) of the rows whose hash some other row shares, in batches
@@ -139,33 +140,32 @@ class KeyHashes:
         if found:
             yield np.sort(np.concatenate(found))
 
-    def rows_with(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which of ``hashes`` some added row has (a boolean mask over ``hashes``), and the
-        row numbers (ascending) of the added rows having any of them."""
-        present = np.zeros(len(hashes), bool)
-        if not len(hashes) or not self.rows:
-            return present, np.empty(0, np.int64)
-        order = np.argsort(hashes)
-        ordered = hashes[order]
-        bounds = np.searchsorted(ordered >> _SHIFT, np.arange(BUCKETS + 1, dtype=np.uint64))
-        rows = []
-        for bucket in np.flatnonzero(np.diff(bounds)):
-            lo, hi = bounds[bucket], bounds[bucket + 1]
-            pairs = self._bucket(int(bucket))
-            if not len(pairs):
+    def matches(self, other: KeyHashes, batch_rows: int | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(rows here, rows in other)``, each ascending: the rows whose hash the other
+        side has too, in batches of whole buckets of about ``batch_rows`` rows."""
+        limit = self._budget if batch_rows is None else batch_rows
+        mine: list[np.ndarray] = []
+        theirs: list[np.ndarray] = []
+        count = 0
+        if not self.rows or not other.rows:
+            return
+        for bucket in range(BUCKETS):
+            a, b = self._bucket(bucket), other._bucket(bucket)
+            if not len(a) or not len(b):
                 continue
-            stored = pairs["hash"]
-            probe = ordered[lo:hi]
-            at = np.searchsorted(stored, probe)
-            hit = stored[np.minimum(at, len(stored) - 1)] == probe
-            present[order[lo:hi][hit]] = True
-            if hit.any():
-                wanted = np.unique(probe[hit])
-                first = np.searchsorted(stored, wanted, "left")
-                last = np.searchsorted(stored, wanted, "right")
-                rows.append(np.asarray(pairs["row"])[_spans(first, last)])
-        matched = np.sort(np.concatenate(rows)) if rows else np.empty(0, np.int64)
-        return present, matched
+            ha, hb = a["hash"], b["hash"]
+            in_b = _present(ha, hb)
+            if not in_b.any():
+                continue
+            mine.append(a["row"][in_b])
+            theirs.append(b["row"][_present(hb, ha)])
+            count += len(mine[-1]) + len(theirs[-1])
+            if count >= limit:
+                yield np.sort(np.concatenate(mine)), np.sort(np.concatenate(theirs))
+                mine, theirs, count = [], [], 0
+        if mine:
+            yield np.sort(np.concatenate(mine)), np.sort(np.concatenate(theirs))
 
     def close(self) -> None:
         self._held, self._sorted = [], {}
@@ -180,9 +180,7 @@ def _by_hash(pairs: np.ndarray) -> np.ndarray:
     return pairs[np.argsort(pairs["hash"])]
 
 
-def _spans(first: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """The positions ``first[i] .. last[i] - 1`` of every span, concatenated."""
-    lengths = last - first
-    total = int(lengths.sum())
-    starts = np.repeat(first - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    return starts + np.arange(total, dtype=np.int64)
+def _present(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Which of ``values`` appear in the sorted ``ordered`` (a boolean mask)."""
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return ordered[at] == values

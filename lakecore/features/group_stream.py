@@ -42,7 +42,9 @@ def as_stream(data: Any) -> pa.RecordBatchReader | None:
 
 
 def chunks_of(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
-    """The reader's batches as tables of ``rows`` rows (the last may be shorter)."""
+    """The reader's batches as tables of ``rows`` rows (the last may be shorter), each
+    column in one piece (the writer would combine them; done here, the batches are let go
+    before the next chunk is read)."""
     held: list[pa.RecordBatch] = []
     count = 0
     for batch in reader:
@@ -52,10 +54,11 @@ def chunks_of(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
             count += take
             batch = batch.slice(take)
             if count == rows:
-                yield pa.Table.from_batches(held)
+                chunk = pa.Table.from_batches(held).combine_chunks()
                 held, count = [], 0
+                yield chunk
     if count:
-        yield pa.Table.from_batches(held)
+        yield pa.Table.from_batches(held).combine_chunks()
 
 
 def insert_stream(group: Any, reader: pa.RecordBatchReader) -> Commit | None:

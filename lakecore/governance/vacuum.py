@@ -25,6 +25,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+from lakecore.base.files import remove_tree
 from lakecore.base.refs import group_ref
 from lakecore.base.times import now_millis
 from lakecore.catalog.specs import FeatureGroupSpec
@@ -185,17 +186,22 @@ def _vacuum_table(ctx: LakeContext, audit: AuditLog, spec: FeatureGroupSpec, cut
     audit.append("vacuum", ref, None, horizon=horizon)      # before anything is deleted
     for path in [os.path.join(table.location, p) for p in doomed] + leftovers:
         try:
-            size = os.lstat(path).st_size
-            os.unlink(path)
+            if os.path.isdir(path) and not os.path.islink(path):
+                files, size = _tree_size(path)
+                remove_tree(path)
+            else:
+                files, size = 1, os.lstat(path).st_size
+                os.unlink(path)
         except FileNotFoundError:
             continue
-        result.files_deleted += 1
+        result.files_deleted += files
         result.bytes_freed += size
 
 
 def _leftovers(location: str, referenced: set[str]) -> list[str]:
     """Files in a table folder that no commit names, and temporary files in it, its log and
-    its reports' folder, older than the grace period."""
+    its reports' folder, older than the grace period; and spilled key-hash folders
+    (``base.spill``) of streamed inserts killed part way."""
     limit = time.time() - LEFTOVER_GRACE.total_seconds()
     found = []
     for folder, is_log in ((location, False), (os.path.join(location, LOG_DIR), True),
@@ -205,6 +211,11 @@ def _leftovers(location: str, referenced: set[str]) -> list[str]:
         except FileNotFoundError:
             continue
         for entry in entries:
+            if (not is_log and entry.name.startswith(".spill-") and entry.name.endswith(".tmp")
+                    and entry.is_dir(follow_symlinks=False)
+                    and _newest(entry.path) < limit):
+                found.append(entry.path)        # key hashes a killed streamed insert spilled
+                continue
             if not entry.is_file(follow_symlinks=False):
                 continue
             name = entry.name

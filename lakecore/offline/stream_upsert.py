@@ -29,7 +29,7 @@ import pyarrow as pa
 from lakecore._native import dedupe
 from lakecore.base.keys import key_codes, key_hashes, rows_matching
 from lakecore.base.parquet import read_parquet
-from lakecore.base.spill import DEFAULT_BUDGET_ROWS, KeyHashes
+from lakecore.base.spill import KeyHashes
 from lakecore.offline.delta_log import Snapshot
 from lakecore.offline.evolution import fit
 from lakecore.offline.table import (
@@ -60,10 +60,11 @@ class _Written:
 
 
 def plan_stream_upsert(table: OfflineTable, snapshot: Snapshot, chunks: Iterable[pa.Table],
-                       schema: pa.Schema, budget_rows: int = DEFAULT_BUDGET_ROWS) -> Change:
+                       schema: pa.Schema, budget_rows: int | None = None) -> Change:
     """The Change upserting every row of ``chunks`` (tables in ``schema``) into ``snapshot``:
     files written as chunks arrive, one Change at the end. ``Change.rows`` is None; the new
-    rows are in the files ``Change.row_files`` names."""
+    rows are in the files ``Change.row_files`` names. ``budget_rows``: key hashes held in
+    memory before they are spilled (``base.spill``)."""
     version = snapshot.version + 1
     columns = table.key_columns
     written = _Written()
@@ -150,34 +151,49 @@ def _replace_stored(table: OfflineTable, snapshot: Snapshot, schema: pa.Schema,
                     hashes: KeyHashes, fetch: Callable[[np.ndarray], pa.Table],
                     ranges: dict[str, list[Any]]) -> tuple[list[dict], list[dict], int]:
     """The stored files holding a key of the stream: their ``remove`` actions, the files of
-    their other rows, and how many stored rows the stream replaces. One stored file at a
-    time; key columns first, the whole file only when it holds a replaced row."""
+    their other rows, and how many stored rows the stream replaces. The stored files whose
+    key ranges may hold a stream key are hashed one at a time (key columns only) into hashes
+    of their own, which meet the stream's bucket by bucket; a file is read whole only when
+    it holds a replaced row."""
     columns = table.key_columns
     key_schema = pa.schema([schema.field(c) for c in columns])
+    files = [add for add in snapshot.files.values()
+             if ranges_overlap(file_ranges(add), ranges, columns)]
+    if not files:
+        return [], [], 0
+
+    def keys_of(add: dict[str, Any]) -> pa.Table:
+        return fit(read_parquet(os.path.join(table.location, add["path"]), columns),
+                   key_schema)
+
+    starts = [0]
+    replaced: dict[int, np.ndarray] = {}
+    with KeyHashes(table.location) as stored:
+        for add in files:
+            keys = keys_of(add)
+            stored.add(key_hashes(keys, columns), starts[-1])
+            starts.append(starts[-1] + keys.num_rows)
+        for stored_rows, stream_rows in stored.matches(hashes):
+            incoming = fetch(stream_rows)
+            owner = np.searchsorted(starts, stored_rows, "right") - 1
+            for index in np.unique(owner):
+                local = stored_rows[owner == index] - starts[index]
+                matched = rows_matching(keys_of(files[index]).take(pa.array(local)), incoming,
+                                        columns)
+                if matched.any():       # else: hashes met, keys differ
+                    mask = replaced.setdefault(
+                        int(index), np.zeros(starts[index + 1] - starts[index], bool))
+                    mask[local[matched]] = True
     removes: list[dict] = []
     kept_adds: list[dict] = []
-    removed = 0
-    for add in snapshot.files.values():
-        if not ranges_overlap(file_ranges(add), ranges, columns):
-            continue
-        path = os.path.join(table.location, add["path"])
-        stored_keys = fit(read_parquet(path, columns), key_schema)
-        present, incoming = hashes.rows_with(key_hashes(stored_keys, columns))
-        if not present.any():
-            continue
-        candidates = np.flatnonzero(present)
-        matched = rows_matching(stored_keys.take(pa.array(candidates)), fetch(incoming),
-                                columns)
-        if not matched.any():
-            continue                    # hashes met, keys differ
-        replaced = np.zeros(stored_keys.num_rows, bool)
-        replaced[candidates[matched]] = True
-        removed += int(matched.sum())
+    for index, mask in sorted(replaced.items()):
+        add = files[index]
         removes.append(remove_action(add))
-        kept = fit(read_parquet(path), schema).filter(pa.array(~replaced))
+        kept = fit(read_parquet(os.path.join(table.location, add["path"])), schema).filter(
+            pa.array(~mask))
         if kept.num_rows:
             kept_adds.append(table.write_file(kept, snapshot.version + 1))
-    return removes, kept_adds, removed
+    return removes, kept_adds, sum(int(m.sum()) for m in replaced.values())
 
 
 def _drop_losers(table: OfflineTable, written: _Written, losers: np.ndarray,
