@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +31,7 @@ from lakecore.base.parquet import ROW_GROUP_ROWS, read_parquet, write_parquet
 from lakecore.base.threads import SMALL_INPUT_BYTES, get_num_threads
 from lakecore.base.times import now_millis, utc_millis
 from lakecore.errors import ConflictError
+from lakecore.offline.compaction import file_rows
 from lakecore.offline.delta_log import (
     CHECKPOINT_INTERVAL,
     PROTOCOL,
@@ -206,14 +207,46 @@ class OfflineTable:
         """The table's rows (``columns`` only, when given). ``within``: ``(time column, lo,
         hi)`` in microseconds; files whose recorded range of that column lies outside
         ``[lo, hi]`` are skipped (their rows may still be outside it: filter after)."""
+        return self._read_files(self.files_within(snapshot, within), schema, columns)
+
+    def files_within(self, snapshot: Snapshot,
+                     within: tuple[str, int | None, int | None] | None) -> list[dict[str, Any]]:
+        """The ``add`` actions of the live files that may hold rows ``within`` (see ``read``)."""
+        files = list(snapshot.files.values())
+        return files if within is None else [a for a in files if _may_hold(a, *within)]
+
+    def read_in_batches(self, snapshot: Snapshot, schema: pa.Schema, columns: list[str],
+                        within: tuple[str, int | None, int | None] | None,
+                        max_rows: int) -> Iterator[pa.Table]:
+        """``read``'s rows as tables of whole files, each of at most ``max_rows`` rows (or
+        one file): memory follows a batch, not the table. The next batch is read while the
+        caller works on this one."""
+        batches: list[list[dict[str, Any]]] = [[]]
+        held = 0
+        for add in self.files_within(snapshot, within):
+            rows = file_rows(add) or max_rows
+            if batches[-1] and held + rows > max_rows:
+                batches.append([])
+                held = 0
+            batches[-1].append(add)
+            held += rows
+        with ThreadPoolExecutor(1) as reader:
+            ahead = reader.submit(self._read_files, batches[0], schema, columns)
+            for following in batches[1:] + [None]:
+                found = ahead.result()
+                if following is not None:
+                    ahead = reader.submit(self._read_files, following, schema, columns)
+                yield found
+                del found
+
+    def _read_files(self, adds: list[dict[str, Any]], schema: pa.Schema,
+                    columns: list[str] | None) -> pa.Table:
         target = schema if columns is None else pa.schema([schema.field(c) for c in columns])
-        files = snapshot.files
-        if within is not None:
-            files = [p for p, add in files.items() if _may_hold(add, *within)]
+        files = {a["path"]: a for a in adds}
         paths = [os.path.join(self.location, p) for p in files]
         if not paths:
             return target.empty_table()
-        threads = _file_threads(snapshot.files[p] for p in files)
+        threads = _file_threads(adds)
         if threads > 1 and len(paths) > 1:
             with ThreadPoolExecutor(min(threads, len(paths))) as pool:
                 parts = list(pool.map(lambda p: read_parquet(p, target.names), paths))

@@ -28,6 +28,7 @@ from lakecore.base.threads import threads_for
 from lakecore.base.times import now_micros, utc_micros
 from lakecore.catalog.specs import FeatureGroupSpec, QueryPart, QuerySpec, SourceCommit
 from lakecore.errors import SchemaError, ValidationError
+from lakecore.offline.compaction import file_rows
 from lakecore.offline.table import OfflineTable, table_schema
 
 # The feature group of a (name, version): its definition and its offline table.
@@ -271,11 +272,10 @@ def _plan_join(output: pa.Table, spine_columns: list[str], part: QueryPart,
     return features
 
 
-def _right_rows(source: _Source, features: list[str], spine_times: pa.ChunkedArray | None,
-                now_us: int) -> tuple[pa.Table, np.ndarray, int | None]:
-    """A group's key and feature columns (without rows no spine row can reach), its times as
-    int64 microseconds (all 0 without event time), and the ttl the kernel applies (None when
-    the latest rows are joined: rows older than ``now_us - ttl`` are dropped here instead)."""
+def _reach(source: _Source, spine_times: pa.ChunkedArray | None, now_us: int
+           ) -> tuple[tuple[str, int | None, int | None] | None, bool]:
+    """The window of event times a group's rows must be in to be matched (None: any), and
+    whether the group is joined as of the spine's times."""
     group = source.spec
     timed = bool(group.event_time) and spine_times is not None
     ttl_us = group.ttl_us
@@ -287,8 +287,28 @@ def _right_rows(source: _Source, features: list[str], spine_times: pa.ChunkedArr
             within = (group.event_time, lo, bounds["max"].value)
     elif group.event_time and ttl_us is not None:   # latest rows, no older than the ttl
         within = (group.event_time, now_us - ttl_us, None)
-    columns = group.primary_key + ([group.event_time] if group.event_time else []) + features
-    right = source.read(columns, within)    # skips files outside the window
+    return within, timed
+
+
+def _right_columns(source: _Source, features: list[str]) -> list[str]:
+    group = source.spec
+    return group.primary_key + ([group.event_time] if group.event_time else []) + features
+
+
+def _right_rows(source: _Source, features: list[str], spine_times: pa.ChunkedArray | None,
+                now_us: int) -> tuple[pa.Table, np.ndarray, int | None]:
+    """A group's key and feature columns (without rows no spine row can reach), its times as
+    int64 microseconds (all 0 without event time), and the ttl the kernel applies (None when
+    the latest rows are joined: rows older than ``now_us - ttl`` are dropped here instead)."""
+    within, timed = _reach(source, spine_times, now_us)
+    right = source.read(_right_columns(source, features), within)   # skips files outside
+    return _joinable(source, right, within, timed)
+
+
+def _joinable(source: _Source, right: pa.Table, within, timed: bool
+              ) -> tuple[pa.Table, np.ndarray, int | None]:
+    """Rows of a group as read, ready for the kernel (see ``_right_rows``)."""
+    group = source.spec
     if not group.event_time:
         return right, np.zeros(right.num_rows, np.int64), None
     right = right.rename_columns([TIME if c == group.event_time else c for c in right.column_names])
@@ -298,7 +318,7 @@ def _right_rows(source: _Source, features: list[str], spine_times: pa.ChunkedArr
     elif within is not None:            # here the ttl is applied by dropping the rows
         right = _prune(right, within[1], None, required=True)
     times = pc.cast(right.column(TIME), pa.int64()).to_numpy(zero_copy_only=False)
-    return right, times, ttl_us if timed else None
+    return right, times, group.ttl_us if timed else None
 
 
 def _join_batch(output: pa.Table, spine_columns: list[str], spine_times: pa.ChunkedArray | None,
@@ -313,6 +333,12 @@ def _join_batch(output: pa.Table, spine_columns: list[str], spine_times: pa.Chun
         return output
     on = plans[0][0].on or plans[0][1].spec.primary_key
     names = plans[0][1].spec.primary_key
+    large = [p for p in plans if _held_rows(p[1], spine_times, now_us) > _batch_rows(p[1], p[2])]
+    for plan in large:                  # bigger than the join's memory: files batch by batch
+        output = _join_in_batches(output, spine_times, now_us, on, plan)
+    plans = [p for p in plans if p not in large]
+    if not plans:
+        return output
     rights = [_right_rows(source, features, spine_times, now_us) for _, source, features in plans]
     left_keys = pa.table([output.column(c) for c in on], names=names)
     right_keys = _concat_keys([rows.select(source.spec.primary_key).rename_columns(names)
@@ -352,6 +378,16 @@ def _match_and_add(output, spine_times, left_codes, right_codes, right_times, n_
                    right, part, features, timed_group) -> pa.Table:
     """Match every output row to the group's row (backward as of the spine time, within the
     ttl) and append the group's feature columns."""
+    matched = _match(output, spine_times, left_codes, right_codes, right_times, n_codes,
+                     ttl_us, right.num_rows, timed_group)
+    threads = threads_for(output.num_rows + right.num_rows)
+    gathered = take_rows(right.select(features), indices_array(matched), threads)
+    return _add(output, gathered, part, features)
+
+
+def _match(output, spine_times, left_codes, right_codes, right_times, n_codes, ttl_us,
+           right_rows: int, timed_group: bool) -> np.ndarray:
+    """For every output row, the row of the group's rows it is joined to (-1: none)."""
     n = output.num_rows
     left_codes = left_codes.copy()
     if timed_group and spine_times is not None:
@@ -362,17 +398,83 @@ def _match_and_add(output, spine_times, left_codes, right_codes, right_times, n_
         left_times = left_times.to_numpy(zero_copy_only=False)
     else:                               # no time on one side: the latest row of each key
         left_times = np.full(n, _LATEST, np.int64)
-    threads = threads_for(n + right.num_rows)
-    matched = _asof.asof_indices(left_codes, np.ascontiguousarray(left_times, np.int64),
-                                 right_codes, np.ascontiguousarray(right_times, np.int64),
-                                 n_codes, int(_asof.Direction.BACKWARD), False,
-                                 ttl_us is not None, ttl_us or 0, threads)
-    gathered = take_rows(right.select(features), indices_array(matched), threads)
+    return _asof.asof_indices(left_codes, np.ascontiguousarray(left_times, np.int64),
+                              right_codes, np.ascontiguousarray(right_times, np.int64),
+                              n_codes, int(_asof.Direction.BACKWARD), False,
+                              ttl_us is not None, ttl_us or 0, threads_for(n + right_rows))
+
+
+def _add(output: pa.Table, gathered: pa.Table, part: QueryPart, features: list[str]
+         ) -> pa.Table:
     prefix = part.prefix or ""
     for column in features:
-        output = output.append_column(pa.field(prefix + column, right.schema.field(column).type),
-                                      gathered.column(column))
+        output = output.append_column(
+            pa.field(prefix + column, gathered.schema.field(column).type),
+            gathered.column(column))
     return output
+
+
+# -- groups larger than the join's memory: a batch of files at a time ----------------------------
+JOIN_MEMORY_BYTES = 512 << 20       # decoded rows of one group held at once, about
+
+
+def _batch_rows(source: _Source, features: list[str]) -> int:
+    """Rows of the group per batch: ``JOIN_MEMORY_BYTES`` over the bytes a row takes (its
+    columns' widths, 32 for text, plus 24 for the join's own arrays)."""
+    width = 24
+    for column in _right_columns(source, features):
+        t = source.schema.field(column).type
+        width += t.bit_width // 8 if pa.types.is_primitive(t) and t.bit_width >= 8 else 32
+    return max(JOIN_MEMORY_BYTES // width, 1)
+
+
+def _held_rows(source: _Source, spine_times, now_us: int) -> int:
+    """How many rows of the group a join would read (from the files' recorded counts)."""
+    within, _ = _reach(source, spine_times, now_us)
+    return sum(file_rows(a) or 0 for a in source.table.files_within(source.snapshot, within))
+
+
+def _join_in_batches(output: pa.Table, spine_times: pa.ChunkedArray | None, now_us: int,
+                     on: list[str], plan) -> pa.Table:
+    """``_join_batch_of_one`` holding a batch of the group's files at a time: each spine row
+    keeps its best match so far (its time, and the features of the row), replaced when a
+    later batch holds a row with a greater time. A group holds one row per key and event
+    time, so no two batches offer the same time for a key: the result is the one-pass
+    join's."""
+    part, source, features = plan
+    names = source.spec.primary_key
+    within, timed = _reach(source, spine_times, now_us)
+    left_keys = pa.table([output.column(c) for c in on], names=names)
+    n = output.num_rows
+    threads = threads_for(n)
+    best_time = np.full(n, np.iinfo(np.int64).min, np.int64)
+    best_slot = np.full(n, -1, np.int64)        # the row of ``kept`` holding its features
+    kept = pa.schema([source.schema.field(c) for c in features]).empty_table()
+    for batch in source.table.read_in_batches(
+            source.snapshot, source.schema, _right_columns(source, features), within,
+            _batch_rows(source, features)):
+        right, times, ttl_us = _joinable(source, batch, within, timed)
+        del batch
+        if not right.num_rows:
+            continue
+        left_codes, right_codes, n_codes = key_codes(left_keys, right, names, names)
+        matched = _match(output, spine_times, left_codes, right_codes, times, n_codes, ttl_us,
+                         right.num_rows, source.spec.event_time is not None)
+        better = matched >= 0
+        better[better] = times[matched[better]] > best_time[better]
+        if not better.any():
+            continue
+        rows = matched[better]
+        best_slot[better] = kept.num_rows + np.arange(len(rows))
+        best_time[better] = times[rows]
+        kept = pa.concat_tables([kept, take_rows(right.select(features), pa.array(rows),
+                                                 threads)])
+        if kept.num_rows > n:           # only the rows still best: never more than the spine
+            live = best_slot >= 0
+            kept = take_rows(kept, pa.array(best_slot[live]), threads)
+            best_slot[live] = np.arange(int(live.sum()))
+    gathered = take_rows(kept, indices_array(best_slot), threads)
+    return _add(output, gathered, part, features)
 
 
 def _prune(right: pa.Table, lo: int | None, hi: int | None, required: bool) -> pa.Table:
