@@ -4,7 +4,8 @@ join by hand from the same Parquet files; each step in its own process, with its
     python -m benchmarks.peers_big                       # 1e7 rows x 5 features, 1e6 spine
     python -m benchmarks.peers_big --rows 1e8            # the issue's size (tens of GB today)
 
-Steps (``ru_maxrss`` of each child process):
+Steps (``ru_maxrss`` of each child process, taken right after the timed call, before the
+checks read anything back):
 
 - **insert** (timed: the call): ``fg.insert(reader)`` of a ``pyarrow.RecordBatchReader`` that generates the rows
   in batches of 1e6 (1e6 keys, random event times over a year), into a new lake;
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,11 +59,12 @@ if step == "insert":
                                   schema=schema)
     with lakecore.open(lake_path) as lake:
         fg = lake.create_feature_group("events", primary_key="id", event_time="ts")
-        fg.insert(pa.RecordBatchReader.from_batches(schema, batches()))
+        commit = fg.insert(pa.RecordBatchReader.from_batches(schema, batches()))
         result["seconds"] = time.perf_counter() - started
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         snapshot = fg._table.snapshot()
         result["files"] = [os.path.join(fg.location, p) for p in snapshot.files]
-        result["rows"] = fg.read(columns=["id"]).num_rows
+        result["rows"] = commit.rows_added
 elif step == "training":
     import lakecore
     with lakecore.open(lake_path) as lake:
@@ -69,6 +72,7 @@ elif step == "training":
         started = time.perf_counter()
         td = view.create_training_data(spine=pq.read_table(os.path.join(work, "spine.parquet")))
         result["seconds"] = time.perf_counter() - started
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         table = td.read(with_keys=True)
         result["rows"] = table.num_rows
         result["sums"] = [float(pa.compute.sum(table.column(f"f{i}")).as_py() or 0)
@@ -87,12 +91,13 @@ elif step == "duckdb":
                 f"ASOF LEFT JOIN read_parquet([{listing}]) f ON s.id = f.id AND s.ts >= f.ts) "
                 f"TO '{out}' (FORMAT PARQUET, COMPRESSION ZSTD)")
     result["seconds"] = time.perf_counter() - started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table = pq.read_table(out)
     result["rows"] = table.num_rows
     result["sums"] = [float(pa.compute.sum(table.column(f"f{i}")).as_py() or 0)
                       for i in range(FEATURES)]
 result.setdefault("seconds", time.perf_counter() - started)
-result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+result.setdefault("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print(json.dumps(result))
 """ % {"constants": repr((KEYS, FEATURES, BATCH, BASE_US, YEAR_US))}
 
@@ -107,6 +112,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=float, default=1e7)
     parser.add_argument("--spine", type=float, default=1e6)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (its path "
+                        "is printed)")
     args = parser.parse_args()
     rows, spine = int(args.rows), int(args.spine)
     import numpy as np
@@ -139,6 +146,10 @@ def main() -> None:
           f"{theirs['peak_rss_mb']:,.0f} |")
     print(f"\ntraining data vs DuckDB: {theirs['seconds'] / ours['seconds']:.2f}x faster; "
           f"same rows: {'yes' if same else 'NO'} ({ours['rows']:,} rows)")
+    if args.keep:
+        print(f"work folder: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -415,7 +415,7 @@ def _add(output: pa.Table, gathered: pa.Table, part: QueryPart, features: list[s
 
 
 # -- groups larger than the join's memory: a batch of files at a time ----------------------------
-JOIN_MEMORY_BYTES = 512 << 20       # decoded rows of one group held at once, about
+JOIN_MEMORY_BYTES = 384 << 20       # decoded rows of a group held at once (twice, reading ahead)
 
 
 def _batch_rows(source: _Source, features: list[str]) -> int:
