@@ -31,7 +31,7 @@ from lakecore.features.commits import SCHEMA_CHANGES, Commit, commit_record
 from lakecore.features.context import LakeContext
 from lakecore.features.group_evolution import SchemaEvolution
 from lakecore.features.group_online import OnlineServing
-from lakecore.features.group_stream import as_stream, insert_stream
+from lakecore.features.group_stream import StreamInserts, as_stream
 from lakecore.features.query import Query, select_query
 from lakecore.features.validation import judge_insert, store_report, stored_reports
 from lakecore.offline.compaction import fan_in, files_to_merge
@@ -48,7 +48,7 @@ from lakecore.quality.statistics import Statistics
 
 
 @guard_storage(skip=("online_read",))
-class FeatureGroup(SchemaEvolution, OnlineServing):
+class FeatureGroup(SchemaEvolution, OnlineServing, StreamInserts):
     """A feature group version; get one from ``Lake.create_feature_group`` or
     ``Lake.feature_group``.
 
@@ -331,7 +331,7 @@ class FeatureGroup(SchemaEvolution, OnlineServing):
         """
         stream = as_stream(data)
         if stream is not None:
-            return insert_stream(self, stream)
+            return self._insert_stream(stream)
         incoming = as_table(data, "data")
         fan_in()                        # a bad compaction setting is refused before writing
         with self._ctx.writing(f"insert into {self.name!r}"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-
 import pyarrow as pa
 
 from lakecore.base.parquet import ROW_GROUP_ROWS
@@ -61,29 +60,32 @@ def chunks_of(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(held).combine_chunks()
 
 
-def insert_stream(group: Any, reader: pa.RecordBatchReader) -> Commit | None:
-    """``FeatureGroup.insert`` of a stream (see the module's text)."""
-    fan_in()                        # a bad compaction setting is refused before writing
-    with group._ctx.writing(f"insert into {group.name!r}"):
-        table = group._table
-        snapshot = table.snapshot()
-        schema = group._schema(snapshot)
-        if schema is None:
-            schema = storage_schema(reader.schema, group.primary_key, group.event_time)
-        layout = group._layout(schema) if group.online else None
+class StreamInserts:
+    """``FeatureGroup``'s insert of a stream (it provides ``_ctx``, ``_spec``, ``_table``,
+    ``_schema``, ``_layout``, ``_commit_change`` and ``_merge_small_files``)."""
 
-        def checked_chunks() -> Iterator[pa.Table]:
-            for chunk in chunks_of(reader, CHUNK_ROWS):
-                rows = conform(chunk, schema, group.primary_key, group.event_time)
-                if layout is not None:
-                    prepare(rows, layout)   # a key the online store cannot hold: refused now
-                yield rows
+    def _insert_stream(self, reader: pa.RecordBatchReader) -> Commit | None:
+        fan_in()                        # a bad compaction setting is refused before writing
+        with self._ctx.writing(f"insert into {self.name!r}"):
+            table = self._table
+            snapshot = table.snapshot()
+            schema = self._schema(snapshot)
+            if schema is None:
+                schema = storage_schema(reader.schema, self.primary_key, self.event_time)
+            layout = self._layout(schema) if self.online else None
+            primary_key, event_time = self.primary_key, self.event_time
 
-        group._spec = group._ctx.group_spec(group.name, group.version)
-        spec = group._spec
-        commit = group._commit_change(
-            snapshot, schema,
-            lambda: plan_stream_upsert(table, snapshot, checked_chunks(), schema),
-            report=lambda change: judge_files(spec, table, change, schema))
-        group._merge_small_files()
-        return commit
+            def checked_chunks() -> Iterator[pa.Table]:
+                for chunk in chunks_of(reader, CHUNK_ROWS):
+                    rows = conform(chunk, schema, primary_key, event_time)
+                    if layout is not None:
+                        prepare(rows, layout)   # a key the online store cannot hold: now
+                    yield rows
+
+            self._spec = spec = self._ctx.group_spec(self.name, self.version)
+            commit = self._commit_change(
+                snapshot, schema,
+                lambda: plan_stream_upsert(table, snapshot, checked_chunks(), schema),
+                report=lambda change: judge_files(spec, table, change, schema))
+            self._merge_small_files()
+            return commit

@@ -50,7 +50,7 @@ class _Written:
         self.starts: list[int] = []
         self.rows = 0
 
-    def append(self, add: dict[str, Any], rows: int) -> None:
+    def append(self, add: dict[str, Any] | None, rows: int) -> None:
         self.adds.append(add)
         self.starts.append(self.rows)
         self.rows += rows
