@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakecore._native import dedupe as _dedupe
 from lakecore._native import factorize as _factorize
@@ -166,3 +167,30 @@ def key_hashes(table: pa.Table, columns: list[str]) -> np.ndarray:
                 values = np.where(valid.astype(bool), values, 0)
             _dedupe.hash_int64_into(hashes, np.ascontiguousarray(values))
     return hashes
+
+
+def rows_matching_exactly(rows: pa.Table, keys: pa.Table, columns: list[str]) -> np.ndarray:
+    """``rows_matching`` for two tables whose ``columns`` have the same types (rows conformed
+    to one schema), without factorizing: rows and keys are paired by equal ``key_hashes``
+    and each pair's columns compared. Fast when most rows have one candidate or none."""
+    row_hashes, wanted = key_hashes(rows, columns), key_hashes(keys, columns)
+    order = np.argsort(wanted)
+    ordered = wanted[order]
+    row_order = np.argsort(row_hashes)      # sorted needles: searchsorted is many times faster
+    probe = row_hashes[row_order]
+    first = np.searchsorted(ordered, probe, "left")
+    last = np.searchsorted(ordered, probe, "right")
+    counts = last - first
+    pair_rows = np.repeat(row_order, counts)
+    starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    pair_keys = order[starts + np.arange(len(pair_rows), dtype=np.int64)]
+    equal = np.ones(len(pair_rows), bool)
+    for name in columns:
+        if not len(pair_rows):
+            break
+        same = pc.equal(rows.column(name).take(pa.array(pair_rows)),
+                        keys.column(name).take(pa.array(pair_keys)))
+        equal &= same.fill_null(False).to_numpy(zero_copy_only=False)
+    found = np.zeros(len(row_hashes), bool)
+    found[pair_rows[equal]] = True
+    return found

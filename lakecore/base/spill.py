@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-BUCKETS = 256
-_SHIFT = np.uint64(56)                  # the top 8 bits name the bucket
+BUCKETS = 64
+_SHIFT = np.uint64(58)                  # the top 6 bits name the bucket
 DEFAULT_BUDGET_ROWS = 1 << 20           # 16 MB of (hash, row) pairs before spilling
 _PAIR = np.dtype([("hash", "<u8"), ("row", "<i8")])
 
