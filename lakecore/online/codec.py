@@ -98,8 +98,8 @@ def _column_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
             *_leaf_arrays(elements, kind - Kind.LIST_FIXED, width)]
 
 
-def encode_values(layout: Layout, rows: pa.Table, version: int,
-                  num_threads: int | None = None) -> list[bytes]:
+def _codec_inputs(layout: Layout, rows: pa.Table) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """The event times and the feature columns' arrays, as the value codec takes them."""
     rows = layout.codec_rows(rows)
     if layout.event_time:
         times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
@@ -110,8 +110,23 @@ def encode_values(layout: Layout, rows: pa.Table, version: int,
     for f in layout.features:
         kind, width, _ = codec_type(f.type, f.name)
         columns.append(_column_arrays(single_array(rows.column(f.name)), kind, width))
-    return valuecodec.encode_values(layout.codec, np.ascontiguousarray(times), version, columns,
-                                  num_threads or threads_for(rows.num_rows))
+    return np.ascontiguousarray(times), columns
+
+
+def encode_values(layout: Layout, rows: pa.Table, version: int,
+                  num_threads: int | None = None) -> list[bytes]:
+    times, columns = _codec_inputs(layout, rows)
+    return valuecodec.encode_values(layout.codec, times, version, columns,
+                                    num_threads or threads_for(rows.num_rows))
+
+
+def encode_packed(layout: Layout, rows: pa.Table, version: int,
+                  num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``encode_values``' values back to back in one buffer (from Arrow's pool): ``(data,
+    offsets)``, value i being ``data[offsets[i]:offsets[i + 1]]``."""
+    times, columns = _codec_inputs(layout, rows)
+    return valuecodec.encode_packed(layout.codec, times, version, columns, _arena,
+                                    num_threads or threads_for(rows.num_rows))
 
 
 _CHUNK = 1 << 18
@@ -123,6 +138,14 @@ def encoded_chunks(layout: Layout, rows: pa.Table, keys: list[bytes], commit: in
     chunk was measured: no faster, as both need the GIL for most of their work.)"""
     for start in range(0, max(rows.num_rows, 1), _CHUNK):
         yield keys[start:start + _CHUNK], encode_values(layout, rows.slice(start, _CHUNK), commit)
+
+
+def packed_chunks(layout: Layout, rows: pa.Table, keys: list[bytes], commit: int):
+    """``encoded_chunks`` with each chunk's values packed (``encode_packed``):
+    ``(keys, data, offsets)``."""
+    for start in range(0, rows.num_rows, _CHUNK):
+        yield (keys[start:start + _CHUNK],
+               *encode_packed(layout, rows.slice(start, _CHUNK), commit))
 
 
 def _arena(size: int) -> np.ndarray:

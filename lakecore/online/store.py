@@ -9,6 +9,11 @@ are not applied). A writable open rolls every group forward from its watermark, 
 between the offline commit and the online write, or a power loss that takes back the last LMDB
 transaction (one fsync per write: see ``environments``), is repaired on the next open.
 
+Rows are put by the native ``lmdbwrite`` kernel from one packed buffer per chunk, inside the
+same py-lmdb write transaction (``native_write`` explains how it is found, and why not a second
+LMDB binding); where that transaction cannot be used safely, by py-lmdb's ``putmulti``, with
+the same result.
+
 LMDB facts this module respects: one environment handle per process and path (shared by every
 Lake), never used across ``fork()`` (the child opens its own); map size grows on
 ``MapFullError``; ``reader_check()`` at open; LMDB's own durability (no ``writemap``).
@@ -37,6 +42,7 @@ from lakecore.online.codec import (
     encode_keys,
     encoded_chunks,
     latest_in_key_order,
+    packed_chunks,
 )
 from lakecore.online.environments import (
     WATERMARKS,
@@ -49,6 +55,7 @@ from lakecore.online.environments import (
     handles_version,
 )
 from lakecore.online.layout import NO_TTL, Layout
+from lakecore.online.native_write import RowWriter
 
 # group database name -> the fingerprint of the layout its rows are encoded in;
 # b"#" + fingerprint -> that layout's schema (Arrow IPC). Written with the rows.
@@ -163,20 +170,13 @@ class OnlineStore:
                 txn.drop(db, delete=False)
             for key in deleted:
                 txn.delete(key, db=db)
-            cursor = txn.cursor(db=db)
             bulk = txn.stat(db)["entries"] == 0     # a bulk load: append, pages filled densely
-            get = txn.get
-            for chunk_keys, values in encoded_chunks(layout, rows, keys, commit):
-                if bulk:
-                    added, _ = cursor.putmulti(zip(chunk_keys, values), append=True)
-                    if added != len(chunk_keys):
-                        raise AssertionError("online keys out of order in append mode")
-                    continue
-                replace = newer_rows(values, [get(k, None, db) for k in chunk_keys])
-                if replace.all():
-                    cursor.putmulti(zip(chunk_keys, values))
-                else:
-                    cursor.putmulti((k, v) for k, v, r in zip(chunk_keys, values, replace) if r)
+            writer = RowWriter.of(env, txn, self.db_name(name, version))
+            if writer is not None:                  # rows put natively, in this transaction
+                for chunk_keys, data, offsets in packed_chunks(layout, rows, keys, commit):
+                    writer.put(chunk_keys, data, offsets, append=bulk)
+            else:
+                _put_through_py_lmdb(txn, db, layout, rows, keys, commit, bulk)
             if watermark:
                 txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True),
                         db=wm)
@@ -364,6 +364,25 @@ class RowReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _put_through_py_lmdb(txn: Any, db: Any, layout: Layout, rows: pa.Table, keys: list[bytes],
+                         commit: int, bulk: bool) -> None:
+    """``apply``'s rows written with py-lmdb's ``putmulti`` (one bytes object per value), when
+    the transaction cannot be used natively (``native_write``)."""
+    cursor = txn.cursor(db=db)
+    get = txn.get
+    for chunk_keys, values in encoded_chunks(layout, rows, keys, commit):
+        if bulk:
+            added, _ = cursor.putmulti(zip(chunk_keys, values), append=True)
+            if added != len(chunk_keys):
+                raise AssertionError("online keys out of order in append mode")
+            continue
+        replace = newer_rows(values, [get(k, None, db) for k in chunk_keys])
+        if replace.all():
+            cursor.putmulti(zip(chunk_keys, values))
+        else:
+            cursor.putmulti((k, v) for k, v, r in zip(chunk_keys, values, replace) if r)
 
 
 def _record_layout(env: lmdb.Environment, txn: Any, db_name: bytes, layout: Layout) -> None:
