@@ -15,7 +15,6 @@ from lakecore.base.arrow import (
     binary_buffers,
     fixed_width_values,
     single_array,
-    take_rows,
     validity_mask,
 )
 from lakecore.base.keys import key_codes
@@ -129,23 +128,35 @@ def encode_packed(layout: Layout, rows: pa.Table, version: int,
                                     num_threads or threads_for(rows.num_rows))
 
 
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16
 
 
-def encoded_chunks(layout: Layout, rows: pa.Table, keys: list[bytes], commit: int):
-    """``(keys, values)`` in chunks of ``_CHUNK`` rows, so that a big write never holds every
-    encoded value at once. (Encoding on a helper thread while py-lmdb writes the previous
-    chunk was measured: no faster, as both need the GIL for most of their work.)"""
-    for start in range(0, max(rows.num_rows, 1), _CHUNK):
-        yield keys[start:start + _CHUNK], encode_values(layout, rows.slice(start, _CHUNK), commit)
+def rows_of_chunk(rows: pa.Table, order: np.ndarray | None, start: int) -> pa.Table:
+    """Rows ``start`` to ``start + _CHUNK`` in key order: those of ``order`` (row numbers of
+    ``rows``), or of ``rows`` itself (``order`` None). Gathered chunk by chunk, so that a big
+    write never holds a sorted copy of every row, and the chunk's memory is reused (from
+    Arrow's pool, still in cache) by the next."""
+    if order is None:
+        return rows.slice(start, _CHUNK)
+    return rows.take(pa.array(order[start:start + _CHUNK]))
 
 
-def packed_chunks(layout: Layout, rows: pa.Table, keys: list[bytes], commit: int):
+def encoded_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: list[bytes],
+                   commit: int):
+    """``(keys, values)`` of the rows ``order`` (``rows_of_chunk``) in chunks of ``_CHUNK``
+    rows, so that a big write never holds every encoded value at once."""
+    for start in range(0, len(keys), _CHUNK):
+        yield (keys[start:start + _CHUNK],
+               encode_values(layout, rows_of_chunk(rows, order, start), commit))
+
+
+def packed_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: list[bytes],
+                  commit: int):
     """``encoded_chunks`` with each chunk's values packed (``encode_packed``):
     ``(keys, data, offsets)``."""
-    for start in range(0, rows.num_rows, _CHUNK):
+    for start in range(0, len(keys), _CHUNK):
         yield (keys[start:start + _CHUNK],
-               *encode_packed(layout, rows.slice(start, _CHUNK), commit))
+               *encode_packed(layout, rows_of_chunk(rows, order, start), commit))
 
 
 def _arena(size: int) -> np.ndarray:
@@ -202,13 +213,14 @@ def _as_int64(array: pa.Array) -> np.ndarray:
     return fixed_width_values(array, np.dtype(f"i{width}")).astype(np.int64, copy=False)
 
 
-def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[bytes]]:
+def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[np.ndarray | None, list[bytes]]:
     """The row with the greatest event time of each primary key (rows of one commit have
     unique (key, event time), so there are no ties; without an event time the last row wins),
-    sorted by encoded key so that they can be appended to an empty database, and their keys."""
+    in encoded key order so that they can be appended to an empty database: their row numbers
+    (None: every row, in the order given), and their keys."""
     n = rows.num_rows
     if n == 0:
-        return rows, []
+        return None, []
     if layout.event_time:
         times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
                                    np.int64)
@@ -230,11 +242,15 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
     last = np.ones(n, bool)
     last[:-1] = sorted_values[1:] != sorted_values[:-1]
     chosen = order[last]
-    if not integer_key:                         # codes are not in key order: sort the keys
+    key_rows = rows.select(layout.primary_key)
+    if integer_key:
+        keys = encode_keys(key_rows.take(pa.array(chosen)), layout)
+    else:                                       # codes are not in key order: sort the keys
         chosen = np.sort(chosen)
-        keys = encode_keys(rows.select(layout.primary_key).take(pa.array(chosen)), layout)
-        by_key = np.array(sorted(range(len(keys)), key=keys.__getitem__), np.int64)
-        chosen = chosen[by_key]
-    if len(chosen) != n or not np.array_equal(chosen, np.arange(n)):
-        rows = take_rows(rows, chosen, threads_for(len(chosen)))
-    return rows, encode_keys(rows, layout)
+        keys = encode_keys(key_rows.take(pa.array(chosen)), layout)
+        by_key = sorted(range(len(keys)), key=keys.__getitem__)
+        chosen = chosen[np.array(by_key, np.int64)]
+        keys = [keys[i] for i in by_key]
+    if len(chosen) == n and np.array_equal(chosen, np.arange(n)):
+        return None, keys
+    return chosen, keys

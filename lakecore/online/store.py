@@ -28,12 +28,15 @@ from itertools import repeat
 from typing import Any, NamedTuple
 
 import lmdb
+import numpy as np
 import pyarrow as pa
 
 from lakecore._native.rowformat import Kind
 from lakecore._native.valuecodec import newer_rows
+from lakecore.base.arrow import take_rows
 from lakecore.base.files import fsync_path, open_own, remove_tree
 from lakecore.base.refs import group_ref
+from lakecore.base.threads import threads_for
 from lakecore.errors import IntegrityError, LakeError
 from lakecore.online.codec import (
     decode_batch,
@@ -155,7 +158,7 @@ class OnlineStore:
         a commit written in several transactions, all but the last leaving the watermark."""
         if rows is None:
             rows = layout.schema.empty_table()
-        rows, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
+        rows, order, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
         deleted = deleted_keys or []
         integer_key = all(layout.codec.key_kind(k) != Kind.BYTES
                           for k in range(len(layout.primary_key)))
@@ -173,10 +176,11 @@ class OnlineStore:
             bulk = txn.stat(db)["entries"] == 0     # a bulk load: append, pages filled densely
             writer = RowWriter.of(env, txn, self.db_name(name, version))
             if writer is not None:                  # rows put natively, in this transaction
-                for chunk_keys, data, offsets in packed_chunks(layout, rows, keys, commit):
+                for chunk_keys, data, offsets in packed_chunks(layout, rows, order, keys,
+                                                               commit):
                     writer.put(chunk_keys, data, offsets, append=bulk)
             else:
-                _put_through_py_lmdb(txn, db, layout, rows, keys, commit, bulk)
+                _put_through_py_lmdb(txn, db, layout, rows, order, keys, commit, bulk)
             if watermark:
                 txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True),
                         db=wm)
@@ -309,16 +313,25 @@ class OnlineStore:
 
 
 class OnlineRows(NamedTuple):
-    """Rows ready for the online store: the latest row per key, in key order, and their keys."""
+    """Rows ready for the online store: the latest row per key is row ``order[i]`` of
+    ``rows`` (``order`` None: row i), in key order, with key ``keys[i]``. (The rows are
+    gathered in key order chunk by chunk as they are written, not here.)"""
     rows: pa.Table
+    order: np.ndarray | None
     keys: list[bytes]
+
+    def in_key_order(self) -> pa.Table:
+        """The latest row per key, in key order."""
+        if self.order is None:
+            return self.rows
+        return take_rows(self.rows, self.order, threads_for(len(self.order)))
 
 
 def prepare(rows: pa.Table, layout: Layout) -> OnlineRows:
     """What ``apply`` writes for ``rows``; computed before an offline commit, it refuses
     (``ValidationError``, ``SchemaError``) every key the online store could not hold, so that
     nothing is committed that the online write would then refuse."""
-    return OnlineRows(*latest_in_key_order(rows, layout))
+    return OnlineRows(rows, *latest_in_key_order(rows, layout))
 
 
 class RowReader:
@@ -366,13 +379,14 @@ class RowReader:
         self.close()
 
 
-def _put_through_py_lmdb(txn: Any, db: Any, layout: Layout, rows: pa.Table, keys: list[bytes],
-                         commit: int, bulk: bool) -> None:
+def _put_through_py_lmdb(txn: Any, db: Any, layout: Layout, rows: pa.Table,
+                         order: np.ndarray | None, keys: list[bytes], commit: int,
+                         bulk: bool) -> None:
     """``apply``'s rows written with py-lmdb's ``putmulti`` (one bytes object per value), when
     the transaction cannot be used natively (``native_write``)."""
     cursor = txn.cursor(db=db)
     get = txn.get
-    for chunk_keys, values in encoded_chunks(layout, rows, keys, commit):
+    for chunk_keys, values in encoded_chunks(layout, rows, order, keys, commit):
         if bulk:
             added, _ = cursor.putmulti(zip(chunk_keys, values), append=True)
             if added != len(chunk_keys):
