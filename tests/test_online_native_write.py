@@ -16,8 +16,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import lakecore
 from lakecore._native import lmdbwrite
 from lakecore.online import codec, native_write, store
+from lakecore.online.codec import PackedKeys
 from lakecore.online.layout import Layout
 from lakecore.online.native_write import RowWriter, transaction_address
 from lakecore.online.store import OnlineStore
@@ -104,8 +106,8 @@ def test_rows_replace_stored_ones_only_when_newer(tmp_path_factory, stored, inco
         keys = sorted(incoming)
         data, offsets = packed([value(*incoming[k]) for k in keys])
         with environment.begin(write=True) as txn:
-            written = RowWriter.of(environment, txn, b"rows").put(keys, data, offsets,
-                                                                  append=False)
+            written = RowWriter.of(environment, txn, b"rows").put(PackedKeys.of(keys), data,
+                                                                  offsets, append=False)
         expected, replaced = dict(before), 0
         for k in keys:
             old = before.get(k)
@@ -127,8 +129,8 @@ def test_an_append_into_an_empty_database_puts_every_row(tmp_path_factory, rows)
         keys = sorted(rows)
         data, offsets = packed([value(*rows[k]) for k in keys])
         with environment.begin(write=True) as txn:
-            assert RowWriter.of(environment, txn, b"rows").put(keys, data, offsets, True) == \
-                len(keys)
+            assert RowWriter.of(environment, txn, b"rows").put(PackedKeys.of(keys), data, offsets,
+                                                               True) == len(keys)
         assert contents(environment) == {k: value(*rows[k]) for k in keys}
     finally:
         environment.close()
@@ -138,7 +140,8 @@ def test_keys_out_of_order_in_append_mode_write_nothing(env):
     data, offsets = packed([value(0, 0, b"x"), value(0, 0, b"y")])
     with pytest.raises(AssertionError, match="out of order"):
         with env.begin(write=True) as txn:
-            RowWriter.of(env, txn, b"rows").put([b"b", b"a"], data, offsets, append=True)
+            RowWriter.of(env, txn, b"rows").put(PackedKeys.of([b"b", b"a"]), data, offsets,
+                                                append=True)
     assert contents(env) == {}
 
 
@@ -146,19 +149,20 @@ def test_lmdb_errors_are_py_lmdb_exceptions(tmp_path):
     small = lmdb.open(str(tmp_path / "small"), map_size=1 << 16, max_dbs=4, lib_version=0)
     try:
         small.open_db(b"rows")
-        keys = [i.to_bytes(8, "big") for i in range(2000)]
+        keys = PackedKeys.of([i.to_bytes(8, "big") for i in range(2000)])
         data, offsets = packed([value(0, 0, b"x" * 100)] * len(keys))
         with pytest.raises(lmdb.MapFullError):
             with small.begin(write=True) as txn:
                 RowWriter.of(small, txn, b"rows").put(keys, data, offsets, append=True)
         with pytest.raises(lmdb.BadValsizeError):
             with small.begin(write=True) as txn:
-                RowWriter.of(small, txn, b"rows").put([b"k" * 600], *packed([value(0, 0)]),
+                RowWriter.of(small, txn, b"rows").put(PackedKeys.of([b"k" * 600]),
+                                                      *packed([value(0, 0)]),
                                                       append=True)
         with pytest.raises(lmdb.NotFoundError):      # a database the transaction cannot open
             with small.begin(write=True) as txn:
                 RowWriter(transaction_address(small, txn), b"missing").put(
-                    [b"k"], *packed([value(0, 0)]), append=True)
+                    PackedKeys.of([b"k"]), *packed([value(0, 0)]), append=True)
     finally:
         small.close()
 
@@ -168,19 +172,48 @@ def test_the_kernel_checks_its_inputs(env):
     with env.begin(write=True) as txn:
         address = transaction_address(env, txn)
         data, offsets = packed([value(0, 0)])
-        with pytest.raises(ValueError, match="one more offset"):
-            lmdbwrite.put_rows(functions, address, b"rows", [b"a", b"b"], data, offsets, True)
-        with pytest.raises(ValueError, match="outside the data"):
-            lmdbwrite.put_rows(functions, address, b"rows", [b"a"], data[:4], offsets, True)
-        with pytest.raises(ValueError, match="must not decrease"):
-            lmdbwrite.put_rows(functions, address, b"rows", [b"a", b"b"], data,
-                               np.array([0, 16, 8], np.int64), True)
-        with pytest.raises(TypeError):
-            lmdbwrite.put_rows(functions, address, b"rows", ["a"], data, offsets, True)
+        one, two = PackedKeys.of([b"a"]), PackedKeys.of([b"a", b"b"])
+
+        def put(keys, data, offsets, txn=address):
+            return lmdbwrite.put_rows(functions, txn, b"rows", keys.data, keys.offsets, data,
+                                      offsets, True)
+        with pytest.raises(ValueError, match="value offsets not one per key"):
+            put(two, data, offsets)
+        with pytest.raises(ValueError, match="value offsets"):
+            put(one, data[:4], offsets)
+        with pytest.raises(ValueError, match="value offsets"):
+            put(two, data, np.array([0, 16, 8], np.int64))
+        with pytest.raises(ValueError, match="key offsets"):
+            put(PackedKeys(one.data, np.array([0, 5], np.int64)), data, offsets)
+        with pytest.raises(ValueError, match="key offsets"):
+            put(PackedKeys(two.data, np.array([0, 2, 1], np.int64)), data, offsets)
+        with pytest.raises(ValueError, match="key offsets"):
+            put(PackedKeys(two.data, np.zeros(0, np.int64)), data, offsets)
         with pytest.raises(ValueError, match="no transaction"):
-            lmdbwrite.put_rows(functions, 0, b"rows", [b"a"], data, offsets, True)
+            put(one, data, offsets, txn=0)
+        assert put(PackedKeys.of([]), data[:0], np.zeros(1, np.int64)) == (0, 0, -1)
     with pytest.raises(ValueError, match="every address"):
         lmdbwrite.LmdbFunctions(0, 0, 0, 0, 0)
+
+
+def test_packed_keys_are_the_keys_one_buffer():
+    from lakecore._native import keycodec
+
+    layout = Layout.of(pa.schema([("a", pa.string()), ("b", pa.int32()), ("v", pa.float64())]),
+                       ["a", "b"], None)
+    keys = pa.table({"a": ["", "x", "long" * 50, None], "b": pa.array([1, -2, 3, 4], pa.int32())})
+    good = keys.slice(0, 3)
+    packed_keys = codec.encode_keys_packed(good, layout)
+    assert packed_keys.tolist() == codec.encode_keys(good, layout)
+    assert packed_keys.chunk(1, 3).tolist() == codec.encode_keys(good, layout)[1:3]
+    assert PackedKeys.of(codec.encode_keys(good, layout)).tolist() == packed_keys.tolist()
+    assert packed_keys.nbytes == sum(map(len, packed_keys.tolist()))
+    with pytest.raises(lakecore.ValidationError, match="null"):
+        codec.encode_keys_packed(keys, layout)
+    with pytest.raises(ValueError, match="outside"):
+        keycodec.split_keys(packed_keys.data, packed_keys.offsets + 1000)
+    with pytest.raises(ValueError, match="decrease"):
+        keycodec.split_keys(packed_keys.data, packed_keys.offsets[::-1].copy())
 
 
 # -- through OnlineStore.apply ----------------------------------------------------------------
@@ -273,3 +306,44 @@ def test_a_kill_in_the_middle_of_a_native_write_leaves_the_old_state(tmp_path, f
     subprocess.run(run + ["2"], check=True, cwd=cwd, env=environ)     # and it can be written
     keys, values, watermark = OnlineStore(path, readonly=True).scan("g", 1)
     assert watermark == 2 and len(keys) == 1000
+
+
+def test_one_thread_or_several_store_the_same_bytes(tmp_path, monkeypatch):
+    """With several threads, chunks are gathered and encoded one ahead on a helper thread."""
+    monkeypatch.setattr(codec, "_CHUNK", 256)
+    try:
+        lakecore.set_num_threads(1)
+        one = load(tmp_path / "one")
+        lakecore.set_num_threads(3)
+        assert load(tmp_path / "three") == one
+    finally:
+        lakecore.set_num_threads(None)
+
+
+def test_one_ahead_keeps_order_raises_where_taken_and_stops_early():
+    import threading
+
+    from lakecore.base.threads import one_ahead
+
+    made = []
+
+    def items(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise KeyError(i)
+            made.append(threading.current_thread().name)
+            yield i
+
+    assert list(one_ahead(items(5))) == [0, 1, 2, 3, 4]
+    assert all(name.startswith("lakecore-ahead") for name in made)
+    got = []
+    with pytest.raises(KeyError):
+        for i in one_ahead(items(5, fail_at=3)):
+            got.append(i)
+    assert got == [0, 1, 2]
+    made.clear()
+    for i in one_ahead(items(100)):
+        if i == 2:
+            break
+    assert len(made) <= 4           # the item being made when the caller stopped, no more
+    assert list(one_ahead(iter([]))) == []

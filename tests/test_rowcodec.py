@@ -16,6 +16,7 @@ from lakecore.online.codec import (
     decode_batch,
     encode_key,
     encode_keys,
+    encode_keys_packed,
     encode_packed,
     encode_values,
 )
@@ -251,7 +252,13 @@ def test_keys_are_the_specified_bytes(kinds, data):
                       for i, (n, t) in enumerate(zip(names, types))},
                      schema=pa.schema(list(zip(names, types))))
     layout = Layout.of(table.schema, names, None)
-    assert encode_keys(table, layout) == [reference.encode_key(list(r), types) for r in rows]
+    want = [reference.encode_key(list(r), types) for r in rows]
+    assert encode_keys(table, layout) == want
+    packed = encode_keys_packed(table, layout)            # one buffer: the same bytes
+    assert packed.data[:packed.offsets[-1]].tobytes() == b"".join(want)
+    assert packed.tolist() == want
+    if len(rows) > 2:                                     # sliced inputs too
+        assert encode_keys_packed(table.slice(1, 2), layout).tolist() == want[1:3]
 
 
 GOLDEN_SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("ts", TS),

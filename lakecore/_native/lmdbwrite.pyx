@@ -1,7 +1,7 @@
 # distutils: language = c++
 """Many rows put into an open LMDB write transaction in one native loop (``put_rows``): keys
-from a list of bytes, values from one packed buffer (``valuecodec.encode_packed``), no Python
-object or call per row and no GIL while LMDB works. O(n) here, plus LMDB's own B-tree work:
+and values each from one packed buffer (``keycodec.encode_keys_packed``,
+``valuecodec.encode_packed``), no Python object or call per row and no GIL while LMDB works. O(n) here, plus LMDB's own B-tree work:
 an append per row into an empty database, a lookup and a put per row otherwise.
 
 The LMDB functions are those of the LMDB library py-lmdb has loaded, given as addresses
@@ -10,7 +10,6 @@ one library copy and one ``MDB_env`` serve the environment in this process, as L
 """
 from libc.stdint cimport int64_t, uint8_t, uintptr_t
 from libc.string cimport memcpy
-from libcpp.vector cimport vector
 
 cdef extern from *:
     """
@@ -82,24 +81,27 @@ cdef inline bint replaces(const uint8_t *new, const MDB_val *stored) noexcept no
 
 
 cdef int put_loop(LmdbFunctions lib, MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cursor,
-                  MDB_val *keys, const uint8_t *data, const int64_t *offsets, Py_ssize_t n,
-                  bint append, Py_ssize_t *written, Py_ssize_t *row) noexcept nogil:
+                  const uint8_t *keys, const int64_t *key_offsets, const uint8_t *data,
+                  const int64_t *offsets, Py_ssize_t n, bint append, Py_ssize_t *written,
+                  Py_ssize_t *row) noexcept nogil:
     cdef Py_ssize_t i
     cdef int rc
-    cdef MDB_val value, stored
+    cdef MDB_val key, value, stored
     cdef unsigned int flags = MDB_APPEND if append else 0
     for i in range(n):
         row[0] = i
+        key.mv_size = <size_t>(key_offsets[i + 1] - key_offsets[i])
+        key.mv_data = <void *>(keys + key_offsets[i])
         value.mv_size = <size_t>(offsets[i + 1] - offsets[i])
         value.mv_data = <void *>(data + offsets[i])
         if not append:
-            rc = lib.get(txn, dbi, &keys[i], &stored)
+            rc = lib.get(txn, dbi, &key, &stored)
             if rc == 0:
                 if value.mv_size < HEADER or not replaces(data + offsets[i], &stored):
                     continue
             elif rc != MDB_NOTFOUND:
                 return rc
-        rc = lib.cursor_put(cursor, &keys[i], &value, flags)
+        rc = lib.cursor_put(cursor, &key, &value, flags)
         if rc != 0:
             return rc
         written[0] += 1
@@ -107,44 +109,52 @@ cdef int put_loop(LmdbFunctions lib, MDB_txn *txn, MDB_dbi dbi, MDB_cursor *curs
     return 0
 
 
-def put_rows(LmdbFunctions lib, uintptr_t txn, bytes db_name, list keys,
-             const uint8_t[::1] data, const int64_t[::1] offsets, bint append):
-    """Put ``keys[i]`` -> ``data[offsets[i]:offsets[i + 1]]`` into the named database of the
-    write transaction at address ``txn`` (an ``MDB_txn *`` of ``lib``'s library), keys in
-    order. ``append``: into an empty database (``MDB_APPEND``: pages filled densely; a key out
-    of order fails with MDB_KEYEXIST); else each row replaces the stored one only when it is
-    newer (``replaces``). Returns ``(status, written, row)``: LMDB's return code (0: every row
+cdef bint bad_offsets(const int64_t[::1] offsets, Py_ssize_t n, Py_ssize_t size) noexcept:
+    """Whether ``offsets`` (n + 1 of them) do not cut ``size`` bytes into n pieces in order."""
+    cdef Py_ssize_t i
+    if offsets.shape[0] != n + 1:
+        return True
+    if n == 0:
+        return False
+    if offsets[0] < 0 or offsets[n] > size:
+        return True
+    for i in range(n):
+        if offsets[i + 1] < offsets[i]:
+            return True
+    return False
+
+
+def put_rows(LmdbFunctions lib, uintptr_t txn, bytes db_name, const uint8_t[::1] keys,
+             const int64_t[::1] key_offsets, const uint8_t[::1] data,
+             const int64_t[::1] offsets, bint append):
+    """Put key i (``keys[key_offsets[i]:key_offsets[i + 1]]``) -> value i
+    (``data[offsets[i]:offsets[i + 1]]``) into the named database of the write transaction at
+    address ``txn`` (an ``MDB_txn *`` of ``lib``'s library), keys in order. ``append``: into
+    an empty database (``MDB_APPEND``: pages filled densely; a key out of order fails with
+    MDB_KEYEXIST); else each row replaces the stored one only when it is newer
+    (``replaces``). Returns ``(status, written, row)``: LMDB's return code (0: every row
     handled), how many rows were put, and the row that failed (-1: none). The caller words
     the code and aborts the transaction on failure."""
-    cdef Py_ssize_t n = len(keys), i, written = 0, row = -1
-    cdef vector[MDB_val] encoded
+    cdef Py_ssize_t n = key_offsets.shape[0] - 1, written = 0, row = -1
     cdef MDB_dbi dbi
     cdef MDB_cursor *cursor = NULL
     cdef int rc
-    cdef bytes key
     if not txn:
         raise ValueError("put_rows: no transaction")
-    if offsets.shape[0] != n + 1:
-        raise ValueError("put_rows: one more offset than keys expected")
-    if n and (offsets[0] < 0 or offsets[n] > data.shape[0]):
-        raise ValueError("put_rows: offsets outside the data")
-    for i in range(n):
-        if offsets[i + 1] < offsets[i]:
-            raise ValueError("put_rows: offsets must not decrease")
-    encoded.resize(n)
-    for i in range(n):
-        key = <bytes?> keys[i]
-        encoded[i].mv_size = len(key)
-        encoded[i].mv_data = <void *><const char *> key
+    if n < 0 or bad_offsets(key_offsets, n, keys.shape[0]):
+        raise ValueError("put_rows: key offsets outside the keys or decreasing")
+    if bad_offsets(offsets, n, data.shape[0]):
+        raise ValueError("put_rows: value offsets not one per key, outside the data or "
+                         "decreasing")
+    cdef const uint8_t *key_start = &keys[0] if keys.shape[0] else NULL
     cdef const uint8_t *start = &data[0] if data.shape[0] else NULL
-    cdef const int64_t *bounds = &offsets[0]
     cdef const char *name = db_name
     with nogil:
         rc = lib.dbi_open(<MDB_txn *> txn, name, 0, &dbi)
         if rc == 0:
             rc = lib.cursor_open(<MDB_txn *> txn, dbi, &cursor)
         if rc == 0:
-            rc = put_loop(lib, <MDB_txn *> txn, dbi, cursor, encoded.data(), start, bounds, n,
-                          append, &written, &row)
+            rc = put_loop(lib, <MDB_txn *> txn, dbi, cursor, key_start, &key_offsets[0], start,
+                          &offsets[0], n, append, &written, &row)
             lib.cursor_close(cursor)
     return rc, written, row

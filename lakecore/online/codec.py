@@ -4,6 +4,8 @@ status codes, and the latest row per key of a write, in key order."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
@@ -18,21 +20,63 @@ from lakecore.base.arrow import (
     validity_mask,
 )
 from lakecore.base.keys import key_codes
-from lakecore.base.threads import threads_for
+from lakecore.base.threads import get_num_threads, one_ahead, threads_for
 from lakecore.errors import IntegrityError, LakeError, SchemaError, ValidationError
 from lakecore.online.layout import Layout, codec_type
 
 
-def encode_keys(table: pa.Table, layout: Layout) -> list[bytes]:
-    """The LMDB keys of ``table``'s primary key columns (of the schema's types, no nulls)."""
+def _key_columns(table: pa.Table, layout: Layout) -> list[tuple]:
     columns = []
     for name in layout.primary_key:
         array = single_array(table.column(name))
         buffers = array.buffers()
         columns.append((buffers[0], buffers[-1], buffers[1] if len(buffers) == 3 else None,
                         array.offset))
+    return columns
+
+
+def encode_keys(table: pa.Table, layout: Layout) -> list[bytes]:
+    """The LMDB keys of ``table``'s primary key columns (of the schema's types, no nulls)."""
     try:
-        return keycodec.encode_keys(layout.codec, columns, table.num_rows)
+        return keycodec.encode_keys(layout.codec, _key_columns(table, layout), table.num_rows)
+    except KeyRefused as refused:
+        raise key_error(layout, refused, "keys", ValidationError) from None
+
+
+@dataclass(frozen=True)
+class PackedKeys:
+    """LMDB keys back to back in one buffer: key i is ``data[offsets[i]:offsets[i + 1]]``
+    (``offsets`` may be a slice of a longer array: they index ``data`` as they are)."""
+    data: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def chunk(self, start: int, stop: int) -> PackedKeys:
+        """Keys ``start`` to ``stop`` (no copy)."""
+        stop = min(stop, len(self))
+        return PackedKeys(self.data, self.offsets[start:stop + 1])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.offsets[-1] - self.offsets[0])
+
+    def tolist(self) -> list[bytes]:
+        return keycodec.split_keys(self.data, np.ascontiguousarray(self.offsets))
+
+    @classmethod
+    def of(cls, keys: list[bytes]) -> PackedKeys:
+        offsets = np.zeros(len(keys) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, keys), np.int64, len(keys)), out=offsets[1:])
+        return cls(np.frombuffer(b"".join(keys) or b"\0", np.uint8), offsets)
+
+
+def encode_keys_packed(table: pa.Table, layout: Layout) -> PackedKeys:
+    """``encode_keys``' keys in one buffer, without a Python object per key."""
+    try:
+        return PackedKeys(*keycodec.encode_keys_packed(layout.codec, _key_columns(table, layout),
+                                                       table.num_rows))
     except KeyRefused as refused:
         raise key_error(layout, refused, "keys", ValidationError) from None
 
@@ -141,22 +185,33 @@ def rows_of_chunk(rows: pa.Table, order: np.ndarray | None, start: int) -> pa.Ta
     return rows.take(pa.array(order[start:start + _CHUNK]))
 
 
-def encoded_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: list[bytes],
+def encoded_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: PackedKeys,
                    commit: int):
     """``(keys, values)`` of the rows ``order`` (``rows_of_chunk``) in chunks of ``_CHUNK``
-    rows, so that a big write never holds every encoded value at once."""
+    rows, as lists of bytes, so that a big write never holds every encoded value at once."""
     for start in range(0, len(keys), _CHUNK):
-        yield (keys[start:start + _CHUNK],
+        yield (keys.chunk(start, start + _CHUNK).tolist(),
                encode_values(layout, rows_of_chunk(rows, order, start), commit))
 
 
-def packed_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: list[bytes],
+def packed_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: PackedKeys,
                   commit: int):
-    """``encoded_chunks`` with each chunk's values packed (``encode_packed``):
-    ``(keys, data, offsets)``."""
+    """``encoded_chunks`` with each chunk's values packed (``encode_packed``): ``(keys, data,
+    offsets)``. With two threads or more and more than one chunk, each next chunk is gathered
+    and encoded on a helper thread (using the other threads) while the caller writes the
+    current one: a pipeline, as gathering, encoding and LMDB's native puts all release the
+    GIL. (With py-lmdb's ``putmulti``, which needs the GIL for every row, it was no faster.)"""
+    threads = get_num_threads()
+    if threads < 2 or len(keys) <= _CHUNK:
+        return _packed_chunks(layout, rows, order, keys, commit, None)
+    return one_ahead(_packed_chunks(layout, rows, order, keys, commit, threads - 1))
+
+
+def _packed_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: PackedKeys,
+                   commit: int, num_threads: int | None):
     for start in range(0, len(keys), _CHUNK):
-        yield (keys[start:start + _CHUNK],
-               *encode_packed(layout, rows_of_chunk(rows, order, start), commit))
+        yield (keys.chunk(start, start + _CHUNK),
+               *encode_packed(layout, rows_of_chunk(rows, order, start), commit, num_threads))
 
 
 def _arena(size: int) -> np.ndarray:
@@ -213,14 +268,14 @@ def _as_int64(array: pa.Array) -> np.ndarray:
     return fixed_width_values(array, np.dtype(f"i{width}")).astype(np.int64, copy=False)
 
 
-def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[np.ndarray | None, list[bytes]]:
+def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[np.ndarray | None, PackedKeys]:
     """The row with the greatest event time of each primary key (rows of one commit have
     unique (key, event time), so there are no ties; without an event time the last row wins),
     in encoded key order so that they can be appended to an empty database: their row numbers
     (None: every row, in the order given), and their keys."""
     n = rows.num_rows
     if n == 0:
-        return None, []
+        return None, PackedKeys.of([])
     if layout.event_time:
         times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
                                    np.int64)
@@ -244,13 +299,13 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[np.ndarray | No
     chosen = order[last]
     key_rows = rows.select(layout.primary_key)
     if integer_key:
-        keys = encode_keys(key_rows.take(pa.array(chosen)), layout)
+        keys = encode_keys_packed(key_rows.take(pa.array(chosen)), layout)
     else:                                       # codes are not in key order: sort the keys
         chosen = np.sort(chosen)
-        keys = encode_keys(key_rows.take(pa.array(chosen)), layout)
-        by_key = sorted(range(len(keys)), key=keys.__getitem__)
+        unsorted = encode_keys(key_rows.take(pa.array(chosen)), layout)
+        by_key = sorted(range(len(unsorted)), key=unsorted.__getitem__)
         chosen = chosen[np.array(by_key, np.int64)]
-        keys = [keys[i] for i in by_key]
+        keys = PackedKeys.of([unsorted[i] for i in by_key])
     if len(chosen) == n and np.array_equal(chosen, np.arange(n)):
         return None, keys
     return chosen, keys

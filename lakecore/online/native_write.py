@@ -41,6 +41,7 @@ import lmdb
 import numpy as np
 
 from lakecore._native.lmdbwrite import LmdbFunctions, put_rows
+from lakecore.online.codec import PackedKeys
 
 # struct TransObject (py-lmdb 3.0, without HAVE_MEMSINK), in pointer-sized words:
 # PyObject_HEAD (0-1), siblings (2-3), children (4-5), valid (6, an int), weaklist (7),
@@ -124,14 +125,15 @@ class RowWriter:
         address = transaction_address(env, txn)
         return None if address is None else cls(address, db_name)
 
-    def put(self, keys: list[bytes], data: np.ndarray, offsets: np.ndarray, append: bool) -> int:
+    def put(self, keys: PackedKeys, data: np.ndarray, offsets: np.ndarray, append: bool) -> int:
         """Put ``keys`` and the packed values (``valuecodec.encode_packed``) in one native
         loop: appended when the database is empty (``append``; keys in order), else each row
         only where it is newer than the stored one. Returns how many rows were put; raises
         what py-lmdb would (``lmdb.MapFullError`` when the map is full), after which the
         transaction must be aborted."""
-        status, written, row = put_rows(_library.functions, self._address, self._db_name, keys,
-                                        data, offsets, append)
+        status, written, row = put_rows(_library.functions, self._address, self._db_name,
+                                        keys.data, np.ascontiguousarray(keys.offsets), data,
+                                        offsets, append)
         if status == MDB_KEYEXIST and append:
             raise AssertionError("online keys out of order in append mode")
         if status != 0:
@@ -139,8 +141,8 @@ class RowWriter:
         return written
 
 
-_ERRORS = {-30798: lmdb.NotFoundError, -30792: lmdb.MapFullError, -30788: lmdb.TxnFullError, -30787: lmdb.CursorFullError,
-           -30786: lmdb.PageFullError, -30781: lmdb.BadValsizeError, -30782: lmdb.BadTxnError,
+_ERRORS = {-30798: lmdb.NotFoundError, -30792: lmdb.MapFullError, -30788: lmdb.TxnFullError,
+           -30787: lmdb.CursorFullError, -30786: lmdb.PageFullError, -30781: lmdb.BadValsizeError, -30782: lmdb.BadTxnError,
            -30796: lmdb.CorruptedError, -30795: lmdb.PanicError}
 
 

@@ -31,7 +31,6 @@ import lmdb
 import numpy as np
 import pyarrow as pa
 
-from lakecore._native.rowformat import Kind
 from lakecore._native.valuecodec import newer_rows
 from lakecore.base.arrow import take_rows
 from lakecore.base.files import fsync_path, open_own, remove_tree
@@ -39,6 +38,7 @@ from lakecore.base.refs import group_ref
 from lakecore.base.threads import threads_for
 from lakecore.errors import IntegrityError, LakeError
 from lakecore.online.codec import (
+    PackedKeys,
     decode_batch,
     decode_row,
     encode_key,
@@ -160,10 +160,7 @@ class OnlineStore:
             rows = layout.schema.empty_table()
         rows, order, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
         deleted = deleted_keys or []
-        integer_key = all(layout.codec.key_kind(k) != Kind.BYTES
-                          for k in range(len(layout.primary_key)))
-        key_bytes = 8 * len(layout.primary_key) * len(keys) if integer_key else sum(map(len, keys))
-        self._reserve(key_bytes + rows.get_total_buffer_size()
+        self._reserve(keys.nbytes + rows.get_total_buffer_size()
                       + len(keys) * (16 + 4 * len(layout.features)), clear)
 
         def write(env, txn):
@@ -314,11 +311,11 @@ class OnlineStore:
 
 class OnlineRows(NamedTuple):
     """Rows ready for the online store: the latest row per key is row ``order[i]`` of
-    ``rows`` (``order`` None: row i), in key order, with key ``keys[i]``. (The rows are
+    ``rows`` (``order`` None: row i), in key order, with key i of ``keys``. (The rows are
     gathered in key order chunk by chunk as they are written, not here.)"""
     rows: pa.Table
     order: np.ndarray | None
-    keys: list[bytes]
+    keys: PackedKeys
 
     def in_key_order(self) -> pa.Table:
         """The latest row per key, in key order."""
@@ -380,7 +377,7 @@ class RowReader:
 
 
 def _put_through_py_lmdb(txn: Any, db: Any, layout: Layout, rows: pa.Table,
-                         order: np.ndarray | None, keys: list[bytes], commit: int,
+                         order: np.ndarray | None, keys: PackedKeys, commit: int,
                          bulk: bool) -> None:
     """``apply``'s rows written with py-lmdb's ``putmulti`` (one bytes object per value), when
     the transaction cannot be used natively (``native_write``)."""
