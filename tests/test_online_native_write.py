@@ -256,6 +256,7 @@ def test_a_full_map_inside_the_native_write_grows_it_and_writes_once(tmp_path, m
 
     monkeypatch.setattr(environments, "INITIAL_MAP_SIZE", 1 << 16)
     monkeypatch.setattr(OnlineStore, "_reserve", lambda self, payload, clear: None)
+    monkeypatch.setattr(codec, "_CHUNK", 1000)      # the map fills while chunks are made ahead
     puts = []
     original = RowWriter.put
     monkeypatch.setattr(RowWriter, "put", lambda self, *a, **k: puts.append(1) or
