@@ -3,8 +3,8 @@
 Why: py-lmdb's ``putmulti`` takes one Python bytes object per key and value and makes one
 LMDB call per row with the GIL released and taken again around it; for a bulk load of 1e6
 rows of 20 floats that and making the bytes objects cost about twice LMDB's own work
-(``benchmarks/README.md``, online ingest). ``put_rows`` puts the same rows from one packed
-buffer in one native loop.
+(``benchmarks/README.md``, online ingest). ``put_rows`` puts the same rows from two packed
+buffers (keys, values) in one native loop.
 
 How, without a second LMDB in the process: LMDB must not be opened twice in one process (its
 fcntl locks belong to the process; a second ``MDB_env`` on the same files would take itself
@@ -29,7 +29,13 @@ reads it from the ``lmdb.Transaction`` object, whose C layout (py-lmdb 3.0's ``c
 
 Anything else (another py-lmdb build or version, its cffi flavour) gives None, and the store
 writes through ``putmulti`` as before: slower, same result. ``tests/test_online_native_write``
-fails when the pinned py-lmdb no longer passes these checks.
+fails when the installed py-lmdb no longer passes these checks, so that an upgrade that changes
+the layout is noticed (and these notes brought up to date) rather than silently slower.
+
+The loop runs without the GIL on the thread that began the transaction. Other threads may use
+py-lmdb meanwhile: read transactions are LMDB's to isolate, LMDB refuses to resize the map
+while a write transaction is open, and py-lmdb waits for the write transaction before it
+closes the environment.
 """
 
 from __future__ import annotations
