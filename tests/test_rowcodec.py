@@ -11,7 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lakecore._native import keycodec, valuecodec
-from lakecore.online.codec import decode_batch, encode_key, encode_keys, encode_values
+from lakecore.online.codec import (
+    _codec_inputs,
+    decode_batch,
+    encode_key,
+    encode_keys,
+    encode_keys_packed,
+    encode_packed,
+    encode_values,
+)
 from lakecore.online.layout import Layout
 from tests import rowcodec_reference as reference
 
@@ -191,6 +199,50 @@ def test_values_are_the_specified_bytes(table, version):
     assert got == want
 
 
+@given(table=feature_table(), version=INT64, threads=st.sampled_from([1, 2]))
+def test_packed_values_are_the_specified_bytes_back_to_back(table, version, threads):
+    """``encode_packed``: the same values as the reference, in one buffer with offsets, from
+    read-only inputs, on one or two threads."""
+    layout = layout_of(table)
+    types = [f.type for f in layout.features]
+    times = table.column("ts").cast(pa.int64()).to_pylist()
+    rows = table.select([f.name for f in layout.features]).to_pylist()
+    want = [reference.encode_value(t, version, types, list(row.values()))
+            for t, row in zip(times, rows)]
+    data, offsets = encode_packed(layout, table, version, threads)
+    assert offsets.tolist() == [sum(map(len, want[:i])) for i in range(len(want) + 1)]
+    assert data[:offsets[-1]].tobytes() == b"".join(want)
+    times, columns = _codec_inputs(layout, table)
+    for array in [times] + [a for column in columns for a in column]:
+        array.flags.writeable = False
+    data, offsets = valuecodec.encode_packed(layout.codec, times, version, columns,
+                                             lambda size: np.zeros(size, np.uint8), threads)
+    assert data.tobytes() == b"".join(want)
+
+
+def test_packed_values_of_many_rows_match_one_value_per_row():
+    """Enough rows for the parallel loops (20,000 and more), with strings and lists."""
+    n = 30_000
+    table = pa.table({"id": pa.array(np.arange(n), pa.int64()),
+                      "ts": pa.array(np.arange(n), pa.int64()).cast(TS),
+                      "s": [None if i % 7 == 0 else f"v{i}" * (i % 5) for i in range(n)],
+                      "l": [[float(i)] * (i % 4) for i in range(n)],
+                      "f": np.arange(n, dtype=np.float64)})
+    layout = layout_of(table)
+    data, offsets = encode_packed(layout, table, 3, 2)
+    assert data[:offsets[-1]].tobytes() == b"".join(encode_values(layout, table, 3, 1))
+    assert np.array_equal(np.diff(offsets), [len(v) for v in encode_values(layout, table, 3)])
+
+
+def test_packed_values_refuse_a_short_buffer():
+    table = pa.table({"id": [1], "ts": pa.array([0], pa.int64()).cast(TS), "v": [1.0]})
+    layout = layout_of(table)
+    times, columns = _codec_inputs(layout, table)
+    with pytest.raises(ValueError, match="too small"):
+        valuecodec.encode_packed(layout.codec, times, 0, columns,
+                                 lambda size: np.zeros(size - 1, np.uint8))
+
+
 @given(kinds=st.lists(st.sampled_from(sorted(KEY_TYPES)), min_size=1, max_size=3), data=st.data())
 def test_keys_are_the_specified_bytes(kinds, data):
     names = [f"k{i}" for i in range(len(kinds))]
@@ -200,7 +252,13 @@ def test_keys_are_the_specified_bytes(kinds, data):
                       for i, (n, t) in enumerate(zip(names, types))},
                      schema=pa.schema(list(zip(names, types))))
     layout = Layout.of(table.schema, names, None)
-    assert encode_keys(table, layout) == [reference.encode_key(list(r), types) for r in rows]
+    want = [reference.encode_key(list(r), types) for r in rows]
+    assert encode_keys(table, layout) == want
+    packed = encode_keys_packed(table, layout)            # one buffer: the same bytes
+    assert packed.data[:packed.offsets[-1]].tobytes() == b"".join(want)
+    assert packed.tolist() == want
+    if len(rows) > 2:                                     # sliced inputs too
+        assert encode_keys_packed(table.slice(1, 2), layout).tolist() == want[1:3]
 
 
 GOLDEN_SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("ts", TS),

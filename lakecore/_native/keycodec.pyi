@@ -1,5 +1,8 @@
 from enum import IntEnum
 
+import numpy as np
+import numpy.typing as npt
+
 from lakecore._native.rowformat import RowLayout
 
 class KeyStatus(IntEnum):
@@ -19,3 +22,6 @@ class KeyRefused(ValueError):
 
 def encode_key(layout: RowLayout, values: tuple) -> bytes: ...
 def encode_keys(layout: RowLayout, columns: list[tuple], n: int) -> list[bytes]: ...
+def encode_keys_packed(layout: RowLayout, columns: list[tuple],
+                       n: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]: ...
+def split_keys(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> list[bytes]: ...

@@ -209,6 +209,33 @@ cdef Py_ssize_t arrays_per_kind(int kind) noexcept nogil:
     return 4
 
 
+cdef class _Rows:
+    """The encoding plan of one call: the columns' raw pointers and a ``Plan`` over them."""
+    cdef _Columns cols
+    cdef vector[Py_ssize_t] base
+    cdef Plan plan
+
+    def __init__(self, RowLayout layout, list columns):
+        cdef Py_ssize_t c, nc = layout.n_columns
+        cdef list flat = []
+        if len(columns) != nc:
+            raise ValueError(f"expected {nc} columns, got {len(columns)}")
+        for c in range(nc):
+            if len(columns[c]) != arrays_per_kind(layout.kinds[c]):
+                raise ValueError(f"column {c}: expected {arrays_per_kind(layout.kinds[c])} arrays")
+            self.base.push_back(len(flat))
+            flat.extend(columns[c])
+        self.cols = _Columns(flat)
+        self.plan.n_columns = nc
+        self.plan.bitmap_bytes = layout.bitmap_bytes
+        self.plan.fixed_bytes = layout.fixed_bytes
+        self.plan.kinds = layout.kinds.data()
+        self.plan.widths = layout.widths.data()
+        self.plan.ptrs = self.cols.ptrs.data()
+        self.plan.lengths = self.cols.lengths.data()
+        self.plan.base = self.base.data()
+
+
 def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version, list columns,
                   int num_threads=1):
     """One value per row. ``columns[c]`` holds column c's numpy arrays, by kind (a validity
@@ -222,24 +249,9 @@ def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version, l
     Sizing and filling run on ``num_threads`` threads; only creating the bytes objects needs
     the GIL.
     """
-    cdef Py_ssize_t n = times.shape[0], i, c, nc = layout.n_columns
-    cdef list flat = []
-    cdef vector[Py_ssize_t] base
-    for c in range(nc):
-        if len(columns[c]) != arrays_per_kind(layout.kinds[c]):
-            raise ValueError(f"column {c}: expected {arrays_per_kind(layout.kinds[c])} arrays")
-        base.push_back(len(flat))
-        flat.extend(columns[c])
-    cdef _Columns cols = _Columns(flat)
-    cdef Plan plan
-    plan.n_columns = nc
-    plan.bitmap_bytes = layout.bitmap_bytes
-    plan.fixed_bytes = layout.fixed_bytes
-    plan.kinds = layout.kinds.data()
-    plan.widths = layout.widths.data()
-    plan.ptrs = cols.ptrs.data()
-    plan.lengths = cols.lengths.data()
-    plan.base = base.data()
+    cdef Py_ssize_t n = times.shape[0], i
+    cdef _Rows rows = _Rows(layout, columns)
+    cdef const Plan *plan = &rows.plan
     cdef vector[Py_ssize_t] sizes
     cdef vector[uint8_t *] targets
     sizes.resize(n)
@@ -247,7 +259,7 @@ def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version, l
     cdef bint parallel = num_threads > 1 and n >= 20000
     for i in prange(n, nogil=True, schedule="static", num_threads=num_threads,
                     use_threads_if=parallel):
-        sizes[i] = row_size(&plan, i)
+        sizes[i] = row_size(plan, i)
     out = [None] * n
     for i in range(n):
         value = PyBytes_FromStringAndSize(NULL, sizes[i])
@@ -255,8 +267,41 @@ def encode_values(RowLayout layout, const int64_t[::1] times, int64_t version, l
         out[i] = value
     for i in prange(n, nogil=True, schedule="static", num_threads=num_threads,
                     use_threads_if=parallel):
-        write_row(&plan, i, times[i], version, targets[i])
+        write_row(plan, i, times[i], version, targets[i])
     return out
+
+
+def encode_packed(RowLayout layout, const int64_t[::1] times, int64_t version, list columns,
+                  allocate, int num_threads=1):
+    """The same values as ``encode_values``, back to back in one buffer: ``(data, offsets)``,
+    value i being ``data[offsets[i]:offsets[i + 1]]``. ``allocate(size)`` returns the data
+    buffer (a writable uint8 array of at least ``size`` bytes). No Python object per row:
+    sizing and filling run on ``num_threads`` threads without the GIL, the offsets are a
+    running sum (O(n) in all). (Encoding straight from unsorted columns through a row order
+    was measured instead of gathering them first: about 5x slower, a cache miss per column
+    and row.)"""
+    cdef Py_ssize_t n = times.shape[0], i
+    cdef _Rows rows = _Rows(layout, columns)
+    cdef const Plan *plan = &rows.plan
+    offsets_array = np.empty(n + 1, dtype=np.int64)
+    cdef int64_t[::1] offsets = offsets_array
+    cdef bint parallel = num_threads > 1 and n >= 20000
+    offsets[0] = 0
+    for i in prange(n, nogil=True, schedule="static", num_threads=num_threads,
+                    use_threads_if=parallel):
+        offsets[i + 1] = row_size(plan, i)
+    with nogil:
+        for i in range(n):
+            offsets[i + 1] += offsets[i]
+    data = allocate(offsets[n])
+    cdef uint8_t[::1] target = data
+    if target.shape[0] < offsets[n]:
+        raise ValueError("encode_packed: allocate returned a buffer too small")
+    cdef uint8_t *start = &target[0] if target.shape[0] else NULL
+    for i in prange(n, nogil=True, schedule="static", num_threads=num_threads,
+                    use_threads_if=parallel):
+        write_row(plan, i, times[i], version, start + offsets[i])
+    return data, offsets_array
 
 
 def decode_row(RowLayout layout, value, int64_t min_time):

@@ -1,8 +1,13 @@
 """How many threads the native kernels may use (default: every core, or LAKECORE_NUM_THREADS)."""
 
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from lakecore.errors import ValidationError
+
+T = TypeVar("T")
 
 _num_threads: int | None = None
 _forked = False
@@ -73,3 +78,18 @@ def set_num_threads(n: int | None) -> None:
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValidationError(f"set_num_threads: expected a positive int or None, got {n!r}")
     _num_threads = n
+
+
+_DONE = object()
+
+
+def one_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of ``items``, each next one made on a helper thread while the caller works on
+    the current one (a pipeline of two stages: it helps when both release the GIL). An error
+    making an item is raised where the caller takes it; when the caller stops early, the item
+    being made is finished and dropped."""
+    with ThreadPoolExecutor(1, thread_name_prefix="lakecore-ahead") as pool:
+        future = pool.submit(next, items, _DONE)
+        while (item := future.result()) is not _DONE:
+            future = pool.submit(next, items, _DONE)
+            yield item

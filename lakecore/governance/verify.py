@@ -415,7 +415,8 @@ def _compare_online(lake: LakeContext, report: Report, spec: FeatureGroupSpec) -
                                f"offline table at commit {snapshot.version}")
     layout = Layout.of(schema, spec.primary_key, spec.event_time)
     expected = prepare(table.read(snapshot, schema, None), layout)
-    wanted = dict(zip(expected.keys, encode_values(layout, expected.rows, 0)))
+    wanted = dict(zip(expected.keys.tolist(),
+                      encode_values(layout, expected.in_key_order(), 0)))
     found = dict(zip(keys, values))
     missing = [k for k in wanted if k not in found]
     extra = [k for k in found if k not in wanted]

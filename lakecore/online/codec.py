@@ -4,6 +4,8 @@ status codes, and the latest row per key of a write, in key order."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
@@ -15,25 +17,66 @@ from lakecore.base.arrow import (
     binary_buffers,
     fixed_width_values,
     single_array,
-    take_rows,
     validity_mask,
 )
 from lakecore.base.keys import key_codes
-from lakecore.base.threads import threads_for
+from lakecore.base.threads import get_num_threads, one_ahead, threads_for
 from lakecore.errors import IntegrityError, LakeError, SchemaError, ValidationError
 from lakecore.online.layout import Layout, codec_type
 
 
-def encode_keys(table: pa.Table, layout: Layout) -> list[bytes]:
-    """The LMDB keys of ``table``'s primary key columns (of the schema's types, no nulls)."""
+def _key_columns(table: pa.Table, layout: Layout) -> list[tuple]:
     columns = []
     for name in layout.primary_key:
         array = single_array(table.column(name))
         buffers = array.buffers()
         columns.append((buffers[0], buffers[-1], buffers[1] if len(buffers) == 3 else None,
                         array.offset))
+    return columns
+
+
+def encode_keys(table: pa.Table, layout: Layout) -> list[bytes]:
+    """The LMDB keys of ``table``'s primary key columns (of the schema's types, no nulls)."""
     try:
-        return keycodec.encode_keys(layout.codec, columns, table.num_rows)
+        return keycodec.encode_keys(layout.codec, _key_columns(table, layout), table.num_rows)
+    except KeyRefused as refused:
+        raise key_error(layout, refused, "keys", ValidationError) from None
+
+
+@dataclass(frozen=True)
+class PackedKeys:
+    """LMDB keys back to back in one buffer: key i is ``data[offsets[i]:offsets[i + 1]]``
+    (``offsets`` may be a slice of a longer array: they index ``data`` as they are)."""
+    data: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def chunk(self, start: int, stop: int) -> PackedKeys:
+        """Keys ``start`` to ``stop`` (no copy)."""
+        stop = min(stop, len(self))
+        return PackedKeys(self.data, self.offsets[start:stop + 1])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.offsets[-1] - self.offsets[0])
+
+    def tolist(self) -> list[bytes]:
+        return keycodec.split_keys(self.data, np.ascontiguousarray(self.offsets))
+
+    @classmethod
+    def of(cls, keys: list[bytes]) -> PackedKeys:
+        offsets = np.zeros(len(keys) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, keys), np.int64, len(keys)), out=offsets[1:])
+        return cls(np.frombuffer(b"".join(keys) or b"\0", np.uint8), offsets)
+
+
+def encode_keys_packed(table: pa.Table, layout: Layout) -> PackedKeys:
+    """``encode_keys``' keys in one buffer, without a Python object per key."""
+    try:
+        return PackedKeys(*keycodec.encode_keys_packed(layout.codec, _key_columns(table, layout),
+                                                       table.num_rows))
     except KeyRefused as refused:
         raise key_error(layout, refused, "keys", ValidationError) from None
 
@@ -98,8 +141,8 @@ def _column_arrays(array: pa.Array, kind: int, width: int) -> list[np.ndarray]:
             *_leaf_arrays(elements, kind - Kind.LIST_FIXED, width)]
 
 
-def encode_values(layout: Layout, rows: pa.Table, version: int,
-                  num_threads: int | None = None) -> list[bytes]:
+def _codec_inputs(layout: Layout, rows: pa.Table) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """The event times and the feature columns' arrays, as the value codec takes them."""
     rows = layout.codec_rows(rows)
     if layout.event_time:
         times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
@@ -110,19 +153,65 @@ def encode_values(layout: Layout, rows: pa.Table, version: int,
     for f in layout.features:
         kind, width, _ = codec_type(f.type, f.name)
         columns.append(_column_arrays(single_array(rows.column(f.name)), kind, width))
-    return valuecodec.encode_values(layout.codec, np.ascontiguousarray(times), version, columns,
-                                  num_threads or threads_for(rows.num_rows))
+    return np.ascontiguousarray(times), columns
 
 
-_CHUNK = 1 << 18
+def encode_values(layout: Layout, rows: pa.Table, version: int,
+                  num_threads: int | None = None) -> list[bytes]:
+    times, columns = _codec_inputs(layout, rows)
+    return valuecodec.encode_values(layout.codec, times, version, columns,
+                                    num_threads or threads_for(rows.num_rows))
 
 
-def encoded_chunks(layout: Layout, rows: pa.Table, keys: list[bytes], commit: int):
-    """``(keys, values)`` in chunks of ``_CHUNK`` rows, so that a big write never holds every
-    encoded value at once. (Encoding on a helper thread while py-lmdb writes the previous
-    chunk was measured: no faster, as both need the GIL for most of their work.)"""
-    for start in range(0, max(rows.num_rows, 1), _CHUNK):
-        yield keys[start:start + _CHUNK], encode_values(layout, rows.slice(start, _CHUNK), commit)
+def encode_packed(layout: Layout, rows: pa.Table, version: int,
+                  num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``encode_values``' values back to back in one buffer (from Arrow's pool): ``(data,
+    offsets)``, value i being ``data[offsets[i]:offsets[i + 1]]``."""
+    times, columns = _codec_inputs(layout, rows)
+    return valuecodec.encode_packed(layout.codec, times, version, columns, _arena,
+                                    num_threads or threads_for(rows.num_rows))
+
+
+_CHUNK = 1 << 16
+
+
+def rows_of_chunk(rows: pa.Table, order: np.ndarray | None, start: int) -> pa.Table:
+    """Rows ``start`` to ``start + _CHUNK`` in key order: those of ``order`` (row numbers of
+    ``rows``), or of ``rows`` itself (``order`` None). Gathered chunk by chunk, so that a big
+    write never holds a sorted copy of every row, and the chunk's memory is reused (from
+    Arrow's pool, still in cache) by the next."""
+    if order is None:
+        return rows.slice(start, _CHUNK)
+    return rows.take(pa.array(order[start:start + _CHUNK]))
+
+
+def encoded_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: PackedKeys,
+                   commit: int):
+    """``(keys, values)`` of the rows ``order`` (``rows_of_chunk``) in chunks of ``_CHUNK``
+    rows, as lists of bytes, so that a big write never holds every encoded value at once."""
+    for start in range(0, len(keys), _CHUNK):
+        yield (keys.chunk(start, start + _CHUNK).tolist(),
+               encode_values(layout, rows_of_chunk(rows, order, start), commit))
+
+
+def packed_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: PackedKeys,
+                  commit: int):
+    """``encoded_chunks`` with each chunk's values packed (``encode_packed``): ``(keys, data,
+    offsets)``. With two threads or more and more than one chunk, each next chunk is gathered
+    and encoded on a helper thread (using the other threads) while the caller writes the
+    current one: a pipeline, as gathering, encoding and LMDB's native puts all release the
+    GIL. (With py-lmdb's ``putmulti``, which needs the GIL for every row, it was no faster.)"""
+    threads = get_num_threads()
+    if threads < 2 or len(keys) <= _CHUNK:
+        return _packed_chunks(layout, rows, order, keys, commit, None)
+    return one_ahead(_packed_chunks(layout, rows, order, keys, commit, threads - 1))
+
+
+def _packed_chunks(layout: Layout, rows: pa.Table, order: np.ndarray | None, keys: PackedKeys,
+                   commit: int, num_threads: int | None):
+    for start in range(0, len(keys), _CHUNK):
+        yield (keys.chunk(start, start + _CHUNK),
+               *encode_packed(layout, rows_of_chunk(rows, order, start), commit, num_threads))
 
 
 def _arena(size: int) -> np.ndarray:
@@ -179,13 +268,14 @@ def _as_int64(array: pa.Array) -> np.ndarray:
     return fixed_width_values(array, np.dtype(f"i{width}")).astype(np.int64, copy=False)
 
 
-def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[bytes]]:
+def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[np.ndarray | None, PackedKeys]:
     """The row with the greatest event time of each primary key (rows of one commit have
     unique (key, event time), so there are no ties; without an event time the last row wins),
-    sorted by encoded key so that they can be appended to an empty database, and their keys."""
+    in encoded key order so that they can be appended to an empty database: their row numbers
+    (None: every row, in the order given), and their keys."""
     n = rows.num_rows
     if n == 0:
-        return rows, []
+        return None, PackedKeys.of([])
     if layout.event_time:
         times = fixed_width_values(single_array(rows.column(layout.event_time)).cast(pa.int64()),
                                    np.int64)
@@ -207,11 +297,15 @@ def latest_in_key_order(rows: pa.Table, layout: Layout) -> tuple[pa.Table, list[
     last = np.ones(n, bool)
     last[:-1] = sorted_values[1:] != sorted_values[:-1]
     chosen = order[last]
-    if not integer_key:                         # codes are not in key order: sort the keys
+    key_rows = rows.select(layout.primary_key)
+    if integer_key:
+        keys = encode_keys_packed(key_rows.take(pa.array(chosen)), layout)
+    else:                                       # codes are not in key order: sort the keys
         chosen = np.sort(chosen)
-        keys = encode_keys(rows.select(layout.primary_key).take(pa.array(chosen)), layout)
-        by_key = np.array(sorted(range(len(keys)), key=keys.__getitem__), np.int64)
-        chosen = chosen[by_key]
-    if len(chosen) != n or not np.array_equal(chosen, np.arange(n)):
-        rows = take_rows(rows, chosen, threads_for(len(chosen)))
-    return rows, encode_keys(rows, layout)
+        unsorted = encode_keys(key_rows.take(pa.array(chosen)), layout)
+        by_key = sorted(range(len(unsorted)), key=unsorted.__getitem__)
+        chosen = chosen[np.array(by_key, np.int64)]
+        keys = PackedKeys.of([unsorted[i] for i in by_key])
+    if len(chosen) == n and np.array_equal(chosen, np.arange(n)):
+        return None, keys
+    return chosen, keys

@@ -9,6 +9,11 @@ are not applied). A writable open rolls every group forward from its watermark, 
 between the offline commit and the online write, or a power loss that takes back the last LMDB
 transaction (one fsync per write: see ``environments``), is repaired on the next open.
 
+Rows are put by the native ``lmdbwrite`` kernel from one packed buffer per chunk, inside the
+same py-lmdb write transaction (``native_write`` explains how it is found, and why not a second
+LMDB binding); where that transaction cannot be used safely, by py-lmdb's ``putmulti``, with
+the same result.
+
 LMDB facts this module respects: one environment handle per process and path (shared by every
 Lake), never used across ``fork()`` (the child opens its own); map size grows on
 ``MapFullError``; ``reader_check()`` at open; LMDB's own durability (no ``writemap``).
@@ -23,20 +28,24 @@ from itertools import repeat
 from typing import Any, NamedTuple
 
 import lmdb
+import numpy as np
 import pyarrow as pa
 
-from lakecore._native.rowformat import Kind
 from lakecore._native.valuecodec import newer_rows
+from lakecore.base.arrow import take_rows
 from lakecore.base.files import fsync_path, open_own, remove_tree
 from lakecore.base.refs import group_ref
+from lakecore.base.threads import threads_for
 from lakecore.errors import IntegrityError, LakeError
 from lakecore.online.codec import (
+    PackedKeys,
     decode_batch,
     decode_row,
     encode_key,
     encode_keys,
     encoded_chunks,
     latest_in_key_order,
+    packed_chunks,
 )
 from lakecore.online.environments import (
     WATERMARKS,
@@ -49,6 +58,7 @@ from lakecore.online.environments import (
     handles_version,
 )
 from lakecore.online.layout import NO_TTL, Layout
+from lakecore.online.native_write import RowWriter
 
 # group database name -> the fingerprint of the layout its rows are encoded in;
 # b"#" + fingerprint -> that layout's schema (Arrow IPC). Written with the rows.
@@ -148,12 +158,9 @@ class OnlineStore:
         a commit written in several transactions, all but the last leaving the watermark."""
         if rows is None:
             rows = layout.schema.empty_table()
-        rows, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
+        rows, order, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
         deleted = deleted_keys or []
-        integer_key = all(layout.codec.key_kind(k) != Kind.BYTES
-                          for k in range(len(layout.primary_key)))
-        key_bytes = 8 * len(layout.primary_key) * len(keys) if integer_key else sum(map(len, keys))
-        self._reserve(key_bytes + rows.get_total_buffer_size()
+        self._reserve(keys.nbytes + rows.get_total_buffer_size()
                       + len(keys) * (16 + 4 * len(layout.features)), clear)
 
         def write(env, txn):
@@ -163,20 +170,14 @@ class OnlineStore:
                 txn.drop(db, delete=False)
             for key in deleted:
                 txn.delete(key, db=db)
-            cursor = txn.cursor(db=db)
             bulk = txn.stat(db)["entries"] == 0     # a bulk load: append, pages filled densely
-            get = txn.get
-            for chunk_keys, values in encoded_chunks(layout, rows, keys, commit):
-                if bulk:
-                    added, _ = cursor.putmulti(zip(chunk_keys, values), append=True)
-                    if added != len(chunk_keys):
-                        raise AssertionError("online keys out of order in append mode")
-                    continue
-                replace = newer_rows(values, [get(k, None, db) for k in chunk_keys])
-                if replace.all():
-                    cursor.putmulti(zip(chunk_keys, values))
-                else:
-                    cursor.putmulti((k, v) for k, v, r in zip(chunk_keys, values, replace) if r)
+            writer = RowWriter.of(env, txn, self.db_name(name, version))
+            if writer is not None:                  # rows put natively, in this transaction
+                for chunk_keys, data, offsets in packed_chunks(layout, rows, order, keys,
+                                                               commit):
+                    writer.put(chunk_keys, data, offsets, append=bulk)
+            else:
+                _put_through_py_lmdb(txn, db, layout, rows, order, keys, commit, bulk)
             if watermark:
                 txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True),
                         db=wm)
@@ -309,16 +310,25 @@ class OnlineStore:
 
 
 class OnlineRows(NamedTuple):
-    """Rows ready for the online store: the latest row per key, in key order, and their keys."""
+    """Rows ready for the online store: the latest row per key is row ``order[i]`` of
+    ``rows`` (``order`` None: row i), in key order, with key i of ``keys``. (The rows are
+    gathered in key order chunk by chunk as they are written, not here.)"""
     rows: pa.Table
-    keys: list[bytes]
+    order: np.ndarray | None
+    keys: PackedKeys
+
+    def in_key_order(self) -> pa.Table:
+        """The latest row per key, in key order."""
+        if self.order is None:
+            return self.rows
+        return take_rows(self.rows, self.order, threads_for(len(self.order)))
 
 
 def prepare(rows: pa.Table, layout: Layout) -> OnlineRows:
     """What ``apply`` writes for ``rows``; computed before an offline commit, it refuses
     (``ValidationError``, ``SchemaError``) every key the online store could not hold, so that
     nothing is committed that the online write would then refuse."""
-    return OnlineRows(*latest_in_key_order(rows, layout))
+    return OnlineRows(rows, *latest_in_key_order(rows, layout))
 
 
 class RowReader:
@@ -364,6 +374,26 @@ class RowReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _put_through_py_lmdb(txn: Any, db: Any, layout: Layout, rows: pa.Table,
+                         order: np.ndarray | None, keys: PackedKeys, commit: int,
+                         bulk: bool) -> None:
+    """``apply``'s rows written with py-lmdb's ``putmulti`` (one bytes object per value), when
+    the transaction cannot be used natively (``native_write``)."""
+    cursor = txn.cursor(db=db)
+    get = txn.get
+    for chunk_keys, values in encoded_chunks(layout, rows, order, keys, commit):
+        if bulk:
+            added, _ = cursor.putmulti(zip(chunk_keys, values), append=True)
+            if added != len(chunk_keys):
+                raise AssertionError("online keys out of order in append mode")
+            continue
+        replace = newer_rows(values, [get(k, None, db) for k in chunk_keys])
+        if replace.all():
+            cursor.putmulti(zip(chunk_keys, values))
+        else:
+            cursor.putmulti((k, v) for k, v, r in zip(chunk_keys, values, replace) if r)
 
 
 def _record_layout(env: lmdb.Environment, txn: Any, db_name: bytes, layout: Layout) -> None:
