@@ -10,7 +10,7 @@ checks read anything back):
 - **insert** (timed: the call): ``fg.insert(reader)`` of a ``pyarrow.RecordBatchReader`` that generates the rows
   in batches of 1e6 (1e6 keys, random event times over a year), into a new lake;
 - **training data** (timed: the call): ``fv.create_training_data(spine=...)`` for a spine of ``--spine`` rows
-  (the spine given as a Parquet file the child reads);
+  (read from a Parquet file before the clock starts: it is the call's input);
 - **DuckDB by hand** (timed: the ``COPY``): the table's live Parquet files (as lakecore's log lists them), ``ASOF
   LEFT JOIN`` on the key and event time, ``COPY`` to a zstd Parquet file.
 
@@ -69,8 +69,9 @@ elif step == "training":
     import lakecore
     with lakecore.open(lake_path) as lake:
         view = lake.create_feature_view("v", query=lake.feature_group("events").select_all())
+        spine = pq.read_table(os.path.join(work, "spine.parquet"))     # the call's input
         started = time.perf_counter()
-        td = view.create_training_data(spine=pq.read_table(os.path.join(work, "spine.parquet")))
+        td = view.create_training_data(spine=spine)
         result["seconds"] = time.perf_counter() - started
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         table = td.read(with_keys=True)

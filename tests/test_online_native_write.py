@@ -81,6 +81,17 @@ def test_only_a_live_top_level_write_transaction_of_that_environment_is_used(env
         newer_format.close()
 
 
+def test_a_py_lmdb_version_whose_layout_was_not_checked_is_never_read(env, monkeypatch):
+    """Another py-lmdb version: the transaction object's memory is not looked at; the store
+    writes through putmulti, with the same result."""
+    monkeypatch.setattr(lmdb, "__version__", "3.0.1")
+    monkeypatch.setattr(native_write, "_library", None)
+    monkeypatch.setattr(native_write, "_library_missing", False)
+    with env.begin(write=True) as txn:
+        assert transaction_address(env, txn) is None
+    assert native_write._library_missing
+
+
 ROWS = st.dictionaries(st.binary(min_size=1, max_size=6),
                        st.tuples(st.integers(-2, 2), st.integers(0, 2), st.binary(max_size=20)),
                        max_size=30)

@@ -27,7 +27,8 @@ reads it from the ``lmdb.Transaction`` object, whose C layout (py-lmdb 3.0's ``c
 - its flags say a write transaction, and LMDB's ``mdb_txn_id`` of the pointer found equals
   the transaction's own ``id()``.
 
-Anything else (another py-lmdb build or version, its cffi flavour) gives None, and the store
+Only py-lmdb versions whose layout was read and tested (``_LAYOUT_VERSIONS``) are looked
+at at all. Anything else (another py-lmdb build or version, its cffi flavour) gives None, and the store
 writes through ``putmulti`` as before: slower, same result. ``tests/test_online_native_write``
 fails when the installed py-lmdb no longer passes these checks, so that an upgrade that changes
 the layout is noticed (and these notes brought up to date) rather than silently slower.
@@ -52,6 +53,7 @@ from lakecore.online.codec import PackedKeys
 # struct TransObject (py-lmdb 3.0, without HAVE_MEMSINK), in pointer-sized words:
 # PyObject_HEAD (0-1), siblings (2-3), children (4-5), valid (6, an int), weaklist (7),
 # env (8), parent (9), libv (10), txn (11), flags (12, an int), db (13), mutations (14).
+_LAYOUT_VERSIONS = ("3.0.0",)
 _TRANSACTION_SIZE = 120
 _VALID, _ENV, _PARENT, _ENGINE, _TXN, _FLAGS = 6, 8, 9, 10, 11, 12
 _READ_ONLY = 2              # enum trans_flags: TRANS_RDONLY
@@ -63,6 +65,9 @@ class _Library:
     """py-lmdb's LMDB 0.9 functions, found once."""
 
     def __init__(self) -> None:
+        if getattr(lmdb, "__version__", None) not in _LAYOUT_VERSIONS:
+            raise OSError(f"py-lmdb {getattr(lmdb, '__version__', '?')}: its transaction "
+                          f"layout was not checked")
         module = getattr(lmdb, "cpython", None)
         path = getattr(module, "__file__", None)
         if module is None or path is None or lmdb.Transaction is not module.Transaction:
@@ -148,7 +153,8 @@ class RowWriter:
 
 
 _ERRORS = {-30798: lmdb.NotFoundError, -30792: lmdb.MapFullError, -30788: lmdb.TxnFullError,
-           -30787: lmdb.CursorFullError, -30786: lmdb.PageFullError, -30781: lmdb.BadValsizeError, -30782: lmdb.BadTxnError,
+           -30787: lmdb.CursorFullError, -30786: lmdb.PageFullError,
+           -30781: lmdb.BadValsizeError, -30782: lmdb.BadTxnError,
            -30796: lmdb.CorruptedError, -30795: lmdb.PanicError}
 
 
