@@ -14,9 +14,14 @@ import numpy as np
 import pyarrow as pa
 
 import lakecore
+import lakecore.base.spill
+import lakecore.features.group_stream
 
 TS = pa.timestamp("us", "UTC")
 KEYS = 200
+# streamed inserts here cross chunks and spill their key hashes as big ones do
+lakecore.features.group_stream.CHUNK_ROWS = 64
+lakecore.base.spill.DEFAULT_BUDGET_ROWS = 50
 
 
 def ack(**fields) -> None:
@@ -39,8 +44,19 @@ def main(path: str, seed: int) -> None:
     artifact = os.path.join(tempfile.mkdtemp(), "model.bin")
     now = dt.datetime.now(dt.timezone.utc)
     while True:
-        op = rng.choice(["insert", "insert", "upsert", "delete", "compact", "td", "model"])
-        if op in ("insert", "upsert") or not fg.history():
+        op = rng.choice(["insert", "insert", "upsert", "stream", "delete", "compact", "td",
+                         "model"])
+        if op == "stream":              # a RecordBatchReader: a file per chunk, one commit
+            n = int(rng.integers(1, 400))
+            ids, hours = rng.integers(0, KEYS, n), rng.integers(0, 48, n)
+            rows = pa.table({"id": ids,
+                             "ts": pa.array([now - dt.timedelta(hours=int(h)) for h in hours],
+                                            TS),
+                             "v": rng.random(n), "tag": [f"s{i}" for i in rng.integers(0, 9, n)]})
+            commit = fg.insert(pa.RecordBatchReader.from_batches(
+                rows.schema, rows.to_batches(max_chunksize=30)))
+            ack(op="commit", version=commit.version, hash=commit.hash)
+        elif op in ("insert", "upsert") or not fg.history():
             n = int(rng.integers(1, 300))
             ids = rng.integers(0, KEYS, n)
             hours = rng.integers(0, 48, n) if op == "insert" else np.zeros(n, np.int64)
