@@ -247,9 +247,10 @@ class OfflineTable:
         if not paths:
             return target.empty_table()
         threads = _file_threads(adds)
-        if threads > 1 and len(paths) > 1:
-            with ThreadPoolExecutor(min(threads, len(paths))) as pool:
-                parts = list(pool.map(lambda p: read_parquet(p, target.names), paths))
+        if threads > 1 and len(paths) > 1:     # a file per thread (threads within a file
+            with ThreadPoolExecutor(min(threads, len(paths))) as pool:  # as well: slower)
+                parts = list(pool.map(
+                    lambda p: read_parquet(p, target.names, use_threads=False), paths))
         else:
             parts = [read_parquet(p, target.names) for p in paths]
         return pa.concat_tables([fit(part, target) for part in parts])
