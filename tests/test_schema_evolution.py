@@ -228,13 +228,13 @@ def test_a_writer_killed_before_the_online_rewrite_leaves_rows_that_read_right(l
     from lakecore.online.store import OnlineStore
 
     fg = online_group(lake)
-    real = OnlineStore.apply
+    real = OnlineStore.apply_parts
 
     def killed(self, *args, **kwargs):
         if kwargs.get("clear"):
             raise KeyboardInterrupt("killed")       # after the offline commit
         return real(self, *args, **kwargs)
-    monkeypatch.setattr(OnlineStore, "apply", killed)
+    monkeypatch.setattr(OnlineStore, "apply_parts", killed)
     with pytest.raises(KeyboardInterrupt):
         fg.add_columns([pa.field("w", pa.float64())])
     monkeypatch.undo()

@@ -305,3 +305,31 @@ def test_spill_folders_of_killed_writers_are_vacuumed(tmp_path):
     assert not os.path.exists(left)
     assert result.files_deleted >= 1
     lake.close()
+
+
+def test_a_streams_online_write_is_one_transaction(tmp_path, tiny, monkeypatch):
+    """The online store takes a streamed commit a file at a time but in one transaction: a
+    writer killed after the first file leaves the online rows as they were, and the next
+    open brings them up to the commit."""
+    from lakecore.online.store import OnlineStore
+    lake, fg = make_group(tmp_path, "lake")
+    fg.insert(rows_table([(i, "a", 1, float(i)) for i in range(10)]))
+    keys = {"id": list(range(10)), "name": ["a"] * 10}
+    before = fg.online_read(keys)
+    real = OnlineStore.apply_parts
+
+    def killed_after_one_file(self, name, version, layout, parts, commit, size, clear=False):
+        def first_only():
+            yield next(iter(parts()))
+            raise KeyboardInterrupt("killed")
+        return real(self, name, version, layout, first_only, commit, size, clear)
+    monkeypatch.setattr(OnlineStore, "apply_parts", killed_after_one_file)
+    with pytest.raises(KeyboardInterrupt):
+        fg.insert(reader(rows_table([(i, "a", 2, 100.0 + i) for i in range(10)])))
+    monkeypatch.undo()
+    with lakecore.open(lake.path, readonly=True) as reading:
+        assert reading.feature_group("g").online_read(keys).equals(before)
+    lake.close()
+    with lakecore.open(lake.path) as again:
+        fg = again.feature_group("g")
+        assert fg.online_read(keys).column("x").to_pylist() == [100.0 + i for i in range(10)]

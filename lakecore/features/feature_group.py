@@ -180,9 +180,7 @@ class FeatureGroup(SchemaEvolution, OnlineServing, StreamInserts):
             current = table.online_version == snapshot.version - 1
             if change.operation in SCHEMA_CHANGES:
                 # every row again, under the new layout, in one transaction with its record
-                self._ctx.online_store.apply(self.name, self.version, self._layout(schema),
-                                             table.read(snapshot, schema, None),
-                                             snapshot.version, clear=True)
+                self._rebuild_online(snapshot, schema)
                 table.online_version = snapshot.version
                 self._online_layout = None
             elif not change.data_change:

@@ -43,7 +43,6 @@ class OnlineServing:
             table.online_version = snapshot.version
             return
         schema = self._schema(snapshot)
-        layout = self._layout(schema)
         missing = {v: commit_info(table.log.read_commit(v)[0])
                    for v in range(max(watermark, -1) + 1, snapshot.version + 1)}
         operations = {(info.get("lakecore") or {}).get("operation") for info in missing.values()}
@@ -52,22 +51,30 @@ class OnlineServing:
                 if (info.get("lakecore") or {}).get("operation") == "insert":
                     self._apply_online_files(table.paths_added_by(version), schema, version)
         else:
-            store.apply(self.name, self.version, layout, table.read(snapshot, schema, None),
-                        snapshot.version, clear=True)
+            self._rebuild_online(snapshot, schema)
         table.online_version = snapshot.version
 
-    def _apply_online_files(self, paths: list[str], schema: pa.Schema, version: int) -> None:
-        """Write the rows of one commit's data files (``paths``, relative to the table) to
-        the online store a file at a time: memory follows one file. The last file's
-        transaction moves the watermark, so a crash in between leaves the commit to be
-        applied again on open (``_sync_online``; applying a row twice changes nothing)."""
-        layout = self._layout(schema)
-        if not paths:
-            self._ctx.online_store.apply(self.name, self.version, layout, None, version)
-        for i, path in enumerate(paths):
-            rows = fit(read_parquet(os.path.join(self._table.location, path)), schema)
-            self._ctx.online_store.apply(self.name, self.version, layout, rows, version,
-                                         watermark=i == len(paths) - 1)
+    def _apply_online_files(self, paths: list[str], schema: pa.Schema, version: int,
+                            clear: bool = False) -> None:
+        """Write the rows of data files ``paths`` (relative to the table; of commit
+        ``version``) to the online store a file at a time, in one transaction: memory follows
+        one file, and readers see the whole commit or none of it. ``clear``: replace every
+        row the group had (a rebuild)."""
+        location = self._table.location
+        files = [os.path.join(location, p) for p in paths]
+
+        def parts():
+            for path in files:
+                yield fit(read_parquet(path), schema)
+
+        size = 4 * sum(os.lstat(f).st_size for f in files)     # decoded: a few times more
+        self._ctx.online_store.apply_parts(self.name, self.version, self._layout(schema), parts,
+                                           version, size, clear=clear)
+
+    def _rebuild_online(self, snapshot, schema: pa.Schema) -> None:
+        """Every row of the offline table at ``snapshot`` into the online store, replacing
+        what the group had (one transaction, a file at a time)."""
+        self._apply_online_files(list(snapshot.files), schema, snapshot.version, clear=True)
 
     def rebuild_online(self) -> None:
         """Rebuild this group's online data from its offline table (for example after the
@@ -92,9 +99,7 @@ class OnlineServing:
             schema = self._schema(snapshot)
             if schema is None or snapshot.version < 0:
                 return
-            self._ctx.online_store.apply(
-                self.name, self.version, self._layout(schema),
-                self._table.read(snapshot, schema, None), snapshot.version, clear=True)
+            self._rebuild_online(snapshot, schema)
 
     def online_read(self, keys: Any) -> pa.Table:
         """The latest row (greatest event time) of each requested key, in request order: the

@@ -25,6 +25,7 @@ import contextlib
 import os
 import time
 from itertools import repeat
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import lmdb
@@ -151,38 +152,55 @@ class OnlineStore:
 
     def apply(self, name: str, version: int, layout: Layout, rows: pa.Table | OnlineRows | None,
               commit: int, deleted_keys: list[bytes] | None = None,
-              clear: bool = False, watermark: bool = True) -> None:
+              clear: bool = False) -> None:
         """Write the latest row per key of ``rows`` (from offline commit ``commit``; or
         ``prepare``'s result), remove ``deleted_keys`` (encoded), and move the
-        group's watermark to ``commit``: one transaction. ``watermark=False``: one part of
-        a commit written in several transactions, all but the last leaving the watermark."""
+        group's watermark to ``commit``: one transaction."""
         if rows is None:
             rows = layout.schema.empty_table()
-        rows, order, keys = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
-        deleted = deleted_keys or []
-        self._reserve(keys.nbytes + rows.get_total_buffer_size()
-                      + len(keys) * (16 + 4 * len(layout.features)), clear)
+        prepared = rows if isinstance(rows, OnlineRows) else prepare(rows, layout)
+        self._reserve(prepared.keys.nbytes + prepared.rows.get_total_buffer_size()
+                      + len(prepared.keys) * (16 + 4 * len(layout.features)), clear)
+        self._write(lambda env, txn: self._apply_in(env, txn, name, version, layout,
+                                                    [prepared], commit, deleted_keys, clear))
 
-        def write(env, txn):
-            db = created_db(env, txn, self.db_name(name, version))
-            wm = created_db(env, txn, WATERMARKS)
-            if clear:
-                txn.drop(db, delete=False)
-            for key in deleted:
-                txn.delete(key, db=db)
-            bulk = txn.stat(db)["entries"] == 0     # a bulk load: append, pages filled densely
-            writer = RowWriter.of(env, txn, self.db_name(name, version))
+    def apply_parts(self, name: str, version: int, layout: Layout,
+                    parts: Callable[[], Iterable[pa.Table]], commit: int, size: int,
+                    clear: bool = False) -> None:
+        """``apply`` of rows too many to hold at once: ``parts()`` gives them a table at a
+        time (each read, written and let go before the next), all in one transaction, so
+        readers see all of them or none. ``size``: about how many bytes they take decoded
+        (the map is grown ahead by that). A row replaces the stored one of its key only when
+        it is newer, so a key in several parts ends with its latest row."""
+        self._reserve(size, clear)
+        self._write(lambda env, txn: self._apply_in(
+            env, txn, name, version, layout, (prepare(p, layout) for p in parts()), commit,
+            None, clear))
+
+    def _apply_in(self, env: Any, txn: Any, name: str, version: int, layout: Layout,
+                  parts: Iterable[OnlineRows], commit: int, deleted_keys: list[bytes] | None,
+                  clear: bool) -> None:
+        db_name = self.db_name(name, version)
+        db = created_db(env, txn, db_name)
+        wm = created_db(env, txn, WATERMARKS)
+        if clear:
+            txn.drop(db, delete=False)
+        for key in deleted_keys or []:
+            txn.delete(key, db=db)
+        # a bulk load (an empty database): appended, pages filled densely; only the first
+        # part, whose keys alone are in order
+        bulk = txn.stat(db)["entries"] == 0
+        writer = RowWriter.of(env, txn, db_name)
+        for rows, order, keys in parts:
             if writer is not None:                  # rows put natively, in this transaction
                 for chunk_keys, data, offsets in packed_chunks(layout, rows, order, keys,
                                                                commit):
                     writer.put(chunk_keys, data, offsets, append=bulk)
             else:
                 _put_through_py_lmdb(txn, db, layout, rows, order, keys, commit, bulk)
-            if watermark:
-                txn.put(self.db_name(name, version), commit.to_bytes(8, "little", signed=True),
-                        db=wm)
-            _record_layout(env, txn, self.db_name(name, version), layout)
-        self._write(write)
+            bulk = False
+        txn.put(db_name, commit.to_bytes(8, "little", signed=True), db=wm)
+        _record_layout(env, txn, db_name, layout)
 
     def note_layout(self, name: str, version: int, layout: Layout) -> None:
         """Record that the group's rows are in ``layout`` (before a schema change: a crash
