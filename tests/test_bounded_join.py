@@ -107,3 +107,25 @@ def test_training_data_is_identical_from_both_paths(tmp_path, monkeypatch):
         assert [f.sha256 for f in many._spec.files["all"]] == \
             [f.sha256 for f in one_pass._spec.files["all"]]
         assert one_pass.read().column("spend").null_count < 2000     # rows were matched
+
+
+def test_batches_of_files_hold_every_row_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKECORE_COMPACT_FAN_IN", "0")
+    with lakecore.open(str(tmp_path / "lake")) as lake:
+        fg = lake.create_feature_group("g", primary_key="id", event_time="ts")
+        sizes = [3, 9, 1, 5, 7, 2]
+        start = 0
+        for week, n in enumerate(sizes):
+            fg.insert({"id": list(range(start, start + n)),
+                       "ts": pa.array([day(7 * week)] * n, TS), "v": [float(week)] * n})
+            start += n
+        table, snapshot = fg._table, fg._table.snapshot()
+        schema = fg.schema
+        for max_rows in (1, 4, 10, 100):
+            batches = list(table.read_in_batches(snapshot, schema, ["id", "v"], None, max_rows))
+            assert all(b.num_rows <= max_rows or b.num_rows in sizes for b in batches)
+            together = pa.concat_tables(batches).sort_by("id")
+            assert together.equals(table.read(snapshot, schema, ["id", "v"]).sort_by("id"))
+        within = ("ts", int(day(14).timestamp() * 1e6), int(day(28).timestamp() * 1e6))
+        kept = pa.concat_tables(list(table.read_in_batches(snapshot, schema, ["v"], within, 4)))
+        assert sorted(set(kept.column("v").to_pylist())) == [2.0, 3.0, 4.0]   # files skipped
