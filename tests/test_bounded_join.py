@@ -129,3 +129,28 @@ def test_batches_of_files_hold_every_row_once(tmp_path, monkeypatch):
         within = ("ts", int(day(14).timestamp() * 1e6), int(day(28).timestamp() * 1e6))
         kept = pa.concat_tables(list(table.read_in_batches(snapshot, schema, ["v"], within, 4)))
         assert sorted(set(kept.column("v").to_pylist())) == [2.0, 3.0, 4.0]   # files skipped
+
+
+def test_files_outside_the_spines_keys_are_not_read(tmp_path, monkeypatch):
+    """An integer key: files whose recorded key range misses every spine key are skipped,
+    in one pass and in batches alike, with the same result as reading them."""
+    monkeypatch.setenv("LAKECORE_COMPACT_FAN_IN", "0")     # one file per insert
+    from lakecore.offline import table as offline_table
+    with lakecore.open(str(tmp_path / "lake")) as lake:
+        fg = lake.create_feature_group("f", primary_key="id", event_time="ts")
+        for block in range(6):              # ids 10*block .. 10*block + 9, one file each
+            fg.insert({"id": list(range(10 * block, 10 * block + 10)),
+                       "ts": pa.array([day(1)] * 10, TS), "v": [float(block)] * 10})
+        spine = pa.table({"id": [21, 25, 35, None], "ts": pa.array([day(2)] * 4, TS)})
+        read = []
+        real = offline_table.read_parquet
+        monkeypatch.setattr(offline_table, "read_parquet",
+                            lambda path, *a, **kw: read.append(path) or real(path, *a, **kw))
+        got = fg.select_all().read(spine=spine)
+        assert got.column("v").to_pylist() == [2.0, 2.0, 3.0, None]
+        assert len(read) == 2               # ids 21..35: the files of blocks 2 and 3
+        read.clear()
+        counted, patched = batched(1)
+        with patched:
+            assert fg.select_all().read(spine=spine).equals(got)
+        assert counted.calls == 1 and len(read) == 2

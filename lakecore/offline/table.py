@@ -53,6 +53,10 @@ RANGES_TAG = "lakecore.ranges"
 _MAX_STAT_STRING = 32
 
 
+# (column, lo, hi): rows with lo <= column <= hi (None: unbounded), as recorded ranges hold it
+Window = tuple[str, "int | None", "int | None"]
+
+
 @dataclass
 class Change:
     """What one operation commits: files to add and remove, and its row counts."""
@@ -203,27 +207,30 @@ class OfflineTable:
         return found
 
     def read(self, snapshot: Snapshot, schema: pa.Schema, columns: list[str] | None,
-             within: tuple[str, int | None, int | None] | None = None) -> pa.Table:
+             within: Window | None = None, keys_within: Window | None = None) -> pa.Table:
         """The table's rows (``columns`` only, when given). ``within``: ``(time column, lo,
         hi)`` in microseconds; files whose recorded range of that column lies outside
-        ``[lo, hi]`` are skipped (their rows may still be outside it: filter after)."""
-        return self._read_files(self.files_within(snapshot, within), schema, columns)
+        ``[lo, hi]`` are skipped (their rows may still be outside it: filter after).
+        ``keys_within``: the same for an integer key column."""
+        return self._read_files(self.files_within(snapshot, within, keys_within), schema,
+                                columns)
 
-    def files_within(self, snapshot: Snapshot,
-                     within: tuple[str, int | None, int | None] | None) -> list[dict[str, Any]]:
-        """The ``add`` actions of the live files that may hold rows ``within`` (see ``read``)."""
-        files = list(snapshot.files.values())
-        return files if within is None else [a for a in files if _may_hold(a, *within)]
+    def files_within(self, snapshot: Snapshot, within: Window | None,
+                     keys_within: Window | None = None) -> list[dict[str, Any]]:
+        """The ``add`` actions of the live files that may hold rows ``within`` (and
+        ``keys_within``; see ``read``)."""
+        windows = [w for w in (within, keys_within) if w is not None]
+        return [a for a in snapshot.files.values() if all(_may_hold(a, *w) for w in windows)]
 
     def read_in_batches(self, snapshot: Snapshot, schema: pa.Schema, columns: list[str],
-                        within: tuple[str, int | None, int | None] | None,
-                        max_rows: int) -> Iterator[pa.Table]:
+                        within: Window | None, max_rows: int,
+                        keys_within: Window | None = None) -> Iterator[pa.Table]:
         """``read``'s rows as tables of whole files, each of at most ``max_rows`` rows (or
         one file): memory follows a batch, not the table. The next batch is read while the
         caller works on this one."""
         batches: list[list[dict[str, Any]]] = [[]]
         held = 0
-        for add in self.files_within(snapshot, within):
+        for add in self.files_within(snapshot, within, keys_within):
             rows = file_rows(add) or max_rows
             if batches[-1] and held + rows > max_rows:
                 batches.append([])

@@ -29,7 +29,7 @@ from lakecore.base.times import now_micros, utc_micros
 from lakecore.catalog.specs import FeatureGroupSpec, QueryPart, QuerySpec, SourceCommit
 from lakecore.errors import SchemaError, ValidationError
 from lakecore.offline.compaction import file_rows
-from lakecore.offline.table import OfflineTable, table_schema
+from lakecore.offline.table import OfflineTable, Window, table_schema
 
 # The feature group of a (name, version): its definition and its offline table.
 Resolve = Callable[[str, int], tuple[FeatureGroupSpec, OfflineTable]]
@@ -55,9 +55,9 @@ class _Source:
     snapshot: Any
     schema: pa.Schema
 
-    def read(self, columns: list[str],
-             within: tuple[str, int | None, int | None] | None = None) -> pa.Table:
-        return self.table.read(self.snapshot, self.schema, columns, within)
+    def read(self, columns: list[str], within: Window | None = None,
+             keys_within: Window | None = None) -> pa.Table:
+        return self.table.read(self.snapshot, self.schema, columns, within, keys_within)
 
 
 def _source(resolve: Resolve, part: QueryPart,
@@ -295,13 +295,30 @@ def _right_columns(source: _Source, features: list[str]) -> list[str]:
     return group.primary_key + ([group.event_time] if group.event_time else []) + features
 
 
+def _key_window(left_keys: pa.Table, source: _Source) -> Window | None:
+    """The spine's range of a one-column integer key, as a window on the group's key
+    column: files whose recorded key range lies outside it hold no row a spine row can
+    match (None: not such a key, or no key at all)."""
+    key = source.spec.primary_key
+    if len(key) != 1 or left_keys.num_columns != 1 or \
+            not pa.types.is_integer(left_keys.schema.field(0).type) or \
+            not pa.types.is_integer(source.schema.field(key[0]).type):
+        return None
+    bounds = pc.min_max(left_keys.column(0))
+    if not bounds["min"].is_valid:
+        return None
+    return key[0], bounds["min"].as_py(), bounds["max"].as_py()
+
+
 def _right_rows(source: _Source, features: list[str], spine_times: pa.ChunkedArray | None,
-                now_us: int) -> tuple[pa.Table, np.ndarray, int | None]:
+                now_us: int, keys_within: Window | None = None
+                ) -> tuple[pa.Table, np.ndarray, int | None]:
     """A group's key and feature columns (without rows no spine row can reach), its times as
     int64 microseconds (all 0 without event time), and the ttl the kernel applies (None when
-    the latest rows are joined: rows older than ``now_us - ttl`` are dropped here instead)."""
+    the latest rows are joined: rows older than ``now_us - ttl`` are dropped here instead).
+    Files outside the spine's times (and ``keys_within``) are not read."""
     within, timed = _reach(source, spine_times, now_us)
-    right = source.read(_right_columns(source, features), within)   # skips files outside
+    right = source.read(_right_columns(source, features), within, keys_within)
     return _joinable(source, right, within, timed)
 
 
@@ -333,14 +350,16 @@ def _join_batch(output: pa.Table, spine_columns: list[str], spine_times: pa.Chun
         return output
     on = plans[0][0].on or plans[0][1].spec.primary_key
     names = plans[0][1].spec.primary_key
-    large = [p for p in plans if _held_rows(p[1], spine_times, now_us) > _batch_rows(p[1], p[2])]
+    left_keys = pa.table([output.column(c) for c in on], names=names)
+    large = [p for p in plans if _held_rows(p[1], spine_times, now_us, left_keys)
+             > _batch_rows(p[1], p[2])]
     for plan in large:                  # bigger than the join's memory: files batch by batch
         output = _join_in_batches(output, spine_times, now_us, on, plan)
     plans = [p for p in plans if p not in large]
     if not plans:
         return output
-    rights = [_right_rows(source, features, spine_times, now_us) for _, source, features in plans]
-    left_keys = pa.table([output.column(c) for c in on], names=names)
+    rights = [_right_rows(source, features, spine_times, now_us, _key_window(left_keys, source))
+              for _, source, features in plans]
     right_keys = _concat_keys([rows.select(source.spec.primary_key).rename_columns(names)
                                for (rows, _, _), (_, source, _) in zip(rights, plans)])
     if right_keys is None:              # key types differ between the groups: one at a time
@@ -428,10 +447,11 @@ def _batch_rows(source: _Source, features: list[str]) -> int:
     return max(JOIN_MEMORY_BYTES // width, 1)
 
 
-def _held_rows(source: _Source, spine_times, now_us: int) -> int:
+def _held_rows(source: _Source, spine_times, now_us: int, left_keys: pa.Table) -> int:
     """How many rows of the group a join would read (from the files' recorded counts)."""
     within, _ = _reach(source, spine_times, now_us)
-    return sum(file_rows(a) or 0 for a in source.table.files_within(source.snapshot, within))
+    files = source.table.files_within(source.snapshot, within, _key_window(left_keys, source))
+    return sum(file_rows(a) or 0 for a in files)
 
 
 def _join_in_batches(output: pa.Table, spine_times: pa.ChunkedArray | None, now_us: int,
@@ -452,7 +472,7 @@ def _join_in_batches(output: pa.Table, spine_times: pa.ChunkedArray | None, now_
     kept = pa.schema([source.schema.field(c) for c in features]).empty_table()
     for batch in source.table.read_in_batches(
             source.snapshot, source.schema, _right_columns(source, features), within,
-            _batch_rows(source, features)):
+            _batch_rows(source, features), _key_window(left_keys, source)):
         right, times, ttl_us = _joinable(source, batch, within, timed)
         del batch
         if not right.num_rows:
