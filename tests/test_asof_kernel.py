@@ -29,9 +29,10 @@ def sides(draw, float_times: bool):
     return n_codes, draw(side), draw(side)
 
 
-def run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows, dtype):
+def run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows, dtype,
+               pass_rows, code_dtype):
     def arrays(rows):
-        codes = np.array([c for c, _ in rows], dtype=np.int64)
+        codes = np.array([c for c, _ in rows], dtype=code_dtype)
         times = np.array([t for _, t in rows], dtype=dtype)
         codes.setflags(write=False)  # read-only inputs must work
         times.setflags(write=False)
@@ -41,7 +42,7 @@ def run_kernel(n_codes, left, right, direction, tolerance, strict, threads, part
     rc, rt = arrays(right)
     return kernel.asof_indices(
         lc, lt, rc, rt, n_codes, DIRECTIONS[direction], strict, tolerance is not None,
-        0 if tolerance is None else tolerance, threads, partition_rows,
+        0 if tolerance is None else tolerance, threads, partition_rows, pass_rows,
     )
 
 
@@ -56,64 +57,80 @@ common = dict(
     strict=st.booleans(),
     threads=st.sampled_from([1, 2]),
     partition_rows=st.sampled_from([1, 3, 16384]),
+    # small passes: many passes, each scattering a few partitions
+    pass_rows=st.sampled_from([1, 4, 1 << 25]),
+    code_dtype=st.sampled_from([np.int64, np.int32]),
 )
 
 
 @given(data=sides(float_times=False), tolerance=st.one_of(st.none(), st.integers(0, 4),
                                                         st.just(int(INT64.max))), **common)
 @example(data=(1, [(0, INT64.max)], [(0, INT64.min)]), tolerance=int(INT64.max),
-         direction="backward", strict=False, threads=1, partition_rows=16384)
+         direction="backward", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 @example(data=(1, [(0, 3)], [(0, 3), (0, 3), (0, 1)]), tolerance=None,
-         direction="forward", strict=False, threads=1, partition_rows=16384)
+         direction="forward", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 # ties: backward takes the last of equal right times, forward the first, nearest the one of
 # the side it picks (an exact match is the backward one); sorted and unsorted buckets
 @example(data=(1, [(0, 3), (0, 0)], [(0, 3), (0, 1), (0, 3), (0, 1)]), tolerance=None,
-         direction="forward", strict=False, threads=1, partition_rows=16384)
+         direction="forward", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 @example(data=(1, [(0, 3), (0, 0), (0, 2)], [(0, 1), (0, 1), (0, 3), (0, 3)]), tolerance=None,
-         direction="forward", strict=False, threads=1, partition_rows=16384)
+         direction="forward", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 @example(data=(1, [(0, 3), (0, 4)], [(0, 3), (0, 1), (0, 3), (0, 1)]), tolerance=None,
-         direction="backward", strict=False, threads=1, partition_rows=16384)
+         direction="backward", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 @example(data=(2, [(0, 0), (0, 1), (0, 4), (0, 8), (1, 4)],
                [(0, 5), (0, 1), (0, 9), (0, 1), (0, 5), (0, 1), (0, 9), (0, 5), (1, 5), (1, 5)]),
-         tolerance=None, direction="nearest", strict=False, threads=1, partition_rows=16384)
+         tolerance=None, direction="nearest", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 @example(data=(1, [(0, 1), (0, 5)], [(0, 1), (0, 1), (0, 1), (0, 5), (0, 5), (0, 5), (0, 9)]),
-         tolerance=None, direction="nearest", strict=True, threads=1, partition_rows=16384)
+         tolerance=None, direction="nearest", strict=True, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 @example(data=(1, [(0, 4)], [(0, 5), (0, 5), (0, 3), (0, 3)]), tolerance=1,
-         direction="nearest", strict=False, threads=2, partition_rows=1)
-def test_int_times_match_reference(data, tolerance, direction, strict, threads, partition_rows):
+         direction="nearest", strict=False, threads=2, partition_rows=1,
+         pass_rows=1 << 25, code_dtype=np.int64)
+def test_int_times_match_reference(data, tolerance, direction, strict, threads, partition_rows,
+                                   pass_rows, code_dtype):
     n_codes, left, right = data
     got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
-                     np.int64)
+                     np.int64, pass_rows, code_dtype)
     assert got.tolist() == expected(left, right, direction, tolerance, strict)
 
 
 @given(data=sides(float_times=True),
        tolerance=st.one_of(st.none(), st.floats(0, 4), st.just(float("inf"))), **common)
 @example(data=(1, [(0, float("inf"))], [(0, float("inf"))]), tolerance=0.0,
-         direction="nearest", strict=False, threads=1, partition_rows=16384)
-def test_float_times_match_reference(data, tolerance, direction, strict, threads, partition_rows):
+         direction="nearest", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
+def test_float_times_match_reference(data, tolerance, direction, strict, threads, partition_rows,
+                                     pass_rows, code_dtype):
     n_codes, left, right = data
     # The kernel receives NaN times as invalid codes (the Python layer does this).
     left = [(c if t == t else -1, t) for c, t in left]
     right = [(c if t == t else -1, t) for c, t in right]
     got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
-                     np.float64)
+                     np.float64, pass_rows, code_dtype)
     assert got.tolist() == expected(left, right, direction, tolerance, strict)
 
 
 @given(data=sides(float_times=True),
        tolerance=st.one_of(st.none(), st.floats(0, 4), st.just(float("inf"))), **common)
 @example(data=(1, [(0, float("nan")), (0, 1.0)], [(0, 2.0), (0, float("nan")), (0, 1.0)]),
-         tolerance=None, direction="forward", strict=False, threads=1, partition_rows=16384)
+         tolerance=None, direction="forward", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 @example(data=(1, [(0, float("nan"))], [(0, float("nan"))]), tolerance=float("inf"),
-         direction="nearest", strict=False, threads=1, partition_rows=16384)
+         direction="nearest", strict=False, threads=1, partition_rows=16384,
+         pass_rows=1 << 25, code_dtype=np.int64)
 def test_nan_times_with_valid_codes_never_match(data, tolerance, direction, strict, threads,
-                                                 partition_rows):
+                                                 partition_rows, pass_rows, code_dtype):
     """The kernel itself treats NaN times as never matching, on either side (and NaNs on the
     right do not disturb the sort of the other rows)."""
     n_codes, left, right = data
     got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
-                     np.float64)
+                     np.float64, pass_rows, code_dtype)
     assert got.tolist() == expected(left, right, direction, tolerance, strict)
 
 
@@ -141,8 +158,15 @@ def test_large_random_same_for_every_partitioning_and_thread_count(direction):
     lt, rt = rng.integers(0, 10_000, n), rng.integers(0, 10_000, n)
     d = DIRECTIONS[direction]
     base = kernel.asof_indices(lc, lt, rc, rt, k, d, False, True, 50, 1)
-    for threads, rows in [(2, 16384), (1, 64), (2, 1), (2, 1 << 40)]:
-        again = kernel.asof_indices(lc, lt, rc, rt, k, d, False, True, 50, threads, rows)
+    lc32, rc32 = lc.astype(np.int32), rc.astype(np.int32)
+    for threads, rows, pass_rows in [(2, 16384, 1 << 25), (1, 64, 1 << 25), (2, 1, 1 << 25),
+                                     (2, 1 << 40, 1 << 25), (2, 64, 10_000), (1, 16384, 1),
+                                     (2, 1, 1)]:
+        again = kernel.asof_indices(lc, lt, rc, rt, k, d, False, True, 50, threads, rows,
+                                    pass_rows)
+        np.testing.assert_array_equal(base, again)
+        again = kernel.asof_indices(lc32, lt, rc32, rt, k, d, False, True, 50, threads, rows,
+                                    pass_rows)
         np.testing.assert_array_equal(base, again)
     # spot-check against the reference on a sample of left rows
     sample = rng.choice(n, 200, replace=False)
@@ -156,6 +180,25 @@ def test_large_random_same_for_every_partitioning_and_thread_count(direction):
         cand = by_code.get(lc[i], [])
         ref = expected([(0, lt[i])], [(0, rt[j]) for j in cand], direction, 50, False)[0]
         assert base[i] == (-1 if ref == -1 else cand[ref])
+
+
+def test_output_is_int32_below_2_31_right_rows():
+    codes, times = np.array([0, 0]), np.array([1, 2])
+    assert kernel.asof_indices(codes, times, codes, times, 1).dtype == np.int32
+    codes32 = codes.astype(np.int32)
+    assert kernel.asof_indices(codes32, times, codes32, times, 1).tolist() == [0, 1]
+
+
+def test_codes_beyond_n_codes_never_match():
+    """Codes at or above ``n_codes`` (which the Python layer never passes) are skipped like
+    negative ones, also in the last partition, whatever the code width."""
+    for dtype in (np.int32, np.int64):
+        lc = np.array([0, 1, 2, 3, -1], dtype)
+        rc = np.array([0, 1, 2, 3, 1], dtype)
+        times = np.arange(5)
+        for rows in (1, 16384):
+            got = kernel.asof_indices(lc, times, rc, times, 2, 0, False, False, 0, 1, rows, 1)
+            assert got.tolist() == [0, 1, -1, -1, -1]
 
 
 def test_empty_sides_and_no_codes():

@@ -21,6 +21,9 @@ template <typename T> static inline void sort_timed_rows(TimedRow<T> *first, Tim
     std::sort(first, last, [](const TimedRow<T> &a, const TimedRow<T> &b) { return a.t < b.t; });
 }
 
+/* Index of the lowest set bit of a non-zero word. */
+static inline int lowest_bit(uint64_t x) { return __builtin_ctzll(x); }
+
 /* 64-bit finalizer (splitmix64): a cheap, well-mixed hash for integer keys. */
 static inline uint64_t mix64(uint64_t x) {
     x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;

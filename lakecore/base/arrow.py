@@ -141,7 +141,8 @@ def take_rows(table: pa.Table, indices: pa.Array | np.ndarray, threads: int) -> 
 
 
 def indices_array(indices: np.ndarray) -> pa.Array:
-    """An Arrow int64 array of row indices where negative entries become nulls (for ``take``).
+    """An Arrow array of row indices (int32 or int64, as given) where negative entries become
+    nulls (for ``take``).
 
     Takes ownership of ``indices``: the negative entries are overwritten with 0.
     """
@@ -152,5 +153,6 @@ def indices_array(indices: np.ndarray) -> pa.Array:
     bitmap = np.packbits(~missing, bitorder="little")
     indices[missing] = 0
     return pa.Array.from_buffers(
-        pa.int64(), len(indices), [pa.py_buffer(bitmap), pa.py_buffer(indices)], null_count=n_missing
+        pa.from_numpy_dtype(indices.dtype), len(indices),
+        [pa.py_buffer(bitmap), pa.py_buffer(indices)], null_count=n_missing,
     )
