@@ -30,20 +30,23 @@ def sides(draw, float_times: bool):
 
 
 def run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows, dtype,
-               pass_rows, code_dtype):
-    def arrays(rows):
+               pass_rows, code_dtype, overwrite):
+    def arrays(rows, writable=False):
         codes = np.array([c for c, _ in rows], dtype=code_dtype)
         times = np.array([t for _, t in rows], dtype=dtype)
-        codes.setflags(write=False)  # read-only inputs must work
+        codes.setflags(write=writable)  # read-only inputs must work
         times.setflags(write=False)
         return codes, times
 
-    lc, lt = arrays(left)
+    lc, lt = arrays(left, writable=overwrite)
     rc, rt = arrays(right)
-    return kernel.asof_indices(
+    got = kernel.asof_indices(
         lc, lt, rc, rt, n_codes, DIRECTIONS[direction], strict, tolerance is not None,
-        0 if tolerance is None else tolerance, threads, partition_rows, pass_rows,
+        0 if tolerance is None else tolerance, threads, partition_rows, pass_rows, overwrite,
     )
+    # the left codes' array is the result when overwritten (and left alone otherwise)
+    assert (got is lc) == (overwrite and len(lc) > 0)
+    return got
 
 
 def expected(left, right, direction, tolerance, strict):
@@ -60,6 +63,7 @@ common = dict(
     # small passes: many passes, each scattering a few partitions
     pass_rows=st.sampled_from([1, 4, 1 << 25]),
     code_dtype=st.sampled_from([np.int64, np.int32]),
+    overwrite=st.booleans(),
 )
 
 
@@ -67,36 +71,44 @@ common = dict(
                                                         st.just(int(INT64.max))), **common)
 @example(data=(1, [(0, INT64.max)], [(0, INT64.min)]), tolerance=int(INT64.max),
          direction="backward", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 @example(data=(1, [(0, 3)], [(0, 3), (0, 3), (0, 1)]), tolerance=None,
          direction="forward", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 # ties: backward takes the last of equal right times, forward the first, nearest the one of
 # the side it picks (an exact match is the backward one); sorted and unsorted buckets
 @example(data=(1, [(0, 3), (0, 0)], [(0, 3), (0, 1), (0, 3), (0, 1)]), tolerance=None,
          direction="forward", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 @example(data=(1, [(0, 3), (0, 0), (0, 2)], [(0, 1), (0, 1), (0, 3), (0, 3)]), tolerance=None,
          direction="forward", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 @example(data=(1, [(0, 3), (0, 4)], [(0, 3), (0, 1), (0, 3), (0, 1)]), tolerance=None,
          direction="backward", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 @example(data=(2, [(0, 0), (0, 1), (0, 4), (0, 8), (1, 4)],
                [(0, 5), (0, 1), (0, 9), (0, 1), (0, 5), (0, 1), (0, 9), (0, 5), (1, 5), (1, 5)]),
          tolerance=None, direction="nearest", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 @example(data=(1, [(0, 1), (0, 5)], [(0, 1), (0, 1), (0, 1), (0, 5), (0, 5), (0, 5), (0, 9)]),
          tolerance=None, direction="nearest", strict=True, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 @example(data=(1, [(0, 4)], [(0, 5), (0, 5), (0, 3), (0, 3)]), tolerance=1,
          direction="nearest", strict=False, threads=2, partition_rows=1,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 def test_int_times_match_reference(data, tolerance, direction, strict, threads, partition_rows,
-                                   pass_rows, code_dtype):
+                                   pass_rows, code_dtype, overwrite):
     n_codes, left, right = data
     got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
-                     np.int64, pass_rows, code_dtype)
+                     np.int64, pass_rows, code_dtype, overwrite)
     assert got.tolist() == expected(left, right, direction, tolerance, strict)
 
 
@@ -104,15 +116,16 @@ def test_int_times_match_reference(data, tolerance, direction, strict, threads, 
        tolerance=st.one_of(st.none(), st.floats(0, 4), st.just(float("inf"))), **common)
 @example(data=(1, [(0, float("inf"))], [(0, float("inf"))]), tolerance=0.0,
          direction="nearest", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 def test_float_times_match_reference(data, tolerance, direction, strict, threads, partition_rows,
-                                     pass_rows, code_dtype):
+                                     pass_rows, code_dtype, overwrite):
     n_codes, left, right = data
     # The kernel receives NaN times as invalid codes (the Python layer does this).
     left = [(c if t == t else -1, t) for c, t in left]
     right = [(c if t == t else -1, t) for c, t in right]
     got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
-                     np.float64, pass_rows, code_dtype)
+                     np.float64, pass_rows, code_dtype, overwrite)
     assert got.tolist() == expected(left, right, direction, tolerance, strict)
 
 
@@ -120,17 +133,20 @@ def test_float_times_match_reference(data, tolerance, direction, strict, threads
        tolerance=st.one_of(st.none(), st.floats(0, 4), st.just(float("inf"))), **common)
 @example(data=(1, [(0, float("nan")), (0, 1.0)], [(0, 2.0), (0, float("nan")), (0, 1.0)]),
          tolerance=None, direction="forward", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 @example(data=(1, [(0, float("nan"))], [(0, float("nan"))]), tolerance=float("inf"),
          direction="nearest", strict=False, threads=1, partition_rows=16384,
-         pass_rows=1 << 25, code_dtype=np.int64)
+         pass_rows=1 << 25, code_dtype=np.int64,
+         overwrite=False)
 def test_nan_times_with_valid_codes_never_match(data, tolerance, direction, strict, threads,
-                                                 partition_rows, pass_rows, code_dtype):
+                                                 partition_rows, pass_rows, code_dtype,
+                                                 overwrite):
     """The kernel itself treats NaN times as never matching, on either side (and NaNs on the
     right do not disturb the sort of the other rows)."""
     n_codes, left, right = data
     got = run_kernel(n_codes, left, right, direction, tolerance, strict, threads, partition_rows,
-                     np.float64, pass_rows, code_dtype)
+                     np.float64, pass_rows, code_dtype, overwrite)
     assert got.tolist() == expected(left, right, direction, tolerance, strict)
 
 
@@ -160,13 +176,18 @@ def test_large_random_same_for_every_partitioning_and_thread_count(direction):
     base = kernel.asof_indices(lc, lt, rc, rt, k, d, False, True, 50, 1)
     lc32, rc32 = lc.astype(np.int32), rc.astype(np.int32)
     for threads, rows, pass_rows in [(2, 16384, 1 << 25), (1, 64, 1 << 25), (2, 1, 1 << 25),
-                                     (2, 1 << 40, 1 << 25), (2, 64, 10_000), (1, 16384, 1),
-                                     (2, 1, 1)]:
+                                     (2, 1 << 40, 1 << 25), (2, 64, 10_000), (1, 16384, 50_000),
+                                     (2, 1, 50_000)]:
         again = kernel.asof_indices(lc, lt, rc, rt, k, d, False, True, 50, threads, rows,
                                     pass_rows)
         np.testing.assert_array_equal(base, again)
         again = kernel.asof_indices(lc32, lt, rc32, rt, k, d, False, True, 50, threads, rows,
                                     pass_rows)
+        np.testing.assert_array_equal(base, again)
+        codes = lc32.copy()
+        again = kernel.asof_indices(codes, lt, rc32, rt, k, d, False, True, 50, threads, rows,
+                                    pass_rows, True)
+        assert again is codes
         np.testing.assert_array_equal(base, again)
     # spot-check against the reference on a sample of left rows
     sample = rng.choice(n, 200, replace=False)
@@ -187,6 +208,13 @@ def test_output_is_int32_below_2_31_right_rows():
     assert kernel.asof_indices(codes, times, codes, times, 1).dtype == np.int32
     codes32 = codes.astype(np.int32)
     assert kernel.asof_indices(codes32, times, codes32, times, 1).tolist() == [0, 1]
+
+
+def test_overwrite_needs_writable_codes():
+    codes, times = np.array([0, 0]), np.array([1, 2])
+    codes.setflags(write=False)
+    with pytest.raises(ValueError, match="writable"):
+        kernel.asof_indices(codes, times, codes, times, 1, overwrite_left_codes=True)
 
 
 def test_codes_beyond_n_codes_never_match():
@@ -213,3 +241,17 @@ def test_empty_sides_and_no_codes():
 def test_mismatched_lengths_are_rejected():
     with pytest.raises(ValueError):
         kernel.asof_indices(np.array([0]), np.array([1, 2]), np.array([0]), np.array([1]), 1)
+
+
+@given(st.lists(st.integers(-3, 5), max_size=40), st.sampled_from([np.int32, np.int64]),
+       st.sampled_from([1, 2]))
+def test_index_validity_zeroes_negatives_and_marks_them(values, dtype, threads):
+    indices = np.array(values, dtype)
+    bitmap, missing = kernel.index_validity(indices, threads)
+    assert missing == sum(v < 0 for v in values)
+    assert indices.tolist() == [max(v, 0) for v in values]
+    if missing == 0:
+        assert bitmap is None
+    else:
+        bits = np.unpackbits(bitmap, bitorder="little")[:len(values)]
+        assert bits.tolist() == [int(v >= 0) for v in values]

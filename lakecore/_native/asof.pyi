@@ -22,4 +22,8 @@ def asof_indices(
     num_threads: int = 1,
     partition_rows: int = ...,
     pass_rows: int = ...,
+    overwrite_left_codes: bool = False,
 ) -> npt.NDArray[np.int32] | npt.NDArray[np.int64]: ...
+def index_validity(
+    indices: npt.NDArray[np.int32] | npt.NDArray[np.int64], num_threads: int = 1
+) -> tuple[npt.NDArray[np.uint8] | None, int]: ...

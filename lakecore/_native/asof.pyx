@@ -221,12 +221,22 @@ cdef void bucket_by_low_code(
         out[p].row = rows[i].row >> LOW_BITS
 
 
-cdef inline void store_match(void *matched, bint wide, int64_t row, int64_t value) noexcept nogil:
-    """``matched[row] = value`` in the output's width (int64 when ``wide``, else int32)."""
-    if wide:
-        (<int64_t *>matched)[row] = value
+cdef struct Output:
+    void *data
+    bint wide       # int64 entries, else int32
+    # The left codes' own buffer: a match m is stored as -(m + 2) (-1 stays -1), negative like
+    # an invalid code, so that later passes skip the row; one last loop decodes them.
+    bint in_place
+
+
+cdef inline void store_match(const Output *out, int64_t row, int64_t value) noexcept nogil:
+    """``out[row] = value`` in the output's width and encoding."""
+    if out.in_place:
+        value = -value - 2
+    if out.wide:
+        (<int64_t *>out.data)[row] = value
     else:
-        (<int32_t *>matched)[row] = <int32_t>value
+        (<int32_t *>out.data)[row] = <int32_t>value
 
 
 cdef struct Workspace:
@@ -240,7 +250,7 @@ cdef struct Workspace:
 cdef int join_partition(
     const TimedRow[time_t] *right, int64_t n_right,
     const TimedRow[time_t] *left, int64_t n_left,
-    int64_t n_low, Workspace *work, void *matched, bint wide,
+    int64_t n_low, Workspace *work, const Output *matched,
     int direction, bint strict, bint has_tolerance, time_t tolerance,
 ) noexcept nogil:
     """Match every left row of one partition; returns -1 when out of memory.
@@ -276,7 +286,7 @@ cdef int join_partition(
         ends[b] = starts[b] + sort_and_dedupe(buckets + starts[b], starts[b + 1] - starts[b], keep)
     for j in range(n_left):
         low = left[j].row & mask
-        store_match(matched, wide, left[j].row >> LOW_BITS, match_in_bucket(
+        store_match(matched, left[j].row >> LOW_BITS, match_in_bucket(
             buckets + starts[low], ends[low] - starts[low], left[j].t, direction, strict,
             has_tolerance, tolerance))
     return 0
@@ -292,7 +302,7 @@ cdef inline bint is_valid(code_t c, time_t t, int64_t n_codes) noexcept nogil:
 
 cdef void count_slice(
     const code_t *codes, const time_t *times, int64_t lo, int64_t hi, int64_t n_codes,
-    int shift, int64_t *counts, void *matched, bint wide,
+    int shift, int64_t *counts, const Output *matched,
 ) noexcept nogil:
     """Add the valid rows ``[lo, hi)`` of each partition to ``counts``; invalid rows get
     ``matched[row] = -1`` when ``matched`` is given."""
@@ -301,12 +311,12 @@ cdef void count_slice(
         if is_valid(codes[i], times[i], n_codes):
             counts[codes[i] >> shift] += 1
         elif matched != NULL:
-            store_match(matched, wide, i, -1)
+            store_match(matched, i, -1)
 
 
 cdef void count_partitions(
     const code_t[::1] codes, const time_t[::1] times, int64_t n_codes, int shift,
-    int64_t n_parts, int64_t *counts, void *matched, bint wide, int num_threads,
+    int64_t n_parts, int64_t *counts, const Output *matched, int num_threads,
 ) noexcept nogil:
     """``counts[tid * n_parts + p]``: the valid rows of partition ``p`` in thread ``tid``'s slice
     of rows (the slices ``scatter_pass`` uses)."""
@@ -318,7 +328,7 @@ cdef void count_partitions(
     for tid in prange(num_threads, schedule="static", chunksize=1, num_threads=num_threads,
                       use_threads_if=num_threads > 1):
         count_slice(&codes[0], &times[0], tid * slice_len, min((tid + 1) * slice_len, n),
-                    n_codes, shift, counts + tid * n_parts, matched, wide)
+                    n_codes, shift, counts + tid * n_parts, matched)
 
 
 cdef void scatter_slice(
@@ -408,9 +418,14 @@ def asof_indices(
     int num_threads=1,
     int64_t partition_rows=PARTITION_ROWS,
     int64_t pass_rows=PASS_ROWS,
+    bint overwrite_left_codes=False,
 ):
     """Index of the matching right row for every left row (-1: no match), as int32 when the right
     side has fewer than 2**31 rows, else int64.
+
+    With ``overwrite_left_codes`` the left codes' array (which must be writable) is the result
+    when its width can hold the right side's row numbers: no new memory for it, and the codes
+    are lost. Otherwise, or when it cannot, the result is a new array.
 
     Codes (int32 or int64, the same on both sides) must lie in ``[0, n_codes)`` or be negative
     (never matches); NaN times never match. Among right rows with equal code and time, backward
@@ -433,12 +448,25 @@ def asof_indices(
     if not LAKECORE_HAS_OPENMP:
         num_threads = 1
 
-    cdef bint wide = n_right >= (<int64_t>1 << 31)
-    out = empty(n_left, np.int64 if wide else np.int32)
+    cdef Output output
+    output.wide = n_right >= (<int64_t>1 << 31)
+    output.in_place = overwrite_left_codes and n_left > 0 and (
+        code_t is int64_t or not output.wide)
+    if output.in_place:
+        out = left_codes.base
+        if not out.flags.writeable:
+            raise ValueError("overwrite_left_codes needs writable left codes")
+        output.wide = code_t is int64_t
+        output.data = <void *>&left_codes[0]
+    else:
+        out = empty(n_left, np.int64 if output.wide else np.int32)
     if n_left == 0:
         return out
-    cdef uint8_t[::1] out_bytes = out.view(np.uint8)
-    cdef void *matched = &out_bytes[0]
+    cdef uint8_t[::1] out_bytes
+    if not output.in_place:
+        out_bytes = out.view(np.uint8)
+        output.data = &out_bytes[0]
+    cdef const Output *matched = &output
     cdef int shift = partition_shift(n_left + n_right, n_codes, partition_rows)
     cdef int64_t n_parts = max((n_codes + (<int64_t>1 << shift) - 1) >> shift, 1)
     cdef int64_t n_low = <int64_t>1 << shift
@@ -455,9 +483,9 @@ def asof_indices(
     cdef vector[int64_t] bounds
     with nogil:
         count_partitions(right_codes, right_times, n_codes, shift, n_parts, right_counts.data(),
-                         NULL, wide, num_threads)
+                         NULL, num_threads)
         count_partitions(left_codes, left_times, n_codes, shift, n_parts, left_counts.data(),
-                         matched, wide, num_threads)
+                         matched, num_threads)
     for p in range(n_parts):
         for q in range(num_threads):
             right_sizes[p] += right_counts[q * n_parts + p]
@@ -503,7 +531,7 @@ def asof_indices(
                     if join_partition(
                         right_buf + right_starts[q], right_starts[q + 1] - right_starts[q],
                         left_buf + left_starts[q], left_starts[q + 1] - left_starts[q],
-                        n_low, &work[threadid()], matched, wide, direction, strict,
+                        n_low, &work[threadid()], matched, direction, strict,
                         has_tolerance, tolerance,
                     ) != 0:
                         failed = 1
@@ -515,4 +543,57 @@ def asof_indices(
             free(work[j].bounds)
     if failed:
         raise MemoryError()
+    if output.in_place:
+        with nogil:
+            decode_in_place(&output, n_left, num_threads)
     return out
+
+
+cdef void decode_in_place(const Output *out, int64_t n, int num_threads) noexcept nogil:
+    """Undo ``store_match``'s encoding: every entry is then a match or -1."""
+    cdef int64_t i
+    cdef int64_t *wide = <int64_t *>out.data
+    cdef int32_t *narrow = <int32_t *>out.data
+    if out.wide:
+        for i in prange(n, schedule="static", num_threads=num_threads,
+                        use_threads_if=num_threads > 1):
+            wide[i] = -wide[i] - 2
+    else:
+        for i in prange(n, schedule="static", num_threads=num_threads,
+                        use_threads_if=num_threads > 1):
+            narrow[i] = -narrow[i] - 2
+
+
+cdef inline int64_t validity_byte(code_t *indices, int64_t n, int64_t b, uint8_t *bits) noexcept nogil:
+    """Bit j of ``bits[b]``: entry ``8 * b + j`` is not negative; negative entries become 0.
+    Returns how many were negative."""
+    cdef int64_t i, end = min(8 * b + 8, n), missing = 0
+    cdef uint8_t byte = 0
+    for i in range(8 * b, end):
+        if indices[i] >= 0:
+            byte |= <uint8_t>(1 << (i - 8 * b))
+        else:
+            indices[i] = 0
+            missing += 1
+    bits[b] = byte
+    return missing
+
+
+def index_validity(code_t[::1] indices, int num_threads=1):
+    """Ready as-of results for Arrow ``take``: every negative entry becomes 0, in place.
+
+    Returns ``(bitmap, missing)``: how many entries were negative and, when some were, an Arrow
+    validity bitmap (one bit per entry, least significant first, 1 = valid) that marks them, else
+    ``None``. One pass, with no temporary as big as the entries.
+    """
+    cdef int64_t n = indices.shape[0], n_bytes = (n + 7) // 8, b, missing = 0
+    if n == 0:
+        return None, 0
+    num_threads = max(num_threads, 1) if LAKECORE_HAS_OPENMP else 1
+    bitmap = empty(n_bytes, np.uint8)
+    cdef uint8_t[::1] bits = bitmap
+    with nogil:
+        for b in prange(n_bytes, schedule="static", num_threads=num_threads,
+                        use_threads_if=num_threads > 1):
+            missing += validity_byte(&indices[0], n, b, &bits[0])
+    return (bitmap if missing else None), missing

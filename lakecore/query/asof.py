@@ -420,11 +420,13 @@ def asof_join(
         names.append(out_name)
 
     threads = threads_for(left_t.num_rows + right_t.num_rows)
+    # the left codes (ours) become the matches: no new memory for them
     matched = _asof.asof_indices(
         left_codes, times.left, right_codes, times.right, n_codes, _DIRECTIONS[direction],
         not allow_exact_matches, has_tolerance, tolerance_value, threads,
+        overwrite_left_codes=True,
     )
-    # the gather's output can reuse the codes' memory (Arrow's pool keeps it)
+    # the gather's output can reuse the right codes' memory (Arrow's pool keeps it)
     del left_codes, right_codes, times
     gathered = take_rows(right_t.select(extra), indices_array(matched), threads)
     columns = list(left_t.columns) + list(gathered.columns)

@@ -366,7 +366,8 @@ def _match_and_add(output, spine_times, left_codes, right_codes, right_times, n_
     matched = _asof.asof_indices(left_codes, np.ascontiguousarray(left_times, np.int64),
                                  right_codes, np.ascontiguousarray(right_times, np.int64),
                                  n_codes, int(_asof.Direction.BACKWARD), False,
-                                 ttl_us is not None, ttl_us or 0, threads)
+                                 ttl_us is not None, ttl_us or 0, threads,
+                                 overwrite_left_codes=True)
     gathered = take_rows(right.select(features), indices_array(matched), threads)
     prefix = part.prefix or ""
     for column in features:
