@@ -229,6 +229,27 @@ def test_codes_beyond_n_codes_never_match():
             assert got.tolist() == [0, 1, -1, -1, -1]
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_extreme_negative_and_large_codes_never_match_in_long_arrays(dtype):
+    """Codes far outside ``[0, n_codes)`` (the smallest and largest of the type) are skipped by
+    the 64-row range tests too."""
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype)
+    n, k = 1000, 7
+    lc, rc = rng.integers(0, k, n).astype(dtype), rng.integers(0, k, n).astype(dtype)
+    bad = [info.min, info.min + 1, -1, k, info.max]
+    lc[::5] = np.resize(bad, len(lc[::5]))
+    rc[::3] = np.resize(bad, len(rc[::3]))
+    lt, rt = rng.integers(0, 100, n), rng.integers(0, 100, n)
+    ok_l, ok_r = (lc >= 0) & (lc < k), (rc >= 0) & (rc < k)
+    want = kernel.asof_indices(np.where(ok_l, lc, -1).astype(np.int64), lt,
+                               np.where(ok_r, rc, -1).astype(np.int64), rt, k)
+    for rows, pass_rows in [(16384, 1 << 25), (1, 100)]:
+        got = kernel.asof_indices(lc, lt, rc, rt, k, 0, False, False, 0, 2, rows, pass_rows)
+        np.testing.assert_array_equal(got, want)
+    assert (want[~ok_l] == -1).all()
+
+
 def test_empty_sides_and_no_codes():
     e = np.empty(0, np.int64)
     assert kernel.asof_indices(e, e, e, e, 0).tolist() == []

@@ -18,5 +18,6 @@ cdef extern from "support.h" nogil:
         int64_t row
     void sort_timed_rows[T](TimedRow[T] *first, TimedRow[T] *last)
     int lowest_bit(uint64_t x)
+    uint64_t codes_in_range[C](const C *codes, int n, int64_t lo, int64_t hi)
     uint64_t mix64(uint64_t x)
     uint64_t hash_bytes(const unsigned char *p, int64_t n)

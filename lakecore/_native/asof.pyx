@@ -6,15 +6,16 @@ With n left rows, m right rows and k key codes, the join is radix-partitioned so
 step after the first works inside the CPU caches:
 
 1. Count, on both sides, the rows of every partition (the high bits of the key code): O(n + m).
-2. Group consecutive partitions into passes of at most ``pass_rows`` rows. Each pass reads every
-   code again and scatters the rows of its partitions into two buffers laid out by partition
-   (a stable counting sort, branch-free, with at most a few thousand write streams):
-   O(n + m) per pass.
-3. Per partition of the pass, in parallel: bucket each side by the low bits of the code (stable),
-   sort each right bucket by time unless already sorted, keep one entry per run of equal times
-   (the tie's winner: the run's last row for backward, its first for forward; for nearest an
-   entry for its first row followed, when it differs, by one for its last), and binary-search
-   every left row in its key's bucket: O(m log b + n log b) for buckets of b rows.
+2. Group consecutive partitions into passes of at most ``pass_rows`` rows and 4096 partitions.
+   Each pass reads every code again (64 at a time against the pass's range of codes, without a
+   branch) and scatters the rows of its partitions into two buffers laid out by partition (a
+   stable counting sort with at most 4096 write streams): O(n + m) per pass.
+3. Per partition of the pass, in parallel: bucket the right rows by the low bits of the code
+   (stable), sort each bucket by time unless already sorted, keep one entry per run of equal
+   times (the tie's winner: the run's last row for backward, its first for forward; for nearest
+   an entry for its first row followed, when it differs, by one for its last), and
+   binary-search every left row, in row order, in its key's bucket (the partition's buckets are
+   in cache): O(m log b + n log b) for buckets of b rows.
 
 Ties follow pandas ``merge_asof``: of right rows with equal code and time, backward takes the one
 that comes last and forward the one that comes first; nearest takes the last when it picks the
@@ -23,11 +24,11 @@ the forward side. NaN times never match, on either side (they are dropped while 
 
 The left side is never sorted by time and results are written straight to the left row's slot,
 so the output is in left order. Extra memory: the output (4 bytes per left row, 8 when the right
-side has 2**31 rows or more) and 16 bytes per row of the largest pass (0.5 GiB by default) instead
-of per row of both sides. Fresh pages are the dearest part of a big join: the operating system
-zeroes each one on first touch (1 to 3 s per GB on the VM of ``benchmarks/README.md``), while
-reading the codes again costs about 0.05 s per GB; so a few passes over small buffers beat one
-pass over buffers as big as the inputs.
+side has 2**31 rows or more; none when the left codes may be overwritten) and 16 bytes per row of
+the largest pass (256 MiB by default) instead of per row of both sides. Fresh pages are the
+dearest part of a big join: the operating system zeroes each one on first touch (1 to 3 s per
+GB on the VM of ``benchmarks/README.md``), while reading the codes again costs about 0.05 s per
+GB; so a few passes over small buffers beat one pass over buffers as big as the inputs.
 """
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
@@ -43,6 +44,7 @@ from lakecore._native._types cimport (
     LAKECORE_HAS_OPENMP,
     TimedRow,
     code_t,
+    codes_in_range,
     lowest_bit,
     sort_timed_rows,
     time_t,
@@ -66,9 +68,10 @@ cdef enum:
     MAX_PARTITIONS = 4096
     # Between the two passes a row's number carries its low code bits below this many bits.
     LOW_BITS = 24
-    # Rows (of both sides) a pass scatters at most, unless one partition holds more: 512 MiB of
-    # buffers, a sixth of what one pass over 1e8 x 1e8 rows would need.
-    PASS_ROWS = 1 << 25
+    # Rows (of both sides) a pass scatters at most, unless one partition holds more: 256 MiB of
+    # buffers, a twelfth of what one pass over 1e8 x 1e8 rows would need. Another pass costs a
+    # read of the codes (4 or 8 bytes a row), far less than the fresh pages it saves.
+    PASS_ROWS = 1 << 24
 
 
 def has_openmp():
@@ -338,25 +341,28 @@ cdef void scatter_slice(
     """Stable scatter of the valid rows ``[lo, hi)`` of partitions ``[first, first + n_pass)``
     into ``out`` at ``offsets[partition - first]``; a row's number carries its low code bits.
 
-    Most rows belong to other passes: a branch-free loop marks the rows to keep in a 64-row mask
-    (no branch to mispredict per row), and only those are visited, lowest bit first, in order.
+    Most rows belong to other passes: a pass's codes are one range, so 64 rows at a time are
+    tested against it without a branch (four at a time for int32 codes), and only the rows kept
+    are visited, lowest bit first, in order.
     """
     cdef int64_t i, j, end, p, low_mask = (<int64_t>1 << shift) - 1
-    cdef uint64_t keep, q
+    cdef int64_t first_code = first << shift
+    cdef int64_t end_code = min((first + n_pass) << shift, n_codes)
+    cdef uint64_t keep
+    cdef int64_t q
     cdef code_t c
     i = lo
     while i < hi:
         end = min(i + 64, hi)
-        keep = 0
-        for j in range(i, end):
-            c = codes[j]
-            q = <uint64_t>((<int64_t>c >> shift) - first)
-            keep |= <uint64_t>(is_valid(c, times[j], n_codes) & (q < <uint64_t>n_pass)) << (j - i)
+        keep = codes_in_range(codes + i, <int>(end - i), first_code, end_code)
         while keep != 0:
             j = i + lowest_bit(keep)
             keep &= keep - 1
+            if time_t is double:
+                if times[j] != times[j]:    # NaN never matches (not counted either)
+                    continue
             c = codes[j]
-            q = <uint64_t>((<int64_t>c >> shift) - first)
+            q = (<int64_t>c >> shift) - first
             p = offsets[q]
             offsets[q] = p + 1
             out[p].t = times[j]
