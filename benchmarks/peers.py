@@ -143,7 +143,10 @@ def pair_checksum(pairs) -> tuple[int, int]:
 
 
 def big_worker(engine: str, data_dir: str, threads: int, repeat: int) -> dict:
-    """One engine on the files in ``data_dir``: RSS with the inputs loaded, time, peak RSS."""
+    """One engine on the files in ``data_dir``: RSS with the inputs loaded, time, CPU time of
+    the calls (user and system), peak RSS."""
+    import resource
+
     import pyarrow as pa
 
     tables = []
@@ -182,14 +185,18 @@ def big_worker(engine: str, data_dir: str, threads: int, repeat: int) -> dict:
             return con.sql(sql).to_arrow_table()
 
     rss_ready = _peak_rss_bytes()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     seconds, result = _best(run, repeat)
+    after = resource.getrusage(resource.RUSAGE_SELF)
     peak = _peak_rss_bytes()
     if engine == "polars":
         result = result.select("lid", "rid").to_arrow()
     checksum, matched = pair_checksum(result)
     return {"engine": engine, "n": left.num_rows, "threads": threads, "seconds": seconds,
             "input_bytes": input_bytes, "rss_inputs": rss_inputs, "rss_ready": rss_ready,
-            "peak_rss": peak, "checksum": checksum, "matched": matched}
+            "peak_rss": peak, "checksum": checksum, "matched": matched,
+            "cpu_user": after.ru_utime - before.ru_utime,
+            "cpu_sys": after.ru_stime - before.ru_stime}
 
 
 def big(sizes: list[str], threads_list: list[int], repeat: int, engines: list[str],
@@ -200,9 +207,9 @@ def big(sizes: list[str], threads_list: list[int], repeat: int, engines: list[st
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; "
           f"one process per engine, {repeat} call(s)")
     print()
-    print("| rows (left x right, keys) | threads | engine | s | inputs GB | RSS with inputs GB | "
-          "peak RSS GB | peak / inputs | s / lakecore s | checksum |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| rows (left x right, keys) | threads | engine | s | CPU s (user + sys) | inputs GB | "
+          "RSS with inputs GB | peak RSS GB | peak / inputs | s / lakecore s | checksum |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     ok = True
     for size in sizes:
         n = int(float(size))
@@ -236,7 +243,9 @@ def big(sizes: list[str], threads_list: list[int], repeat: int, engines: list[st
                     agree = (r["checksum"], r["matched"]) == (base["checksum"], base["matched"])
                     ok &= agree
                     print(f"| {n:.0e} x {n:.0e}, {max(n // 100, 1):.0e} | {threads} | "
-                          f"{r['engine']} | {r['seconds']:.2f} | {r['input_bytes'] / 1e9:.2f} | "
+                          f"{r['engine']} | {r['seconds']:.2f} | "
+                          f"{r['cpu_user']:.1f} + {r['cpu_sys']:.1f} | "
+                          f"{r['input_bytes'] / 1e9:.2f} | "
                           f"{r['rss_inputs'] / 1e9:.2f} | {r['peak_rss'] / 1e9:.2f} | "
                           f"{r['peak_rss'] / r['input_bytes']:.2f} | "
                           f"{r['seconds'] / base['seconds']:.2f}x | "

@@ -406,7 +406,8 @@ cdef void pass_offsets(
 cdef int partition_shift(int64_t n_rows, int64_t n_codes, int64_t partition_rows) noexcept nogil:
     """Low code bits per partition: about ``partition_rows`` rows each (at most LOW_BITS bits)."""
     cdef int shift = 0
-    while shift < LOW_BITS and (n_rows * (<int64_t>2 << shift)) // max(n_codes, 1) <= partition_rows:
+    while shift < LOW_BITS and (
+            (n_rows * (<int64_t>2 << shift)) // max(n_codes, 1) <= partition_rows):
         shift += 1
     return shift
 
@@ -570,7 +571,9 @@ cdef void decode_in_place(const Output *out, int64_t n, int num_threads) noexcep
             narrow[i] = -narrow[i] - 2
 
 
-cdef inline int64_t validity_byte(code_t *indices, int64_t n, int64_t b, uint8_t *bits) noexcept nogil:
+cdef inline int64_t validity_byte(
+    code_t *indices, int64_t n, int64_t b, uint8_t *bits,
+) noexcept nogil:
     """Bit j of ``bits[b]``: entry ``8 * b + j`` is not negative; negative entries become 0.
     Returns how many were negative."""
     cdef int64_t i, end = min(8 * b + 8, n), missing = 0
