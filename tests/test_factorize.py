@@ -87,3 +87,31 @@ def test_combine_codes(pairs):
     b = np.array([p[1] for p in pairs], np.int64)
     assert kernel.combine_codes(a, b, 4).tolist() == \
         reference.combine_codes(a.tolist(), b.tolist(), 4)
+
+
+@given(st.lists(st.one_of(st.none(), int64s)), st.lists(st.one_of(st.none(), int64s)),
+       st.sampled_from([1, 2]))
+def test_int64_codes_as_int32_are_the_same(left, right, threads):
+    lv, lm = int_side(left)
+    rv, rm = int_side(right)
+    wide = kernel.factorize_int64(lv, lm, rv, rm, threads)
+    narrow = kernel.factorize_int64(lv, lm, rv, rm, threads, np.int32)
+    assert narrow[0].dtype == narrow[1].dtype == np.int32
+    assert (narrow[0].tolist(), narrow[1].tolist(), narrow[2]) == \
+        (wide[0].tolist(), wide[1].tolist(), wide[2])
+
+
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=20))),
+       st.lists(st.one_of(st.none(), st.binary(max_size=20))))
+def test_bytes_codes_as_int32_are_the_same(left, right):
+    wide = kernel.factorize_bytes(*bytes_side(left), *bytes_side(right))
+    narrow = kernel.factorize_bytes(*bytes_side(left), *bytes_side(right), np.int32)
+    assert narrow[0].dtype == narrow[1].dtype == np.int32
+    assert (narrow[0].tolist(), narrow[1].tolist(), narrow[2]) == \
+        (wide[0].tolist(), wide[1].tolist(), wide[2])
+
+
+def test_code_dtype_must_be_int32_or_int64():
+    values = np.arange(3)
+    with pytest.raises(ValueError, match="int32 or int64"):
+        kernel.factorize_int64(values, EMPTY, values, EMPTY, 1, np.int16)

@@ -289,3 +289,16 @@ def test_groups_sharing_a_key_are_joined_together_in_query_order(tmp_path):
         assert got.to_pylist()[0] == {"card": 1, "at": day(1), "merchant": 7, "country": "FR",
                                       "limit": 100.0, "tier": "gold"}
         assert got.to_pylist()[1]["tier"] is None
+
+
+def test_key_codes_as_int32_are_the_same_for_one_and_several_columns():
+    from lakecore.base.keys import key_codes
+
+    left = pa.table({"a": [1, 2, 3, None, 2], "b": ["x", "y", "x", "y", "y"], "c": [1, 1, 2, 2, 1]})
+    right = pa.table({"a": [3, 2, 1, 2], "b": ["x", "y", "z", "y"], "c": [2, 1, 1, 2]})
+    for names in ([], ["a"], ["b"], ["a", "b"], ["a", "b", "c"]):
+        wide = key_codes(left, right, names, names)
+        narrow = key_codes(left, right, names, names, code_dtype=np.int32)
+        assert narrow[0].dtype == narrow[1].dtype == np.int32
+        assert (narrow[0].tolist(), narrow[1].tolist(), narrow[2]) == \
+            (wide[0].tolist(), wide[1].tolist(), wide[2])

@@ -10,9 +10,9 @@ class Direction(IntEnum):
 
 def has_openmp() -> bool: ...
 def asof_indices(
-    left_codes: npt.NDArray[np.int64],
+    left_codes: npt.NDArray[np.int32] | npt.NDArray[np.int64],
     left_times: npt.NDArray[np.int64] | npt.NDArray[np.float64],
-    right_codes: npt.NDArray[np.int64],
+    right_codes: npt.NDArray[np.int32] | npt.NDArray[np.int64],
     right_times: npt.NDArray[np.int64] | npt.NDArray[np.float64],
     n_codes: int,
     direction: int = 0,
@@ -21,4 +21,9 @@ def asof_indices(
     tolerance: float = 0,
     num_threads: int = 1,
     partition_rows: int = ...,
-) -> npt.NDArray[np.int64]: ...
+    pass_rows: int = ...,
+    overwrite_left_codes: bool = False,
+) -> npt.NDArray[np.int32] | npt.NDArray[np.int64]: ...
+def index_validity(
+    indices: npt.NDArray[np.int32] | npt.NDArray[np.int64], num_threads: int = 1
+) -> tuple[npt.NDArray[np.uint8] | None, int]: ...

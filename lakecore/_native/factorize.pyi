@@ -7,7 +7,8 @@ def factorize_int64(
     right: npt.NDArray[np.int64],
     right_valid: npt.NDArray[np.uint8],
     num_threads: int = 1,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]: ...
+    code_dtype: npt.DTypeLike = ...,
+) -> tuple[npt.NDArray[np.int32 | np.int64], npt.NDArray[np.int32 | np.int64], int]: ...
 def factorize_bytes(
     left_offsets: npt.NDArray[np.int64],
     left_data: npt.NDArray[np.uint8],
@@ -15,7 +16,8 @@ def factorize_bytes(
     right_offsets: npt.NDArray[np.int64],
     right_data: npt.NDArray[np.uint8],
     right_valid: npt.NDArray[np.uint8],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]: ...
+    code_dtype: npt.DTypeLike = ...,
+) -> tuple[npt.NDArray[np.int32 | np.int64], npt.NDArray[np.int32 | np.int64], int]: ...
 def combine_codes(
     major: npt.NDArray[np.int64], minor: npt.NDArray[np.int64], n_minor: int
 ) -> npt.NDArray[np.int64]: ...

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <algorithm>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #ifdef _OPENMP
 #define LAKECORE_HAS_OPENMP 1
@@ -20,6 +23,47 @@ template <typename T> struct TimedRow { T t; int64_t row; };
 template <typename T> static inline void sort_timed_rows(TimedRow<T> *first, TimedRow<T> *last) {
     std::sort(first, last, [](const TimedRow<T> &a, const TimedRow<T> &b) { return a.t < b.t; });
 }
+
+/* Index of the lowest set bit of a non-zero word. */
+static inline int lowest_bit(uint64_t x) { return __builtin_ctzll(x); }
+
+/* Bit j of the result: lo <= codes[j] < hi, for the n <= 64 codes from codes[0].
+   0 <= lo <= hi < 2**63 (2**31 for int32 codes), so one unsigned comparison of codes[j] - lo
+   with hi - lo is exact: a negative code wraps to a distance of at least 2**63 (2**31). */
+template <typename C>
+static inline uint64_t codes_in_range(const C *codes, int n, int64_t lo, int64_t hi) {
+    const uint64_t span = (uint64_t)(hi - lo);
+    uint64_t mask = 0;
+    for (int j = 0; j < n; j++)
+        mask |= (uint64_t)((uint64_t)(int64_t)codes[j] - (uint64_t)lo < span) << j;
+    return mask;
+}
+
+#if defined(__SSE2__)
+/* The same for int32 codes, four at a time. */
+template <>
+inline uint64_t codes_in_range<int32_t>(const int32_t *codes, int n, int64_t lo, int64_t hi) {
+    if (n < 64) {
+        const uint32_t span = (uint32_t)(hi - lo);
+        uint64_t mask = 0;
+        for (int j = 0; j < n; j++)
+            mask |= (uint64_t)((uint32_t)codes[j] - (uint32_t)lo < span) << j;
+        return mask;
+    }
+    /* SSE2 compares signed: flip the top bit of both sides to compare unsigned. */
+    const __m128i top = _mm_set1_epi32(INT32_MIN);
+    const __m128i first = _mm_set1_epi32((int32_t)lo);
+    const __m128i span = _mm_set1_epi32((int32_t)((uint32_t)(hi - lo) ^ 0x80000000u));
+    uint64_t mask = 0;
+    for (int j = 0; j < 64; j += 4) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(codes + j));
+        __m128i distance = _mm_xor_si128(_mm_sub_epi32(c, first), top);
+        __m128i inside = _mm_cmplt_epi32(distance, span);
+        mask |= (uint64_t)(unsigned)_mm_movemask_ps(_mm_castsi128_ps(inside)) << j;
+    }
+    return mask;
+}
+#endif
 
 /* 64-bit finalizer (splitmix64): a cheap, well-mixed hash for integer keys. */
 static inline uint64_t mix64(uint64_t x) {

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from lakecore._native import asof as _asof
+from lakecore.base.threads import threads_for
 from lakecore.errors import SchemaError
 
 _EMPTY_MASK = np.empty(0, dtype=np.uint8)
@@ -141,16 +143,15 @@ def take_rows(table: pa.Table, indices: pa.Array | np.ndarray, threads: int) -> 
 
 
 def indices_array(indices: np.ndarray) -> pa.Array:
-    """An Arrow int64 array of row indices where negative entries become nulls (for ``take``).
+    """An Arrow array of row indices (int32 or int64, as given) where negative entries become
+    nulls (for ``take``).
 
     Takes ownership of ``indices``: the negative entries are overwritten with 0.
     """
-    missing = indices < 0
-    n_missing = int(np.count_nonzero(missing))
+    bitmap, n_missing = _asof.index_validity(indices, threads_for(len(indices)))
     if n_missing == 0:
         return pa.array(indices)
-    bitmap = np.packbits(~missing, bitorder="little")
-    indices[missing] = 0
     return pa.Array.from_buffers(
-        pa.int64(), len(indices), [pa.py_buffer(bitmap), pa.py_buffer(indices)], null_count=n_missing
+        pa.from_numpy_dtype(indices.dtype), len(indices),
+        [pa.py_buffer(bitmap), pa.py_buffer(indices)], null_count=n_missing,
     )

@@ -67,38 +67,45 @@ def _as_int64(array: pa.Array, other: pa.DataType, kind: str) -> tuple[np.ndarra
     return fixed_width_values(array, np.int64), validity_mask(array)
 
 
-def _column_codes(left: pa.Array, right: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray, int]:
+def _column_codes(left: pa.Array, right: pa.Array, kind: str,
+                  code_dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray, int]:
     threads = threads_for(len(left) + len(right))
     if kind == "null":
-        return np.full(len(left), -1, np.int64), np.full(len(right), -1, np.int64), 0
+        return np.full(len(left), -1, code_dtype), np.full(len(right), -1, code_dtype), 0
     if kind in ("string", "binary"):
         target = pa.large_string() if kind == "string" else pa.large_binary()
         left = left.cast(target).cast(pa.large_binary())
         right = right.cast(target).cast(pa.large_binary())
         lo, ld = binary_buffers(left)
         ro, rd = binary_buffers(right)
-        return _factorize.factorize_bytes(lo, ld, validity_mask(left), ro, rd, validity_mask(right))
+        return _factorize.factorize_bytes(lo, ld, validity_mask(left), ro, rd, validity_mask(right),
+                                          code_dtype)
     lv, lm = _as_int64(left, right.type, kind)
     rv, rm = _as_int64(right, left.type, kind)
-    return _factorize.factorize_int64(lv, lm, rv, rm, threads)
+    return _factorize.factorize_int64(lv, lm, rv, rm, threads, code_dtype)
 
 
 def key_codes(
     left: pa.Table, right: pa.Table, left_names: list[str], right_names: list[str],
-    left_argument: str = "left", right_argument: str = "right",
+    left_argument: str = "left", right_argument: str = "right", code_dtype: type = np.int64,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Dense codes of the composite keys ``left[left_names]`` and ``right[right_names]``.
 
     Returns ``(left_codes, right_codes, n_codes)``; codes lie in ``[0, n_codes)``, or are -1
-    where any key column is null. Equal keys on either side get equal codes.
+    where any key column is null. Equal keys on either side get equal codes. ``code_dtype``
+    may be ``np.int32`` when the two tables have fewer than 2**31 rows together (half the
+    memory).
     """
     if len(left_names) != len(right_names):
         raise SchemaError("key column lists must have the same length on both sides")
     if not left_names:
         # No key: every row is in the one and only group.
-        return np.zeros(left.num_rows, np.int64), np.zeros(right.num_rows, np.int64), 1
+        return np.zeros(left.num_rows, code_dtype), np.zeros(right.num_rows, code_dtype), 1
     combined: tuple[np.ndarray, np.ndarray, int] | None = None
-    for lname, rname in zip(left_names, right_names):
+    for index, (lname, rname) in enumerate(zip(left_names, right_names)):
+        # codes that are combined with another column's again are int64
+        last = index == len(left_names) - 1
+        step_dtype = code_dtype if last else np.int64
         la = _decoded(single_array(left.column(lname)))
         ra = _decoded(single_array(right.column(rname)))
         lk, rk = _kind(la.type), _kind(ra.type)
@@ -116,7 +123,7 @@ def key_codes(
                 f"string, binary, date, timestamp or boolean column"
             )
         kind = lk if lk != "null" else rk
-        codes = _column_codes(la, ra, kind)
+        codes = _column_codes(la, ra, kind, step_dtype if index == 0 else np.int64)
         if combined is None:
             combined = codes
         else:
@@ -126,7 +133,7 @@ def key_codes(
             pair_r = _factorize.combine_codes(cr, codes[1], max(codes[2], 1))
             combined = _factorize.factorize_int64(
                 pair_l, (pair_l >= 0).view(np.uint8), pair_r, (pair_r >= 0).view(np.uint8),
-                threads_for(len(pair_l) + len(pair_r)),
+                threads_for(len(pair_l) + len(pair_r)), step_dtype,
             )
     assert combined is not None
     return combined

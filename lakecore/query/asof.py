@@ -397,7 +397,10 @@ def asof_join(
     times = _Times(single_array(left_t.column(left_on)), single_array(right_t.column(right_on)),
                    left_on, right_on)
     has_tolerance, tolerance_value = times.tolerance(tolerance)
-    left_codes, right_codes, n_codes = key_codes(left_t, right_t, left_by, right_by)
+    # int32 codes (whenever they fit) halve the biggest temporaries of a large join
+    code_dtype = np.int32 if left_t.num_rows + right_t.num_rows < 2**31 else np.int64
+    left_codes, right_codes, n_codes = key_codes(left_t, right_t, left_by, right_by,
+                                                 code_dtype=code_dtype)
     if times.left_null is not None:
         left_codes[times.left_null] = -1
     if times.right_null is not None:
@@ -417,10 +420,14 @@ def asof_join(
         names.append(out_name)
 
     threads = threads_for(left_t.num_rows + right_t.num_rows)
+    # the left codes (ours) become the matches: no new memory for them
     matched = _asof.asof_indices(
         left_codes, times.left, right_codes, times.right, n_codes, _DIRECTIONS[direction],
         not allow_exact_matches, has_tolerance, tolerance_value, threads,
+        overwrite_left_codes=True,
     )
+    # the gather's output can reuse the right codes' memory (Arrow's pool keeps it)
+    del left_codes, right_codes, times
     gathered = take_rows(right_t.select(extra), indices_array(matched), threads)
     columns = list(left_t.columns) + list(gathered.columns)
     return pa.Table.from_arrays(columns, names=names)

@@ -420,7 +420,8 @@ def _match(output, spine_times, left_codes, right_codes, right_times, n_codes, t
     return _asof.asof_indices(left_codes, np.ascontiguousarray(left_times, np.int64),
                               right_codes, np.ascontiguousarray(right_times, np.int64),
                               n_codes, int(_asof.Direction.BACKWARD), False,
-                              ttl_us is not None, ttl_us or 0, threads_for(n + right_rows))
+                              ttl_us is not None, ttl_us or 0, threads_for(n + right_rows),
+                              overwrite_left_codes=True)     # (a copy made above)
 
 
 def _add(output: pa.Table, gathered: pa.Table, part: QueryPart, features: list[str]
