@@ -43,8 +43,12 @@ def test_number_statistics_match_numpy(values):
     assert len(edges) == 21 and len(counts) == 20 and sum(counts) == len(present)
     assert edges[0] == present[0] and math.isclose(edges[-1], present[-1])
     if present[0] != present[-1]:
-        expected, _ = np.histogram(present, bins=20, range=(present[0], present[-1]))
-        assert counts == expected.tolist()
+        try:
+            expected, _ = np.histogram(present, bins=20, range=(present[0], present[-1]))
+        except ValueError:      # numpy cannot cut so narrow a range (a few subnormals) in 20
+            expected = None
+        if expected is not None:
+            assert counts == expected.tolist()
     assert describe(pa.table({"x": pa.array(values, pa.float64())})) == describe(
         pa.table({"x": pa.array(values, pa.float64())}))        # deterministic
 
