@@ -6,6 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lakecore._native import asof as kernel
+from lakecore._native import validity
 from tests.reference import asof_reference
 
 pytestmark = pytest.mark.native
@@ -268,7 +269,7 @@ def test_mismatched_lengths_are_rejected():
        st.sampled_from([1, 2]))
 def test_index_validity_zeroes_negatives_and_marks_them(values, dtype, threads):
     indices = np.array(values, dtype)
-    bitmap, missing = kernel.index_validity(indices, threads)
+    bitmap, missing = validity.index_validity(indices, threads)
     assert missing == sum(v < 0 for v in values)
     assert indices.tolist() == [max(v, 0) for v in values]
     if missing == 0:

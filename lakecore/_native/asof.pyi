@@ -24,6 +24,3 @@ def asof_indices(
     pass_rows: int = ...,
     overwrite_left_codes: bool = False,
 ) -> npt.NDArray[np.int32] | npt.NDArray[np.int64]: ...
-def index_validity(
-    indices: npt.NDArray[np.int32] | npt.NDArray[np.int64], num_threads: int = 1
-) -> tuple[npt.NDArray[np.uint8] | None, int]: ...

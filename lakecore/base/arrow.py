@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lakecore._native import asof as _asof
+from lakecore._native import validity as _validity
 from lakecore.base.threads import threads_for
 from lakecore.errors import SchemaError
 
@@ -148,7 +148,7 @@ def indices_array(indices: np.ndarray) -> pa.Array:
 
     Takes ownership of ``indices``: the negative entries are overwritten with 0.
     """
-    bitmap, n_missing = _asof.index_validity(indices, threads_for(len(indices)))
+    bitmap, n_missing = _validity.index_validity(indices, threads_for(len(indices)))
     if n_missing == 0:
         return pa.array(indices)
     return pa.Array.from_buffers(
