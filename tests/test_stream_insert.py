@@ -333,3 +333,23 @@ def test_a_streams_online_write_is_one_transaction(tmp_path, tiny, monkeypatch):
     with lakecore.open(lake.path) as again:
         fg = again.feature_group("g")
         assert fg.online_read(keys).column("x").to_pylist() == [100.0 + i for i in range(10)]
+
+
+def test_an_iterator_of_batches_is_streamed(tmp_path, tiny):
+    """A Parquet file's batches (``iter_batches``) and iterators of tables are streams too;
+    an item of another kind or other columns is a SchemaError and nothing is committed."""
+    import pyarrow.parquet as pq
+    lake, fg = make_group(tmp_path, "lake")
+    table = rows_table([(i, "a", i % 3, float(i)) for i in range(30)])
+    pq.write_table(table, str(tmp_path / "rows.parquet"), row_group_size=8)
+    commit = fg.insert(pq.ParquetFile(str(tmp_path / "rows.parquet")).iter_batches(batch_size=4))
+    assert commit.rows_added == 30
+    assert fg.insert(iter([table.slice(0, 5), table.slice(5, 5)])).rows_removed == 10
+    assert fg.insert(iter([])) is None
+    history = fg.history()
+    with pytest.raises(lakecore.SchemaError, match="item 0"):
+        fg.insert(iter([1, 2]))
+    with pytest.raises(lakecore.SchemaError, match="item 1 of the iterator has columns"):
+        fg.insert(iter([table.slice(0, 9), table.drop_columns(["x"]).slice(9, 9)]))
+    assert fg.history() == history
+    lake.close()

@@ -308,8 +308,9 @@ class FeatureGroup(SchemaEvolution, OnlineServing, StreamInserts):
         is checked like any other but makes no commit).
 
         ``data``: a pyarrow Table or RecordBatch, a pandas or polars DataFrame, a dict of
-        columns, or a stream (a ``pyarrow.RecordBatchReader`` or any object with
-        ``__arrow_c_stream__``). A stream is written as it is read, a data file per 1,048,576
+        columns, or a stream (a ``pyarrow.RecordBatchReader``, any object with
+        ``__arrow_c_stream__``, or an iterator of record batches or tables such as
+        ``ParquetFile.iter_batches()``). A stream is written as it is read, a data file per 1,048,576
         rows, with memory that follows one such chunk rather than the stream; it commits once
         at the end, and nothing if any part of it fails.
 

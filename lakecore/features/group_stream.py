@@ -25,10 +25,13 @@ CHUNK_ROWS = ROW_GROUP_ROWS     # a full-size data file per chunk
 
 
 def as_stream(data: Any) -> pa.RecordBatchReader | None:
-    """``data`` as a reader when it is a stream (a RecordBatchReader, or an object with
-    ``__arrow_c_stream__`` that is not a table or data frame already in memory)."""
+    """``data`` as a reader when it is a stream: a RecordBatchReader, an object with
+    ``__arrow_c_stream__`` that is not a table or data frame already in memory, or an
+    iterator of record batches or tables (``pyarrow.parquet.ParquetFile.iter_batches()``)."""
     if isinstance(data, pa.RecordBatchReader):
         return data
+    if isinstance(data, Iterator):
+        return _reader_of_batches(data)
     if isinstance(data, (pa.Table, pa.RecordBatch)) or not hasattr(data, "__arrow_c_stream__"):
         return None
     if type(data).__name__ == "DataFrame":      # pandas, polars: in memory already
@@ -38,6 +41,36 @@ def as_stream(data: Any) -> pa.RecordBatchReader | None:
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise SchemaError(f"data: could not read {type(data).__name__} as an Arrow stream: "
                           f"{exc}") from exc
+
+
+def _reader_of_batches(items: Iterator[Any]) -> pa.RecordBatchReader:
+    """A reader of an iterator of record batches or tables, all of the first one's schema
+    (an empty iterator: a reader of no rows and no columns)."""
+    first = next(items, None)
+    if first is None:
+        return pa.RecordBatchReader.from_batches(pa.schema([]), iter(()))
+
+    def batches_of(item: Any, position: int) -> list[pa.RecordBatch]:
+        if isinstance(item, pa.RecordBatch):
+            return [item]
+        if isinstance(item, pa.Table):
+            return item.to_batches()
+        raise SchemaError(f"data: item {position} of the iterator is a "
+                          f"{type(item).__module__}.{type(item).__name__}; expected "
+                          f"pyarrow record batches or tables")
+
+    head = batches_of(first, 0)             # a wrong first item: refused before any reading
+    schema = first.schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from head
+        for position, item in enumerate(items, 1):
+            for batch in batches_of(item, position):
+                if batch.schema != schema:
+                    raise SchemaError(f"data: item {position} of the iterator has columns "
+                                      f"{batch.schema}, not the first item's {schema}")
+                yield batch
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def chunks_of(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
