@@ -6,7 +6,9 @@ as of the spine row's event time (the row with the same key and the greatest
 ``event_time <= t``, and ``>= t - ttl`` when the group has a ttl), nulls when there is none.
 Without a spine the root group's rows (in ``[start_time, end_time)``, sorted by event time
 and key) are the spine. Each group is read once, only the columns needed, without rows that
-no spine row can match, and joined by the native as-of kernel.
+no spine row can match (files outside the spine's times, or its integer keys, are not read),
+and joined by the native as-of kernel. A group larger than ``JOIN_MEMORY_BYTES`` of decoded
+rows is read and joined a batch of files at a time (``_join_in_batches``): same result.
 """
 
 from __future__ import annotations
