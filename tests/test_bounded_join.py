@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 
 import lakecore
 import lakecore.query.planner as planner
-from tests.test_query import TS, _history_lake, day, histories, latest
+from tests.test_query import (
+    TS,
+    _history_lake,
+    assert_as_the_reference,
+    day,
+    histories,
+    spine_columns,
+)
 
 
 class Counted:
@@ -52,9 +59,7 @@ def test_batched_join_equals_one_pass_and_the_reference(
         tmp_path_factory, a_history, b_history, ttl, spine, with_time, memory):
     with lakecore.open(tmp_path_factory.mktemp("lake")) as lake:
         a, b, models = _history_lake(lake, a_history, b_history, ttl)
-        columns = {"id": [k for k, _ in spine], "extra": list(range(len(spine)))}
-        if with_time:
-            columns["ts"] = pa.array([None if d is None else day(d) for _, d in spine], TS)
+        columns = spine_columns(spine, with_time)
         query = a.select(["v"]).join(b.select(["v"]), prefix="b_")
         one_pass = query.read(spine=pa.table(columns), latest=not with_time)
         counted, patched = batched(memory)
@@ -67,12 +72,7 @@ def test_batched_join_equals_one_pass_and_the_reference(
         if reached and not with_time and len(models["a"]) > rows_per_batch:
             assert counted.calls >= 1           # a's rows (every file in the spine's keys)
         assert got.equals(one_pass)
-        for i, (k, d) in enumerate(spine):
-            if with_time and d is None:
-                continue
-            t = day(d) if with_time else None
-            assert got.column("v")[i].as_py() == latest(models["a"], k, t, None)
-            assert got.column("b_v")[i].as_py() == latest(models["b"], k, t, ttl, now=now)
+        assert_as_the_reference(got, spine, with_time, models, ttl, now)
 
 
 def test_training_data_is_identical_from_both_paths(tmp_path, monkeypatch):

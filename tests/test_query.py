@@ -68,22 +68,34 @@ def test_point_in_time_join_matches_brute_force(tmp_path_factory, a_history, b_h
                                                  spine, with_time):
     with lakecore.open(tmp_path_factory.mktemp("lake")) as lake:
         a, b, models = _history_lake(lake, a_history, b_history, ttl)
-        columns = {"id": [k for k, _ in spine], "extra": list(range(len(spine)))}
-        if with_time:
-            columns["ts"] = pa.array([None if d is None else day(d) for _, d in spine], TS)
+        columns = spine_columns(spine, with_time)
         query = a.select(["v"]).join(b.select(["v"]), prefix="b_")
         now = dt.datetime.now(dt.timezone.utc)
         got = query.read(spine=pa.table(columns), latest=not with_time)
         assert got.column_names == list(columns) + ["v", "b_v"]
         assert got.column("extra").to_pylist() == list(range(len(spine)))   # spine order
-        for i, (k, d) in enumerate(spine):
-            if with_time and d is None:
-                want = (None, None)      # a null time matches nothing
-            else:
-                t = day(d) if with_time else None
-                want = (latest(models["a"], k, t, None),
-                        latest(models["b"], k, t, ttl, now=now))
-            assert (got.column("v")[i].as_py(), got.column("b_v")[i].as_py()) == want
+        assert_as_the_reference(got, spine, with_time, models, ttl, now)
+
+
+def spine_columns(spine: list, with_time: bool) -> dict:
+    """A spine of (key, day or None) pairs, with its row number as "extra"."""
+    columns = {"id": [k for k, _ in spine], "extra": list(range(len(spine)))}
+    if with_time:
+        columns["ts"] = pa.array([None if d is None else day(d) for _, d in spine], TS)
+    return columns
+
+
+def assert_as_the_reference(got: pa.Table, spine: list, with_time: bool, models: dict, ttl,
+                            now: dt.datetime) -> None:
+    """Every row of ``got`` holds ``latest``'s answer for a (no ttl) and b (``ttl``)."""
+    for i, (k, d) in enumerate(spine):
+        if with_time and d is None:
+            want = (None, None)      # a null time matches nothing
+        else:
+            t = day(d) if with_time else None
+            want = (latest(models["a"], k, t, None),
+                    latest(models["b"], k, t, ttl, now=now))
+        assert (got.column("v")[i].as_py(), got.column("b_v")[i].as_py()) == want
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)

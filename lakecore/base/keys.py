@@ -176,7 +176,7 @@ def key_hashes(table: pa.Table, columns: list[str]) -> np.ndarray:
     return hashes
 
 
-def rows_matching_exactly(rows: pa.Table, keys: pa.Table, columns: list[str]) -> np.ndarray:
+def rows_matching_by_hash(rows: pa.Table, keys: pa.Table, columns: list[str]) -> np.ndarray:
     """``rows_matching`` for two tables whose ``columns`` have the same types (rows conformed
     to one schema), without factorizing: rows and keys are paired by equal ``key_hashes``
     and each pair's columns compared. Fast when most rows have one candidate or none."""
@@ -201,3 +201,22 @@ def rows_matching_exactly(rows: pa.Table, keys: pa.Table, columns: list[str]) ->
     found = np.zeros(len(row_hashes), bool)
     found[pair_rows[equal]] = True
     return found
+
+
+def last_of_each_key(keys: pa.Table, columns: list[str]) -> np.ndarray:
+    """A boolean mask of the rows of ``keys`` that are the last of their key (as an upsert
+    keeps them; rows with a null key are all kept)."""
+    codes, _, n = key_codes(keys, keys.slice(0, 0), columns, columns, "data", "data")
+    last = np.zeros(keys.num_rows, bool)
+    last[_dedupe.last_occurrences(codes, n)] = True
+    return last
+
+
+def sharing_a_value(ordered: np.ndarray) -> np.ndarray:
+    """A boolean mask of the entries of sorted ``ordered`` equal to a neighbour: the values
+    that occur more than once."""
+    same = ordered[1:] == ordered[:-1]
+    shared = np.zeros(len(ordered), bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    return shared

@@ -19,6 +19,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from lakecore.base.files import open_own
+from lakecore.base.keys import sharing_a_value
+
 BUCKETS = 64
 _SHIFT = np.uint64(58)                  # the top 6 bits name the bucket
 DEFAULT_BUDGET_ROWS = 1 << 20           # 16 MB of (hash, row) pairs before spilling
@@ -80,7 +83,7 @@ class KeyHashes:
         bounds = np.searchsorted(buckets[order], np.arange(BUCKETS + 1))
         pairs = pairs[order]
         for bucket in np.flatnonzero(np.diff(bounds)):
-            with open(self._bucket_path(int(bucket)), "ab") as f:
+            with open_own(self._bucket_path(int(bucket)), "ab") as f:
                 f.write(memoryview(pairs[bounds[bucket]:bounds[bucket + 1]]).cast("B"))
 
     def _bucket_path(self, bucket: int) -> str:
@@ -96,8 +99,7 @@ class KeyHashes:
             self._sort_buckets()
         if self._spill is None:
             return self._sorted[bucket]
-        path = self._bucket_path(bucket)
-        return np.fromfile(path, _PAIR) if os.path.exists(path) else np.empty(0, _PAIR)
+        return _read_pairs(self._bucket_path(bucket))
 
     def _sort_buckets(self) -> None:
         if self._spill is None:     # in memory: sort everything once, split by bucket
@@ -111,8 +113,10 @@ class KeyHashes:
             self._write_out()
         for bucket in range(BUCKETS):
             path = self._bucket_path(bucket)
-            if os.path.exists(path):
-                _by_hash(np.fromfile(path, _PAIR)).tofile(path)
+            if os.path.lexists(path):
+                pairs = _by_hash(_read_pairs(path))
+                with open_own(path, "rb+") as f:
+                    f.write(memoryview(pairs).cast("B"))
         self._sorted = {-1: np.empty(0, _PAIR)}     # marks the buckets sorted
 
     def repeated(self, batch_rows: int | None = None) -> Iterator[np.ndarray]:
@@ -125,13 +129,9 @@ class KeyHashes:
             pairs = self._bucket(bucket)
             if len(pairs) < 2:
                 continue
-            h = pairs["hash"]
-            same = h[1:] == h[:-1]
-            if not same.any():
+            shared = sharing_a_value(pairs["hash"])
+            if not shared.any():
                 continue
-            shared = np.zeros(len(h), bool)
-            shared[1:] |= same
-            shared[:-1] |= same
             found.append(pairs["row"][shared])
             count += int(shared.sum())
             if count >= limit:
@@ -172,6 +172,16 @@ class KeyHashes:
         if self._spill is not None:
             shutil.rmtree(self._spill, ignore_errors=True)
             self._spill = None
+
+
+def _read_pairs(path: str) -> np.ndarray:
+    """A bucket file's pairs (none when it does not exist; never read through a link; a
+    trailing partial pair is ignored)."""
+    if not os.path.lexists(path):
+        return np.empty(0, _PAIR)
+    with open_own(path) as f:
+        data = f.read()
+    return np.frombuffer(data, _PAIR, len(data) // _PAIR.itemsize).copy()
 
 
 def _by_hash(pairs: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ import os
 import warnings
 
 import msgspec
-import numpy as np
 import pyarrow as pa
 
 from lakecore.base.files import (
@@ -30,6 +29,7 @@ from lakecore.errors import IntegrityError, ValidationError
 from lakecore.features.context import LakeContext
 from lakecore.offline.compaction import file_rows
 from lakecore.offline.evolution import fit
+from lakecore.offline.numbered_rows import NumberedRows
 from lakecore.offline.table import Change, OfflineTable
 from lakecore.quality.expectations import ValidationReport, judge, judge_parts
 from lakecore.quality.expectations import check as check_expectations
@@ -58,24 +58,14 @@ def judge_files(spec: FeatureGroupSpec, table: OfflineTable, change: Change,
     check_expectations(spec.expectations, schema)
     adds = {a["path"]: a for a in change.adds}
     paths = change.row_files or []
-    files = [os.path.join(table.location, p) for p in paths]
+    files = NumberedRows(table.location, paths, [file_rows(adds[p]) or 0 for p in paths],
+                         schema)
 
     def parts():
-        for path in files:
+        for path in files.paths:
             yield fit(read_parquet(path), schema)
 
-    starts = np.cumsum([0] + [file_rows(adds[p]) or 0 for p in paths])
-
-    def fetch(rows: np.ndarray, columns: list[str]) -> pa.Table:
-        owner = np.searchsorted(starts, rows, "right") - 1
-        found = []
-        for index in np.unique(owner):
-            part = fit(read_parquet(files[index], columns), pa.schema(
-                [schema.field(c) for c in columns]))
-            found.append(part.take(pa.array(rows[owner == index] - starts[index])))
-        return pa.concat_tables(found)
-
-    return _act_on(spec, judge_parts(spec.expectations, parts(), fetch, table.location),
+    return _act_on(spec, judge_parts(spec.expectations, parts(), files.fetch, table.location),
                    stacklevel=8)
 
 

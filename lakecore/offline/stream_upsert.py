@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lakecore._native import dedupe
-from lakecore.base.keys import key_codes, key_hashes, rows_matching_exactly
+from lakecore.base.keys import key_hashes, last_of_each_key, rows_matching_by_hash
 from lakecore.base.parquet import read_parquet
 from lakecore.base.spill import KeyHashes
 from lakecore.offline.delta_log import Snapshot
 from lakecore.offline.evolution import fit
+from lakecore.offline.numbered_rows import NumberedRows
 from lakecore.offline.table import (
     Change,
     OfflineTable,
@@ -49,20 +49,22 @@ MATCH_BATCH_ROWS = 1 << 23
 
 
 class _Written:
-    """The files a stream wrote, in stream order, and the first row number of each."""
+    """The files a stream wrote, in stream order, and how many rows each holds."""
 
     def __init__(self) -> None:
-        self.adds: list[dict[str, Any] | None] = []
-        self.starts: list[int] = []
+        self.adds: list[dict[str, Any] | None] = []     # filled in by the writer thread
+        self.counts: list[int] = []
         self.rows = 0
 
-    def append(self, add: dict[str, Any] | None, rows: int) -> None:
-        self.adds.append(add)
-        self.starts.append(self.rows)
+    def append(self, rows: int) -> int:
+        """A slot for the next file, of ``rows`` rows."""
+        self.adds.append(None)
+        self.counts.append(rows)
         self.rows += rows
+        return len(self.adds) - 1
 
-    def file_of(self, rows: np.ndarray) -> np.ndarray:
-        return np.searchsorted(np.asarray(self.starts, np.int64), rows, "right") - 1
+    def numbered(self, table: OfflineTable, schema: pa.Schema) -> NumberedRows:
+        return NumberedRows(table.location, [a["path"] for a in self.adds], self.counts, schema)
 
 
 def plan_stream_upsert(table: OfflineTable, snapshot: Snapshot, chunks: Iterable[pa.Table],
@@ -86,19 +88,21 @@ def plan_stream_upsert(table: OfflineTable, snapshot: Snapshot, chunks: Iterable
             ranges = merge_ranges(ranges, column_ranges(chunk, columns))
             if pending is not None:
                 pending.result()        # one file in flight: memory stays at two chunks
-            written.append(None, chunk.num_rows)
-            slot = len(written.adds) - 1
+            slot = written.append(chunk.num_rows)
             pending = writer.submit(_write_into, table, chunk, version, written, slot)
             del chunk
         if pending is not None:
             pending.result()
         if not written.rows:
             return Change("insert", [], [], 0, 0, None, row_files=[])
-        fetch = _fetcher(table, written, schema)
+        numbered = written.numbered(table, schema)
+
+        def fetch(rows: np.ndarray) -> pa.Table:       # the key columns of stream rows
+            return numbered.fetch(rows, columns)
         losers = _stream_losers(hashes, fetch, columns)
         removes, kept_adds, removed = _replace_stored(table, snapshot, schema, hashes, fetch,
                                                       ranges)
-    adds = _drop_losers(table, written, losers, schema, version)
+    adds = _drop_losers(table, written, numbered, losers, version)
     new_rows = written.rows - len(losers)
     return Change("insert", adds + kept_adds, removes, new_rows, removed, ranges,
                   row_files=[a["path"] for a in adds])
@@ -120,36 +124,12 @@ def merge_ranges(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> dict[str, 
     return merged
 
 
-def _fetcher(table: OfflineTable, written: _Written, schema: pa.Schema
-             ) -> Callable[[np.ndarray], pa.Table]:
-    """``fetch(rows)``: the key columns of stream rows ``rows`` (ascending), in that order,
-    read back from the files written (each file read once per call, key columns only)."""
-    key_schema = pa.schema([schema.field(c) for c in table.key_columns])
-
-    def fetch(rows: np.ndarray) -> pa.Table:
-        files = written.file_of(rows)
-        parts = []
-        for index in np.unique(files):
-            add = written.adds[index]
-            assert add is not None
-            stored = fit(read_parquet(os.path.join(table.location, add["path"]),
-                                      table.key_columns), key_schema)
-            local = rows[files == index] - written.starts[index]
-            parts.append(stored.take(pa.array(local)))
-        return pa.concat_tables(parts) if parts else key_schema.empty_table()
-    return fetch
-
-
 def _stream_losers(hashes: KeyHashes, fetch: Callable[[np.ndarray], pa.Table],
                    columns: list[str]) -> np.ndarray:
     """Row numbers of the stream rows a later row of the same key replaces."""
     losers = []
     for candidates in hashes.repeated():
-        keys = fetch(candidates)
-        codes, _, n = key_codes(keys, keys.slice(0, 0), columns, columns, "data", "data")
-        keep = np.zeros(len(candidates), bool)
-        keep[dedupe.last_occurrences(codes, n)] = True
-        losers.append(candidates[~keep])
+        losers.append(candidates[~last_of_each_key(fetch(candidates), columns)])
     return np.sort(np.concatenate(losers)) if losers else np.empty(0, np.int64)
 
 
@@ -185,7 +165,7 @@ def _replace_stored(table: OfflineTable, snapshot: Snapshot, schema: pa.Schema,
             local = {int(i): stored_rows[owner == i] - starts[i] for i in indices}
             candidates = pa.concat_tables([keys_of(files[i]).take(pa.array(local[i]))
                                            for i in local])
-            matched = rows_matching_exactly(candidates, fetch(stream_rows), columns)
+            matched = rows_matching_by_hash(candidates, fetch(stream_rows), columns)
             done = 0
             for index, rows in local.items():     # (hashes met but keys differ: not matched)
                 hit = rows[matched[done:done + len(rows)]]
@@ -206,23 +186,17 @@ def _replace_stored(table: OfflineTable, snapshot: Snapshot, schema: pa.Schema,
     return removes, kept_adds, sum(int(m.sum()) for m in replaced.values())
 
 
-def _drop_losers(table: OfflineTable, written: _Written, losers: np.ndarray,
-                 schema: pa.Schema, version: int) -> list[dict[str, Any]]:
+def _drop_losers(table: OfflineTable, written: _Written, numbered: NumberedRows,
+                 losers: np.ndarray, version: int) -> list[dict[str, Any]]:
     """The written files' ``add`` actions, each file holding a loser written again without
     it (the first version is deleted at once)."""
-    adds: list[dict[str, Any]] = []
-    files = written.file_of(losers)
-    for index, add in enumerate(written.adds):
-        assert add is not None
-        lost = losers[files == index] - written.starts[index]
-        if not len(lost):
-            adds.append(add)
-            continue
-        path = os.path.join(table.location, add["path"])
-        rows = fit(read_parquet(path), schema)
+    adds: list[dict[str, Any] | None] = list(written.adds)
+    for index, lost in numbered.by_file(losers):
+        path = numbered.paths[index]
+        rows = fit(read_parquet(path), numbered.schema)
         keep = np.ones(rows.num_rows, bool)
         keep[lost] = False
-        if keep.any():
-            adds.append(table.write_file(rows.filter(pa.array(keep)), version))
+        adds[index] = table.write_file(rows.filter(pa.array(keep)), version) \
+            if keep.any() else None
         table.drop_pending(path)
-    return adds
+    return [a for a in adds if a is not None]

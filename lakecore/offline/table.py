@@ -22,11 +22,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakecore._native import dedupe
 from lakecore._version import __version__
 from lakecore.base.files import fsync_path
 from lakecore.base.hashing import digest_bytes, digest_record
-from lakecore.base.keys import key_codes, key_hashes, rows_matching
+from lakecore.base.keys import (
+    key_hashes,
+    last_of_each_key,
+    rows_matching,
+    sharing_a_value,
+)
 from lakecore.base.parquet import ROW_GROUP_ROWS, read_parquet, write_parquet
 from lakecore.base.threads import SMALL_INPUT_BYTES, get_num_threads
 from lakecore.base.times import now_millis, utc_millis
@@ -355,18 +359,12 @@ class OfflineTable:
         (most inserts hold no duplicate)."""
         hashes = key_hashes(table, self.key_columns)
         order = np.argsort(hashes)
-        ordered = hashes[order]
-        same = ordered[1:] == ordered[:-1]
-        if not same.any():
+        shared = sharing_a_value(hashes[order])
+        if not shared.any():
             return table, hashes
-        shared = np.zeros(len(order), bool)
-        shared[1:] |= same
-        shared[:-1] |= same
         candidates = np.sort(order[shared])
         keys = table.select(self.key_columns).take(pa.array(candidates))
-        codes, _, n = key_codes(keys, keys.slice(0, 0), self.key_columns, self.key_columns)
-        losing = np.ones(len(candidates), bool)
-        losing[dedupe.last_occurrences(codes, n)] = False
+        losing = ~last_of_each_key(keys, self.key_columns)
         if not losing.any():
             return table, hashes
         keep = np.ones(table.num_rows, bool)
